@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: MIT
+/*
+ * px_strerror(): one table for patinox's own error codes, the plain
+ * strerror() text for kernel ones, and a few errnos explained in the
+ * context of the part that returned them.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <patinox/error.h>
+
+static const char *const px_own_errors[] = {
+    [PX_ECLOSED - PX_EBASE] = "object closed or shut down",
+    [PX_ECORRUPT - PX_EBASE] = "stored data is corrupt (checksum or format)",
+    [PX_EVERSION - PX_EBASE] = "stored data has a foreign format version",
+    [PX_ENOFEATURE - PX_EBASE] = "the kernel lacks a required feature",
+    [PX_EPROTO - PX_EBASE] = "the peer broke the protocol",
+};
+
+struct px_context_error {
+	enum px_part part;
+	int err;
+	const char *text;
+};
+
+static const struct px_context_error px_context_errors[] = {
+    {PX_PART_RING, EPERM,
+     "io_uring is blocked (EPERM): a seccomp profile (containers block "
+     "io_uring_setup by default) or sysctl kernel.io_uring_disabled; "
+     "run with a profile that allows io_uring_setup, io_uring_enter and "
+     "io_uring_register, or set kernel.io_uring_disabled=0"},
+    {PX_PART_RING, ENOSYS,
+     "io_uring is not available (ENOSYS): the kernel was built without "
+     "CONFIG_IO_URING or is older than 5.1; patinox needs Linux >= 6.1"},
+    {PX_PART_RING, ENOMEM,
+     "cannot allocate the io_uring (ENOMEM): lower the ring size or "
+     "raise RLIMIT_MEMLOCK (ulimit -l) for kernels before 5.12"},
+    {PX_PART_RING, EINVAL,
+     "io_uring rejected the setup parameters (EINVAL): a flag or size "
+     "the kernel does not support"},
+    {PX_PART_REGION, ENOMEM,
+     "no memory for the region (ENOMEM): no hugepages reserved or the "
+     "memory limit was reached; reserve pages with "
+     "sysctl vm.nr_hugepages=N or let the region fall back"},
+    {PX_PART_REGION, EPERM,
+     "the region needs a privilege (EPERM): mlock needs RLIMIT_MEMLOCK "
+     "or CAP_IPC_LOCK"},
+    {PX_PART_MMAP, ENODEV,
+     "the file cannot be mapped (ENODEV): pipes, sockets and some "
+     "/proc files do not support mmap; the pread fallback serves reads"},
+    {PX_PART_MMAP, ERANGE, "access outside the mapping (ERANGE)"},
+    {PX_PART_CACHE, E2BIG,
+     "the item is larger than the cache's item limit or budget (E2BIG)"},
+    {PX_PART_CACHE, ENOMEM,
+     "the cache's memory budget is full and nothing can be evicted "
+     "(ENOMEM)"},
+    {PX_PART_POOL, ETIMEDOUT,
+     "timed out waiting for, creating or recycling a pooled object"},
+    {PX_PART_POOL, EAGAIN,
+     "the pool's waiter queue is full (EAGAIN): back off and retry"},
+};
+
+const char *
+px_strerror(int err)
+{
+	if (err < 0)
+		err = -err;
+	if (err == 0)
+		return "success";
+	if (err >= PX_EBASE && err < PX_EMAX)
+		return px_own_errors[err - PX_EBASE];
+	if (err >= PX_EBASE)
+		return "unknown patinox error";
+	return strerrordesc_np(err) ? strerrordesc_np(err) : "unknown error";
+}
+
+const char *
+px_strerror_in(enum px_part part, int err)
+{
+	size_t i;
+
+	if (err < 0)
+		err = -err;
+	for (i = 0; i < sizeof(px_context_errors) / sizeof(*px_context_errors);
+	     i++) {
+		if (px_context_errors[i].part == part &&
+		    px_context_errors[i].err == err)
+			return px_context_errors[i].text;
+	}
+	return px_strerror(err);
+}
+
+const char *
+px_version(void)
+{
+	return PX_VERSION_STRING;
+}
