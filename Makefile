@@ -110,6 +110,11 @@ UNIT_TESTS := $(UNIT_SRCS:%.c=$(OUT)/%)
 SELF_TESTS := $(SELF_SRCS:%.c=$(OUT)/%)
 HARNESS_BINS := $(HARNESS_SRCS:%.c=$(OUT)/%)
 PROGRAMS := $(APPS) $(BENCHES)
+
+# Per-part fragments: mk/<part>.mk may add libraries (LIB_LDLIBS,
+# EXTRA_LDLIBS_<program>), benchmark runs (BENCH_RUNS) and targets.
+BENCH_RUNS :=
+-include $(sort $(wildcard mk/*.mk))
 TESTS := $(UNIT_TESTS) $(SELF_TESTS) $(HARNESS_BINS)
 
 .PHONY: all lib programs tests
@@ -177,9 +182,6 @@ $(call dir_prog,$(1)): $(patsubst %.c,$(OUT)/%.o,$(wildcard $(1)/*.c)) \
 		$$(EXTRA_LDLIBS_$(notdir $(1)))
 endef
 $(foreach d,$(APP_DIRS) $(BENCH_DIRS),$(eval $(call dir_program,$(d))))
-
-# Extra libraries for single programs: EXTRA_LDLIBS_<name>.
-EXTRA_LDLIBS_cache := -lck
 
 $(OUT)/bench/%: $(OUT)/bench/%.o $(PROG_OBJS) $(STATIC_LIB)
 	$(call msg,LD,$@)
@@ -271,11 +273,13 @@ help:
 	@echo 'make check SANITIZE=thread              the same under TSan'
 	@echo 'make check-style     clang-format check of every source'
 	@echo 'make run             run pxcached in the foreground'
-	@echo 'make bench           run every benchmark'
+	@echo 'make bench           run every benchmark ($(BENCH_RUNS))'
 	@echo 'make install         PREFIX=/usr/local DESTDIR='
 	@echo 'make defconfig | menuconfig | olddefconfig | savedefconfig'
 	@echo 'make <name>_defconfig  apply configs/<name>_defconfig'
 	@echo 'V=1                  show full commands'
 
 -include $(shell find $(OUT) -name '*.d' 2>/dev/null)
--include bench/bench.mk
+# Benchmarks: each fragment adds its run targets to BENCH_RUNS.
+.PHONY: bench
+bench: $(BENCH_RUNS)
