@@ -490,9 +490,14 @@ store_req_locked(struct px_cache *c, struct pxc_req *r, struct pxc_item **out)
 		return 0;
 	}
 	err = store_new(c, r, old, vlen, out);
-	if (!err)
-		sweep(c, CONFIG_PX_CACHE_EXPIRE_SCAN, r->now);
-	return err;
+	if (err)
+		return err;
+	sweep(c, CONFIG_PX_CACHE_EXPIRE_SCAN, r->now);
+	/* Keep memory of removed items bounded even while memory is free. */
+	if (atomic_load_explicit(&c->limbo_units, memory_order_relaxed) >
+	    batch_units(c))
+		pxc_reclaim(c);
+	return 0;
 }
 
 /*
