@@ -114,10 +114,44 @@ choose_fence_mode(void)
 }
 
 static void
+reset_slot(struct cow_slot *s)
+{
+	if (s != cow_reader.slot)
+		slot_release(s);
+}
+
+/*
+ * In a forked child only the forking thread exists: the slots of the
+ * others would block every grace period, and their locks may be held.
+ * Membarrier registration belongs to the parent's mm, so renew it, and
+ * fall back to full fences (safe: this thread is the only reader) if
+ * the child may not have it.
+ */
+static void
+atfork_child(void)
+{
+	struct cow_chunk *ch = &first_chunk;
+
+	for (; ch; ch = atomic_load(&ch->next))
+		for (size_t i = 0; i < ch->n; i++)
+			reset_slot(&ch->slots[i]);
+	pthread_mutex_init(&registry_lock, NULL);
+	if (!cow_reader.shared) {
+		slot_release(&shared_slot);
+		pthread_mutex_init(&shared_lock, NULL);
+	}
+	if (cow_fence_mode == COW_FENCE_MEMBARRIER &&
+	    cow_hooks.membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED,
+				 0) != 0)
+		cow_fence_mode = COW_FENCE_FULL;
+}
+
+static void
 epoch_init(void)
 {
 	cow_fence_mode = choose_fence_mode();
 	exit_key_ok = pthread_key_create(&exit_key, reader_exit) == 0;
+	pthread_atfork(NULL, NULL, atfork_child);
 }
 
 static struct cow_slot *

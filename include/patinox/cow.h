@@ -39,7 +39,11 @@
 
 struct px_cow;
 
-/* Called exactly once per version, just before its memory is reused. */
+/*
+ * Called exactly once per version, just before its memory is reused, on
+ * the thread that dropped the last reference, possibly with the cell's
+ * writer lock held: it must not call px_cow functions on the same cell.
+ */
 typedef void px_cow_free_fn(void *arg, void *data);
 
 /* Called after a publish that left versions waiting for a grace period. */

@@ -373,6 +373,57 @@ TEST_T(cow_nowait_bound_holds_under_stalled_reader, 120)
 	run_stalled(_metadata, true);
 }
 
+static int
+child_publishes(struct world *w)
+{
+	struct px_cow_stats st;
+	struct vers *d;
+
+	alarm(20); /* a grace period that never ends fails the test */
+	for (int i = 1; i <= 3 * STALL_BOUND; i++) {
+		if (px_cow_draft(w->c, (void **)&d) != 0)
+			return 1;
+		fill(d, (uint64_t)i);
+		if (px_cow_publish(w->c, d) != 0)
+			return 2;
+	}
+	if (px_cow_synchronize(w->c) != 0)
+		return 3;
+	px_cow_stats(w->c, &st);
+	return st.retired == 0 && st.live == 1 ? 0 : 4;
+}
+
+/*
+ * A thread of the parent sits inside a section when another forks: in
+ * the child that thread does not exist, and must not block its grace
+ * periods.
+ */
+TEST_T(cow_forked_child_is_not_blocked_by_parent_readers, 60)
+{
+	struct stall s = {0};
+	int status = -1;
+	pthread_t rt;
+	pid_t pid;
+
+	s.w = world_create(STALL_BOUND);
+	ASSERT_NOT_NULL(s.w);
+	ASSERT_EQ(pthread_create(&rt, NULL, stalled_reader, &s), 0);
+	ASSERT_TRUE(wait_for(&s.inside, 1));
+	pid = fork();
+	if (pid == 0)
+		_exit(child_publishes(s.w));
+	atomic_store(&s.release, 1);
+	pthread_join(rt, NULL);
+	ASSERT_GT(pid, 0);
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	EXPECT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(WEXITSTATUS(status), 0);
+	px_cow_destroy(s.w->c);
+	EXPECT_EQ(atomic_load(&s.w->torn), 0);
+	EXPECT_EQ(atomic_load(&s.w->frees[0]), 1);
+	free(s.w);
+}
+
 static void *
 fail_alloc(size_t align, size_t size)
 {
