@@ -129,9 +129,10 @@ PX_API size_t px_cow_size(const struct px_cow *c);
 /*
  * px_cow_read_lock - enter a read-side section and return the current
  * version, valid until the matching px_cow_read_unlock().  Sections nest
- * (also across cells).  Never fails and never blocks; registers the
- * calling thread on its first use (see px_cow_thread_register()).  The
- * returned memory must not be written.
+ * (also across cells).  Never fails; registers the calling thread on its
+ * first use (see px_cow_thread_register()).  Never blocks, except in a
+ * thread that could not get a slot of its own: such threads share one
+ * slot under a lock.  The returned memory must not be written.
  */
 PX_API const void *px_cow_read_lock(struct px_cow *c);
 
