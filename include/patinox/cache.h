@@ -32,8 +32,9 @@
  *
  *   get/get_ref/gat/touch/delete: 0 found, -ENOENT missing (END /
  *   NOT_FOUND).  incr/decr: 0, -ENOENT (NOT_FOUND), -EINVAL for a value
- *   that is not a decimal number of at most 20 digits that fits in 64
- *   bits (CLIENT_ERROR cannot increment or decrement non-numeric value).
+ *   that is not a decimal number (digits, then optional spaces) that fits
+ *   in 64 bits (CLIENT_ERROR cannot increment or decrement non-numeric
+ *   value).
  *
  * TTLs (the "ttl" arguments) follow memcached: 0 never expires; 1 to
  * 2592000 (30 days) is seconds from now; more than 30 days is an absolute
