@@ -326,9 +326,12 @@ static inline void
 trace_set_name(struct trace *t, const char *path)
 {
 	const char *base = strrchr(path, '/');
+	const char *src = base ? base + 1 : path;
+	size_t len = strnlen(src, sizeof(t->name) - 1);
 	char *dot;
 
-	snprintf(t->name, sizeof(t->name), "%s", base ? base + 1 : path);
+	memcpy(t->name, src, len);
+	t->name[len] = '\0';
 	dot = strstr(t->name, ".keys");
 	if (dot)
 		*dot = '\0';
