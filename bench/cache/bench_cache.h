@@ -23,6 +23,7 @@ struct bench_opts {
 	int threads[BENCH_MAX_LIST]; /* throughput: thread counts */
 	int nthreads;
 	double seconds;     /* per throughput measurement */
+	int repeat;         /* measurements per figure, the best counts */
 	size_t value_size;  /* throughput values */
 	double zipf_theta;  /* throughput key skew */
 	int get_pct;        /* share of gets in the mixed runs */

@@ -28,7 +28,9 @@ usage(FILE *f, const char *prog)
 		"      --only LIST       sections: throughput,hitratio,memory\n"
 		"  -k, --keys LIST       throughput key counts (1M,10M)\n"
 		"  -t, --threads LIST    thread counts (1,2)\n"
-		"  -s, --seconds S       seconds per figure (2)\n"
+		"  -s, --seconds S       seconds per measurement (1)\n"
+		"  -r, --repeat N        measurements per figure, best "
+		"counts (3)\n"
 		"      --value-size N    throughput value bytes (32, <= %d)\n"
 		"      --theta X         zipf skew (0.99)\n"
 		"      --get-pct N       gets in the mixed runs (90)\n"
@@ -115,7 +117,8 @@ defaults(struct bench_opts *o)
 	    .nkeys = 2,
 	    .threads = {1, 2},
 	    .nthreads = 2,
-	    .seconds = 2,
+	    .seconds = 1,
+	    .repeat = 3,
 	    .value_size = 32,
 	    .zipf_theta = 0.99,
 	    .get_pct = 90,
@@ -139,6 +142,7 @@ quick(struct bench_opts *o)
 	o->keys[1] = 1000000;
 	o->nkeys = 2;
 	o->seconds = 0.25;
+	o->repeat = 2;
 	o->trace_limit = 1000000;
 	o->mem_items = 200000;
 }
@@ -149,6 +153,7 @@ static const struct option long_opts[] = {
     {"keys", required_argument, NULL, 'k'},
     {"threads", required_argument, NULL, 't'},
     {"seconds", required_argument, NULL, 's'},
+    {"repeat", required_argument, NULL, 'r'},
     {"value-size", required_argument, NULL, 'V'},
     {"theta", required_argument, NULL, 'z'},
     {"get-pct", required_argument, NULL, 'g'},
@@ -180,6 +185,9 @@ parse_one(int c, const char *arg, struct bench_opts *o)
 	case 's':
 		o->seconds = atof(arg);
 		return o->seconds > 0 ? 0 : -EINVAL;
+	case 'r':
+		o->repeat = atoi(arg);
+		return o->repeat > 0 ? 0 : -EINVAL;
 	case 'V':
 		o->value_size = parse_count(arg);
 		return o->value_size && o->value_size <= MAX_VALUE_SIZE
@@ -226,8 +234,8 @@ main(int argc, char **argv)
 	int c, ret = 0;
 
 	defaults(&o);
-	while ((c = getopt_long(argc, argv, "qk:t:s:o:vh", long_opts, NULL)) !=
-	       -1) {
+	while ((c = getopt_long(argc, argv, "qk:t:s:r:o:vh", long_opts,
+				NULL)) != -1) {
 		ret = parse_one(c, optarg, &o);
 		if (ret) {
 			usage(ret > 0 ? stdout : stderr, argv[0]);

@@ -357,6 +357,31 @@ tp_print_run(const struct tp_state *s, const struct tp_result *r)
 	fflush(stdout);
 }
 
+static double
+max2(double a, double b)
+{
+	return a > b ? a : b;
+}
+
+/*
+ * The best of --repeat measurements of each figure, taken in turns (cache
+ * mixed, cache get, ck_ht get, again), so that a burst of load from other
+ * processes on a shared machine hits all three alike and the fastest run
+ * of each, the least disturbed, is the one reported.
+ */
+static void
+tp_best_of(struct tp_state *s, int nthreads, struct tp_result *r, int t)
+{
+	r->mixed[t] = r->get[t] = r->ck[t] = 0;
+	for (int i = 0; i < s->o->repeat; i++) {
+		r->mixed[t] = max2(r->mixed[t],
+				   tp_measure(s, LOOP_CACHE_MIXED, nthreads));
+		r->get[t] =
+		    max2(r->get[t], tp_measure(s, LOOP_CACHE_GET, nthreads));
+		r->ck[t] = max2(r->ck[t], tp_measure(s, LOOP_CK_GET, nthreads));
+	}
+}
+
 static int
 tp_run(struct tp_state *s, struct tp_result *r)
 {
@@ -376,13 +401,8 @@ tp_run(struct tp_state *s, struct tp_result *r)
 	r->policy = px_cache_policy_name(px_cache_policy(s->cache));
 	r->backing =
 	    bench_cache_backing(s->cache, key, sizeof(key), &r->huge_share);
-	for (int t = 0; t < s->o->nthreads; t++) {
-		int nt = s->o->threads[t];
-
-		r->mixed[t] = tp_measure(s, LOOP_CACHE_MIXED, nt);
-		r->get[t] = tp_measure(s, LOOP_CACHE_GET, nt);
-		r->ck[t] = tp_measure(s, LOOP_CK_GET, nt);
-	}
+	for (int t = 0; t < s->o->nthreads; t++)
+		tp_best_of(s, s->o->threads[t], r, t);
 	tp_print_run(s, r);
 	tp_unload(s);
 	return 0;
@@ -442,9 +462,9 @@ bench_throughput(const struct bench_opts *o)
 	int ret = 0;
 
 	printf("\n== throughput: zipf %.2f, %d%% get / %d%% set, %zu B values, "
-	       "%.2f s per figure\n",
+	       "best of %d runs of %.2f s per figure\n",
 	       o->zipf_theta, o->get_pct, 100 - o->get_pct, o->value_size,
-	       o->seconds);
+	       o->repeat, o->seconds);
 	printf("   get/ck_ht cost = time of a cache get / time of a bare "
 	       "ck_ht lookup (target <= 1.5)\n");
 	for (int k = 0; k < o->nkeys && ret == 0; k++)

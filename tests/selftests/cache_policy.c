@@ -136,6 +136,11 @@ TEST(trace_reader_plain_and_gzip_agree)
 	EXPECT_EQ(b.n, 2);
 	EXPECT_TRUE(b.truncated);
 	trace_free(&b);
+	/* A limit of exactly the trace's length truncates nothing. */
+	ASSERT_EQ(trace_load(&b, gz, 4), 0);
+	EXPECT_EQ(b.n, 4);
+	EXPECT_FALSE(b.truncated);
+	trace_free(&b);
 	unlink(plain);
 	unlink(gz);
 	rmdir(dir);

@@ -356,7 +356,9 @@ trace_read_all(struct trace *t, struct trace_src *s, size_t limit)
 		if (ret)
 			break;
 	}
-	t->truncated = t->n == limit;
+	/* Stopped at the limit: truncated only if a request is left. */
+	if (ret >= 0 && t->n == limit)
+		t->truncated = (ret = trace_src_key(s, &key)) == 1;
 	t->nunique = map.count;
 	trace_map_free(&map);
 	return ret < 0 ? ret : 0;
