@@ -152,8 +152,9 @@ PX_API enum px_cache_policy px_cache_policy(const struct px_cache *c);
 
 /*
  * px_cache_item_size - bytes of the budget an item with a @klen-byte key
- * and a @vlen-byte value occupies (header, key, value, alignment).  The
- * index and other shared structures are not included.
+ * and a @vlen-byte value occupies (header, key, value, alignment), with
+ * client flags 0; non-zero flags take 4 bytes more.  The index and other
+ * shared structures are not included.
  */
 PX_API size_t px_cache_item_size(size_t klen, size_t vlen);
 

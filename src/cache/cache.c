@@ -371,20 +371,23 @@ static void
 item_init(struct px_cache *c, struct pxc_item *it, const struct pxc_req *r,
 	  size_t vlen)
 {
-	size_t pad = (size_t)it->size * PXC_UNIT - PXC_HDR - r->klen - vlen;
+	size_t extra = r->flags ? sizeof(r->flags) : 0;
+	size_t pad =
+	    (size_t)it->size * PXC_UNIT - PXC_HDR - extra - r->klen - vlen;
 	uint64_t cas =
 	    atomic_load_explicit(&c->cas_next, memory_order_relaxed) + 1;
 
-	atomic_store_explicit(
-	    &it->meta, (uint32_t)r->klen | (uint32_t)pad << PXC_M_PAD_SHIFT,
-	    memory_order_relaxed);
+	atomic_store_explicit(&it->meta,
+			      (uint32_t)r->klen |
+				  (uint32_t)pad << PXC_M_PAD_SHIFT |
+				  (extra ? PXC_M_FLAGS : 0),
+			      memory_order_relaxed);
 	atomic_store_explicit(&it->hnext, 0, memory_order_relaxed);
 	atomic_store_explicit(&it->exptime, r->exptime, memory_order_relaxed);
-	it->flags = r->flags;
-	it->cas_lo = (uint32_t)cas;
-	it->cas_hi = (uint32_t)(cas >> 32);
+	it->cas = cas;
 	atomic_store_explicit(&c->cas_next, cas, memory_order_relaxed);
-	memcpy(it->data, r->key, r->klen);
+	memcpy(it->data, &r->flags, extra);
+	memcpy(it->data + extra, r->key, r->klen);
 }
 
 static void
@@ -437,7 +440,7 @@ static int
 store_new(struct px_cache *c, const struct pxc_req *r, struct pxc_item *old,
 	  size_t vlen, struct pxc_item **out)
 {
-	size_t units = pxc_units_for(r->klen, vlen);
+	size_t units = pxc_units_for(r->klen, vlen, r->flags);
 	struct pxc_item *it;
 	uint32_t off;
 
@@ -477,7 +480,7 @@ store_req_locked(struct px_cache *c, struct pxc_req *r, struct pxc_item **out)
 		return err;
 	if (r->mode == PX_CACHE_APPEND || r->mode == PX_CACHE_PREPEND) {
 		vlen += pxc_vlen(old);
-		r->flags = old->flags;
+		r->flags = pxc_flags(old);
 		r->exptime =
 		    atomic_load_explicit(&old->exptime, memory_order_relaxed);
 		r->alive = true;
@@ -490,9 +493,14 @@ store_req_locked(struct px_cache *c, struct pxc_req *r, struct pxc_item **out)
 		return 0;
 	}
 	err = store_new(c, r, old, vlen, out);
-	if (!err)
-		sweep(c, CONFIG_PX_CACHE_EXPIRE_SCAN, r->now);
-	return err;
+	if (err)
+		return err;
+	sweep(c, CONFIG_PX_CACHE_EXPIRE_SCAN, r->now);
+	/* Keep memory of removed items bounded even while memory is free. */
+	if (atomic_load_explicit(&c->limbo_units, memory_order_relaxed) >
+	    batch_units(c))
+		pxc_reclaim(c);
+	return 0;
 }
 
 /*
@@ -653,7 +661,7 @@ delta_locked(struct px_cache *c, struct pxc_item *old, bool incr,
 	    .key = pxc_key(old),
 	    .klen = pxc_klen(old),
 	    .val = digits,
-	    .flags = old->flags,
+	    .flags = pxc_flags(old),
 	    .exptime =
 		atomic_load_explicit(&old->exptime, memory_order_relaxed),
 	    .alive = true,
@@ -735,7 +743,7 @@ pxc_fill_ref(const struct pxc_item *it, struct px_cache_ref *ref)
 	ref->klen = pxc_klen(it);
 	ref->value = pxc_key(it) + ref->klen;
 	ref->vlen = pxc_vlen(it);
-	ref->flags = it->flags;
+	ref->flags = pxc_flags(it);
 	ref->cas = pxc_cas(it);
 	ref->exptime = atomic_load_explicit(&it->exptime, memory_order_relaxed);
 	ref->priv = (void *)it;
@@ -915,7 +923,7 @@ px_cache_items(const struct px_cache *c)
 size_t
 px_cache_item_size(size_t klen, size_t vlen)
 {
-	size_t units = pxc_units_for(klen, vlen);
+	size_t units = pxc_units_for(klen, vlen, 0);
 
 	return (units < PXC_MIN_UNITS ? PXC_MIN_UNITS : units) * PXC_UNIT;
 }

@@ -19,12 +19,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <patinox/cache.h>
 #include <patinox/region.h>
 
 #define PXC_UNIT       8u  /* allocation unit and offset scale */
-#define PXC_HDR        36u /* sizeof(struct pxc_item) */
+#define PXC_HDR        32u /* sizeof(struct pxc_item) */
 #define PXC_MIN_UNITS  3u  /* smallest free block: header + footer */
 #define PXC_LIMIT_MIN  (1ull << 20)
 #define PXC_LIMIT_MAX  (32ull << 30)
@@ -33,15 +34,16 @@
 #define PXC_GHOST_WAYS 8u    /* entries per ghost bucket (one line) */
 
 /*
- * Item header, 36 bytes, followed by the key and the value.  Free blocks
- * reuse size and meta, keep their free-list links in prev/next, and store
- * their size again in their last 4 bytes (the footer).
+ * Item header, 32 bytes, followed by the client flags (4 bytes, only when
+ * they are not 0: PXC_M_FLAGS), the key and the value.  Free blocks reuse
+ * size and meta, keep their free-list links in prev/next, and store their
+ * size again in their last 4 bytes (the footer).
  *
  * Fields readers see: meta (klen, pad, hot bits) and exptime are atomic
  * because writers change bits of them while readers look; hnext is atomic
- * because writers relink chains under readers; size, flags, cas and the
- * key and value are written before the item is published and never again
- * while it can be reached.  prev/next belong to the writer lock.
+ * because writers relink chains under readers; size, cas, the flags, the
+ * key and the value are written before the item is published and never
+ * again while it can be reached.  prev/next belong to the writer lock.
  */
 struct pxc_item {
 	uint32_t size;            /* block size in units */
@@ -50,11 +52,11 @@ struct pxc_item {
 	uint32_t prev;            /* policy list: older; free list */
 	uint32_t next;            /* policy list: newer; free list; limbo */
 	_Atomic uint32_t exptime; /* absolute Unix seconds, 0 never */
-	uint32_t flags;           /* client flags */
-	uint32_t cas_lo;          /* cas id, split to keep 4-byte alignment */
-	uint32_t cas_hi;
-	char data[]; /* key, value, pad */
+	uint64_t cas;             /* cas id */
+	char data[];              /* [flags], key, value, pad */
 };
+
+_Static_assert(sizeof(struct pxc_item) == PXC_HDR, "item header size");
 
 #define PXC_M_KLEN      0xffu
 #define PXC_M_PAD_SHIFT 8 /* 5 bits: bytes after the value */
@@ -65,6 +67,7 @@ struct pxc_item {
 #define PXC_M_MAIN      (1u << 16) /* S3-FIFO: in the main queue */
 #define PXC_M_HOT_SHIFT 17         /* 2 bits: visited / frequency */
 #define PXC_M_HOT_MASK  (3u << PXC_M_HOT_SHIFT)
+#define PXC_M_FLAGS     (1u << 19) /* 4 bytes of client flags in data */
 
 /* TLSF-style segregated free lists: 16 sub-lists per power of two. */
 #define PXC_SL_LOG2  4
@@ -182,30 +185,47 @@ pxc_klen(const struct pxc_item *it)
 }
 
 static inline size_t
+pxc_extra(uint32_t meta)
+{
+	return meta & PXC_M_FLAGS ? sizeof(uint32_t) : 0;
+}
+
+static inline size_t
 pxc_vlen(const struct pxc_item *it)
 {
 	uint32_t m = pxc_meta(it);
 	size_t pad = (m & PXC_M_PAD_MASK) >> PXC_M_PAD_SHIFT;
 
-	return (size_t)it->size * PXC_UNIT - PXC_HDR - (m & PXC_M_KLEN) - pad;
+	return (size_t)it->size * PXC_UNIT - PXC_HDR - pxc_extra(m) -
+	       (m & PXC_M_KLEN) - pad;
 }
 
 static inline const char *
 pxc_key(const struct pxc_item *it)
 {
-	return it->data;
+	return it->data + pxc_extra(pxc_meta(it));
 }
 
 static inline char *
 pxc_value(struct pxc_item *it)
 {
-	return it->data + pxc_klen(it);
+	return (char *)pxc_key(it) + pxc_klen(it);
+}
+
+static inline uint32_t
+pxc_flags(const struct pxc_item *it)
+{
+	uint32_t f = 0;
+
+	if (pxc_meta(it) & PXC_M_FLAGS)
+		memcpy(&f, it->data, sizeof(f));
+	return f;
 }
 
 static inline uint64_t
 pxc_cas(const struct pxc_item *it)
 {
-	return (uint64_t)it->cas_hi << 32 | it->cas_lo;
+	return it->cas;
 }
 
 static inline bool
@@ -223,9 +243,11 @@ pxc_hot(const struct pxc_item *it)
 void pxc_set_hot(struct pxc_item *it, unsigned v);
 
 static inline size_t
-pxc_units_for(size_t klen, size_t vlen)
+pxc_units_for(size_t klen, size_t vlen, uint32_t flags)
 {
-	return (PXC_HDR + klen + vlen + PXC_UNIT - 1) / PXC_UNIT;
+	size_t extra = flags ? sizeof(flags) : 0;
+
+	return (PXC_HDR + extra + klen + vlen + PXC_UNIT - 1) / PXC_UNIT;
 }
 
 /* ---- Counters ------------------------------------------------------ */

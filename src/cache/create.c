@@ -119,9 +119,11 @@ ghost_buckets(const struct px_cache_opts *o, size_t nbuckets, size_t size)
 {
 	size_t want = nbuckets, n;
 
+	/* Item-count mode is for exact comparisons: room to spare.  In
+	 * byte mode one entry per expected item (main holds ~90%). */
 	if (o->max_items)
 		want = 2 * o->max_items;
-	n = pow2_at_least(want / PXC_GHOST_WAYS + 1);
+	n = pow2_at_least((want + PXC_GHOST_WAYS - 1) / PXC_GHOST_WAYS);
 	while (n > 1 && n * PXC_GHOST_WAYS * sizeof(uint64_t) > size / 8)
 		n >>= 1;
 	return n;
