@@ -51,6 +51,7 @@ struct tp_state {
 	bool huge; /* this run's backing */
 	struct px_cache *cache;
 	ck_ht_t ht;
+	bool ht_ready;
 	char *ck_keys;   /* n * BENCH_KEY_LEN, the keys ck_ht points to */
 	char *ck_values; /* n * value_size */
 	size_t ck_keys_len, ck_values_len;
@@ -295,9 +296,11 @@ tp_load_ck(struct tp_state *s)
 	s->ck_values_len = s->n * vsz;
 	s->ck_keys = ck_map(s->ck_keys_len);
 	s->ck_values = ck_map(s->ck_values_len);
-	if (!s->ck_keys || !s->ck_values ||
-	    !ck_ht_init(&s->ht, CK_HT_MODE_BYTESTRING, NULL, &ck_alloc,
-			s->n * 2, 0x5eed))
+	if (!s->ck_keys || !s->ck_values)
+		return -ENOMEM;
+	s->ht_ready = ck_ht_init(&s->ht, CK_HT_MODE_BYTESTRING, NULL, &ck_alloc,
+				 s->n * 2, 0x5eed);
+	if (!s->ht_ready)
 		return -ENOMEM;
 	for (size_t i = 0; i < s->n; i++) {
 		size_t k = s->perm[i];
@@ -319,10 +322,11 @@ tp_unload(struct tp_state *s)
 {
 	px_cache_destroy(s->cache);
 	s->cache = NULL;
-	if (s->ck_keys) {
+	if (s->ht_ready)
 		ck_ht_destroy(&s->ht);
+	s->ht_ready = false;
+	if (s->ck_keys)
 		munmap(s->ck_keys, s->ck_keys_len);
-	}
 	if (s->ck_values)
 		munmap(s->ck_values, s->ck_values_len);
 	s->ck_keys = s->ck_values = NULL;
