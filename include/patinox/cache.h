@@ -333,11 +333,15 @@ typedef int (*px_cache_loader_fn)(void *arg, const void *key, size_t klen,
  * miss (single flight).  On a miss one caller runs @loader and stores its
  * value with PX_CACHE_SET; concurrent callers of the same key wait for
  * that load (they do not call their loader) and then read the stored
- * item.  If the stored item is already gone when a waiter reads it (a
- * negative ttl, an eviction), the waiter loads again.
+ * item.  The loading caller gets a reference to the item it stored even
+ * if another thread replaces it at once.  If the stored item is already
+ * gone when a waiter reads it (evicted or replaced and deleted), the
+ * waiter loads again.  A loader value with a negative ttl stores nothing:
+ * the loading caller and its waiters get -ENOENT.
  * Returns 0 with @ref pinned (put it with px_cache_ref_put()), the
- * loader's error, a store error (-E2BIG, -ENOMEM), or -EINVAL.  Blocks
- * while another thread loads the key.
+ * loader's error (to the loading caller and every waiter), a store error
+ * (-E2BIG, -ENOMEM), -ENOENT as above, or -EINVAL.  Blocks while another
+ * thread loads the key.
  */
 PX_API int px_cache_get_or_load(struct px_cache *c, const void *key,
 				size_t klen, px_cache_loader_fn loader,
@@ -375,6 +379,8 @@ PX_API size_t px_cache_items(const struct px_cache *c);
 	X(touches, COUNTER, "successful touches and gats")                    \
 	X(incr_decr, COUNTER, "successful incr and decr")                     \
 	X(evictions, COUNTER, "items removed by the policy for space")        \
+	X(evict_windows, COUNTER,                                             \
+	  "large stores that evicted a contiguous run")                       \
 	X(expired_reclaimed, COUNTER, "expired items reclaimed")              \
 	X(flushed_reclaimed, COUNTER, "flushed items reclaimed")              \
 	X(loads, COUNTER, "loader calls by get_or_load")                      \

@@ -265,6 +265,7 @@ pxc_arena_init(struct pxc_arena *a, char *base, uint32_t start, uint32_t end);
 uint32_t pxc_arena_alloc(struct pxc_arena *a, size_t units);
 void pxc_arena_free(struct pxc_arena *a, uint32_t off);
 size_t pxc_arena_largest(const struct pxc_arena *a);
+size_t pxc_arena_fit_units(size_t units);
 
 /* ---- Policy (policy.c), writer lock held ---------------------------- */
 
