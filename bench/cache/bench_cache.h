@@ -22,16 +22,17 @@ struct bench_opts {
 	int nkeys;
 	int threads[BENCH_MAX_LIST]; /* throughput: thread counts */
 	int nthreads;
-	double seconds;     /* per throughput measurement */
-	int repeat;         /* measurements per figure, the best counts */
-	size_t value_size;  /* throughput values */
-	double zipf_theta;  /* throughput key skew */
-	int get_pct;        /* share of gets in the mixed runs */
-	bool huge, small;   /* throughput: hugepage run, 4 KiB run */
-	const char *traces; /* trace folder, NULL if absent */
-	size_t trace_limit; /* requests per trace, 0 for all */
-	size_t mem_items;   /* memory section: items */
-	size_t mem_value;   /* memory section: value bytes */
+	double seconds;    /* per throughput measurement */
+	int repeat;        /* measurements per figure, the best counts */
+	size_t value_size; /* throughput values */
+	double zipf_theta; /* throughput key skew */
+	int get_pct;       /* share of gets in the mixed runs */
+	bool huge, small;  /* throughput: hugepage run, 4 KiB run */
+	enum px_cache_policy policy; /* throughput policy */
+	const char *traces;          /* trace folder, NULL if absent */
+	size_t trace_limit;          /* requests per trace, 0 for all */
+	size_t mem_items;            /* memory section: items */
+	size_t mem_value;            /* memory section: value bytes */
 	const char *out_dir;
 	bool run_throughput, run_hitratio, run_memory;
 };

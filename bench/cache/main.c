@@ -18,6 +18,7 @@
 #include "bench_cache.h"
 
 #define MAX_VALUE_SIZE 256 /* the throughput loops copy into 256 B */
+#define MIN_KEYS       16  /* fewer makes no sense for a Zipf spread */
 
 static void
 usage(FILE *f, const char *prog)
@@ -35,6 +36,8 @@ usage(FILE *f, const char *prog)
 		"      --theta X         zipf skew (0.99)\n"
 		"      --get-pct N       gets in the mixed runs (90)\n"
 		"      --pages WHICH     huge, 4k or both (both)\n"
+		"      --policy NAME     throughput policy: lru, sieve, s3fifo "
+		"(Kconfig default)\n"
 		"      --traces DIR      trace folder ($PX_TRACE_DIR, "
 		"../shared/traces)\n"
 		"      --trace-limit N   requests per trace (all)\n"
@@ -77,6 +80,19 @@ parse_sizes(const char *arg, size_t *out, int *n)
 	return *n ? 0 : -EINVAL;
 }
 
+/* Key counts: the streams keep a key index in 31 bits. */
+static int
+parse_keys(const char *arg, struct bench_opts *o)
+{
+	int ret = parse_sizes(arg, o->keys, &o->nkeys);
+
+	for (int i = 0; i < o->nkeys && ret == 0; i++) {
+		if (o->keys[i] < MIN_KEYS || o->keys[i] >= (1ul << 31))
+			return -EINVAL;
+	}
+	return ret;
+}
+
 static int
 parse_threads(const char *arg, struct bench_opts *o)
 {
@@ -107,6 +123,21 @@ parse_pages(const char *arg, struct bench_opts *o)
 	o->huge = !strcmp(arg, "huge") || !strcmp(arg, "both");
 	o->small = !strcmp(arg, "4k") || !strcmp(arg, "both");
 	return o->huge || o->small ? 0 : -EINVAL;
+}
+
+static int
+parse_policy(const char *arg, struct bench_opts *o)
+{
+	static const enum px_cache_policy all[] = {
+	    PX_CACHE_POLICY_LRU, PX_CACHE_POLICY_SIEVE, PX_CACHE_POLICY_S3FIFO};
+
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		if (!strcmp(arg, px_cache_policy_name(all[i]))) {
+			o->policy = all[i];
+			return 0;
+		}
+	}
+	return -EINVAL;
 }
 
 static void
@@ -158,6 +189,7 @@ static const struct option long_opts[] = {
     {"theta", required_argument, NULL, 'z'},
     {"get-pct", required_argument, NULL, 'g'},
     {"pages", required_argument, NULL, 'p'},
+    {"policy", required_argument, NULL, 'P'},
     {"traces", required_argument, NULL, 'T'},
     {"trace-limit", required_argument, NULL, 'L'},
     {"mem-items", required_argument, NULL, 'M'},
@@ -179,7 +211,7 @@ parse_one(int c, const char *arg, struct bench_opts *o)
 	case 'O':
 		return parse_sections(arg, o);
 	case 'k':
-		return parse_sizes(arg, o->keys, &o->nkeys);
+		return parse_keys(arg, o);
 	case 't':
 		return parse_threads(arg, o);
 	case 's':
@@ -201,6 +233,8 @@ parse_one(int c, const char *arg, struct bench_opts *o)
 		return o->get_pct >= 0 && o->get_pct <= 100 ? 0 : -EINVAL;
 	case 'p':
 		return parse_pages(arg, o);
+	case 'P':
+		return parse_policy(arg, o);
 	case 'T':
 		o->traces = arg;
 		return 0;

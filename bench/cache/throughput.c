@@ -264,7 +264,7 @@ tp_load_cache(struct tp_state *s, double *msets)
 	int ret;
 
 	px_cache_opts_init(&co);
-	co.policy = PX_CACHE_POLICY_DEFAULT;
+	co.policy = s->o->policy;
 	co.expected_item_bytes = isz;
 	co.region.backing = s->huge ? PX_REGION_BEST : PX_REGION_4K;
 	ret = px_cache_create(
