@@ -967,7 +967,8 @@ px_cache_maintain(struct px_cache *c, size_t work)
 	if (!work || work > total)
 		work = total;
 	while (done < work) {
-		n = work - done < 256 ? work - done : 256;
+		n = work - done < PXC_SWEEP_SLICE ? work - done
+						  : PXC_SWEEP_SLICE;
 		pxc_lock(c);
 		apply_flush(c, pxc_now(c));
 		reclaimed += sweep(c, n, pxc_now(c));
