@@ -2,8 +2,7 @@
 /*
  * Throughput: Zipf-distributed gets and sets on a cache holding every key
  * (no evictions), against the same keys in ConcurrencyKit's ck_ht as a
- * bare-lookup baseline measured in the same run, once on hugepages and
- * once on 4 KiB pages.
+ * bare-lookup baseline, on hugepages and on 4 KiB pages.
  *
  * Every thread replays its own pregenerated stream of operations (key
  * index, get or set), so the timed loops do no random-number work.  Keys
@@ -12,6 +11,12 @@
  * "get" on either side hashes the key, finds the entry and reads the
  * value's first byte; the cache also copies the value out, as a server's
  * get does.  ck_ht is single-writer, so it is measured with gets only.
+ *
+ * The machine this runs on is shared, and its load changes from second
+ * to second.  So both page sizes are loaded at once (a cache and a ck_ht
+ * on each), every figure is measured --repeat times in turns with all the
+ * others it is compared with, and the best of each is reported: a burst
+ * of load then hits the cache, the baseline and both page sizes alike.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -40,27 +45,44 @@ enum loop_kind {
 	LOOP_CACHE_MIXED,
 	LOOP_CACHE_GET,
 	LOOP_CK_GET,
+	LOOP_KINDS,
 };
 
-/* One backing's shared state: the key set in a cache and in a ck_ht. */
-struct tp_state {
-	const struct bench_opts *o;
-	size_t n;       /* keys */
-	uint32_t *perm; /* rank -> key index */
-	uint32_t *streams[BENCH_MAX_LIST];
-	bool huge; /* this run's backing */
+enum side_kind {
+	SIDE_HUGE,
+	SIDE_4K,
+	SIDES,
+};
+
+/* The key set on one page size: in a cache and in a ck_ht. */
+struct tp_side {
+	bool used, huge;
 	struct px_cache *cache;
 	ck_ht_t ht;
 	bool ht_ready;
 	char *ck_keys;   /* n * BENCH_KEY_LEN, the keys ck_ht points to */
 	char *ck_values; /* n * value_size */
 	size_t ck_keys_len, ck_values_len;
+	const char *backing; /* read back from the kernel */
+	double huge_share, msets;
+	/* Best Mops/s per loop kind and thread-count index. */
+	double best[LOOP_KINDS][BENCH_MAX_LIST];
+};
+
+/* What every side shares: the keys, the streams, the value. */
+struct tp_state {
+	const struct bench_opts *o;
+	size_t n;       /* keys */
+	uint32_t *perm; /* rank -> key index */
+	uint32_t *streams[BENCH_MAX_LIST];
 	char *value; /* the bytes every set stores */
+	struct tp_side side[SIDES];
 };
 
 struct tp_worker {
 	pthread_t thread;
-	struct tp_state *s;
+	const struct tp_state *s;
+	const struct tp_side *side;
 	pthread_barrier_t *start;
 	enum loop_kind kind;
 	const uint32_t *stream;
@@ -118,16 +140,16 @@ static struct ck_malloc ck_alloc = {
 static uint64_t
 loop_cache_mixed(struct tp_worker *w, size_t i)
 {
-	struct tp_state *s = w->s;
-	size_t vlen = s->o->value_size;
+	const struct tp_side *d = w->side;
+	size_t vlen = w->s->o->value_size;
 	char key[BENCH_KEY_LEN], buf[256];
 	uint32_t op = w->stream[i];
 
 	bench_key(key, op & ~STREAM_SET);
 	if (op & STREAM_SET)
-		return px_cache_set(s->cache, key, sizeof(key), s->value, vlen,
-				    0, 0) == 0;
-	if (px_cache_get(s->cache, key, sizeof(key), buf, sizeof(buf), NULL))
+		return px_cache_set(d->cache, key, sizeof(key), w->s->value,
+				    vlen, 0, 0) == 0;
+	if (px_cache_get(d->cache, key, sizeof(key), buf, sizeof(buf), NULL))
 		return 0;
 	return (unsigned char)buf[0];
 }
@@ -138,7 +160,8 @@ loop_cache_get(struct tp_worker *w, size_t i)
 	char key[BENCH_KEY_LEN], buf[256];
 
 	bench_key(key, w->stream[i] & ~STREAM_SET);
-	if (px_cache_get(w->s->cache, key, sizeof(key), buf, sizeof(buf), NULL))
+	if (px_cache_get(w->side->cache, key, sizeof(key), buf, sizeof(buf),
+			 NULL))
 		return 0;
 	return (unsigned char)buf[0];
 }
@@ -151,9 +174,11 @@ loop_ck_get(struct tp_worker *w, size_t i)
 	ck_ht_hash_t h;
 
 	bench_key(key, w->stream[i] & ~STREAM_SET);
-	ck_ht_hash(&h, &w->s->ht, key, sizeof(key));
+	ck_ht_t *ht = (ck_ht_t *)&w->side->ht;
+
+	ck_ht_hash(&h, ht, key, sizeof(key));
 	ck_ht_entry_key_set(&e, key, sizeof(key));
-	if (!ck_ht_get_spmc(&w->s->ht, h, &e))
+	if (!ck_ht_get_spmc(ht, h, &e))
 		return 0;
 	return *(const unsigned char *)ck_ht_entry_value(&e);
 }
@@ -198,7 +223,8 @@ tp_worker_main(void *arg)
 
 /* Mops/s of @nthreads threads running @kind, summed over threads. */
 static double
-tp_measure(struct tp_state *s, enum loop_kind kind, int nthreads)
+tp_measure(const struct tp_state *s, const struct tp_side *side,
+	   enum loop_kind kind, int nthreads)
 {
 	struct tp_worker w[BENCH_MAX_LIST];
 	pthread_barrier_t start;
@@ -207,6 +233,7 @@ tp_measure(struct tp_state *s, enum loop_kind kind, int nthreads)
 	pthread_barrier_init(&start, NULL, (unsigned)nthreads);
 	for (int t = 0; t < nthreads; t++) {
 		w[t] = (struct tp_worker){.s = s,
+					  .side = side,
 					  .start = &start,
 					  .kind = kind,
 					  .stream = s->streams[t]};
@@ -255,7 +282,7 @@ tp_make_streams(struct tp_state *s, int nstreams)
 }
 
 static int
-tp_load_cache(struct tp_state *s, double *msets)
+tp_load_cache(struct tp_state *s, struct tp_side *d)
 {
 	size_t isz = px_cache_item_size(BENCH_KEY_LEN, s->o->value_size);
 	struct px_cache_opts co;
@@ -266,99 +293,133 @@ tp_load_cache(struct tp_state *s, double *msets)
 	px_cache_opts_init(&co);
 	co.policy = s->o->policy;
 	co.expected_item_bytes = isz;
-	co.region.backing = s->huge ? PX_REGION_BEST : PX_REGION_4K;
+	co.region.backing = d->huge ? PX_REGION_BEST : PX_REGION_4K;
 	ret = px_cache_create(
-	    &s->cache,
+	    &d->cache,
 	    (size_t)((double)(s->n * isz) * BUDGET_SLACK) + BUDGET_EXTRA, &co);
 	if (ret)
 		return ret;
 	t0 = bench_now();
 	for (size_t i = 0; i < s->n; i++) {
 		bench_key(key, s->perm[i]);
-		ret = px_cache_set(s->cache, key, sizeof(key), s->value,
+		ret = px_cache_set(d->cache, key, sizeof(key), s->value,
 				   s->o->value_size, 0, 0);
 		if (ret)
 			return ret;
 	}
-	*msets = (double)s->n / (bench_now() - t0) / 1e6;
-	return px_cache_items(s->cache) == s->n ? 0 : -ENOSPC;
+	d->msets = (double)s->n / (bench_now() - t0) / 1e6;
+	bench_key(key, s->perm[0]);
+	d->backing =
+	    bench_cache_backing(d->cache, key, sizeof(key), &d->huge_share);
+	return px_cache_items(d->cache) == s->n ? 0 : -ENOSPC;
 }
 
 static int
-tp_load_ck(struct tp_state *s)
+tp_load_ck(struct tp_state *s, struct tp_side *d)
 {
 	size_t vsz = s->o->value_size;
 	ck_ht_entry_t e;
 	ck_ht_hash_t h;
 
-	ck_huge = s->huge;
-	s->ck_keys_len = s->n * BENCH_KEY_LEN;
-	s->ck_values_len = s->n * vsz;
-	s->ck_keys = ck_map(s->ck_keys_len);
-	s->ck_values = ck_map(s->ck_values_len);
-	if (!s->ck_keys || !s->ck_values)
+	ck_huge = d->huge;
+	d->ck_keys_len = s->n * BENCH_KEY_LEN;
+	d->ck_values_len = s->n * vsz;
+	d->ck_keys = ck_map(d->ck_keys_len);
+	d->ck_values = ck_map(d->ck_values_len);
+	if (!d->ck_keys || !d->ck_values)
 		return -ENOMEM;
-	s->ht_ready = ck_ht_init(&s->ht, CK_HT_MODE_BYTESTRING, NULL, &ck_alloc,
+	d->ht_ready = ck_ht_init(&d->ht, CK_HT_MODE_BYTESTRING, NULL, &ck_alloc,
 				 s->n * 2, 0x5eed);
-	if (!s->ht_ready)
+	if (!d->ht_ready)
 		return -ENOMEM;
 	for (size_t i = 0; i < s->n; i++) {
 		size_t k = s->perm[i];
-		char *key = s->ck_keys + k * BENCH_KEY_LEN;
+		char *key = d->ck_keys + k * BENCH_KEY_LEN;
 
 		bench_key(key, k);
-		memcpy(s->ck_values + k * vsz, s->value, vsz);
-		ck_ht_hash(&h, &s->ht, key, BENCH_KEY_LEN);
+		memcpy(d->ck_values + k * vsz, s->value, vsz);
+		ck_ht_hash(&h, &d->ht, key, BENCH_KEY_LEN);
 		ck_ht_entry_set(&e, h, key, BENCH_KEY_LEN,
-				s->ck_values + k * vsz);
-		if (!ck_ht_put_spmc(&s->ht, h, &e))
+				d->ck_values + k * vsz);
+		if (!ck_ht_put_spmc(&d->ht, h, &e))
 			return -ENOMEM;
 	}
 	return 0;
 }
 
 static void
-tp_unload(struct tp_state *s)
+tp_unload(struct tp_side *d)
 {
-	px_cache_destroy(s->cache);
-	s->cache = NULL;
-	if (s->ht_ready)
-		ck_ht_destroy(&s->ht);
-	s->ht_ready = false;
-	if (s->ck_keys)
-		munmap(s->ck_keys, s->ck_keys_len);
-	if (s->ck_values)
-		munmap(s->ck_values, s->ck_values_len);
-	s->ck_keys = s->ck_values = NULL;
+	px_cache_destroy(d->cache);
+	d->cache = NULL;
+	if (d->ht_ready)
+		ck_ht_destroy(&d->ht);
+	d->ht_ready = false;
+	if (d->ck_keys)
+		munmap(d->ck_keys, d->ck_keys_len);
+	if (d->ck_values)
+		munmap(d->ck_values, d->ck_values_len);
+	d->ck_keys = d->ck_values = NULL;
 }
 
-/* Results of one (keys, backing) run, per thread count. */
-struct tp_result {
-	const char *backing, *policy;
-	double huge_share, msets;
-	double mixed[BENCH_MAX_LIST], get[BENCH_MAX_LIST], ck[BENCH_MAX_LIST];
-};
+static int
+tp_load(struct tp_state *s, struct tp_side *d)
+{
+	int ret;
+
+	LOG_INFO("loading %zu keys (%s pages)", s->n, d->huge ? "huge" : "4K");
+	ret = tp_load_cache(s, d);
+	if (ret == 0)
+		ret = tp_load_ck(s, d);
+	if (ret)
+		LOG_ERROR("loading %zu keys (%s pages): %s", s->n,
+			  d->huge ? "huge" : "4K", strerror(-ret));
+	return ret;
+}
 
 static void
-tp_print_run(const struct tp_state *s, const struct tp_result *r)
+tp_print_side(const struct tp_state *s, const struct tp_side *d)
 {
 	const struct bench_opts *o = s->o;
 
 	printf("keys %zu, %s, pages asked %s, got %s (%.0f%% of resident "
 	       "bytes in hugepages), load %.2f Msets/s\n",
-	       s->n, r->policy, s->huge ? "huge" : "4K", r->backing,
-	       r->huge_share * 100, r->msets);
+	       s->n, px_cache_policy_name(px_cache_policy(d->cache)),
+	       d->huge ? "huge" : "4K", d->backing, d->huge_share * 100,
+	       d->msets);
 	printf("  %-7s %12s %12s %12s %14s\n", "threads", "mixed Mops/s",
 	       "get Mops/s", "ck_ht Mops/s", "get/ck_ht cost");
 	for (int t = 0; t < o->nthreads; t++) {
-		double cost = r->ck[t] / r->get[t];
+		double get = d->best[LOOP_CACHE_GET][t];
+		double ck = d->best[LOOP_CK_GET][t];
 
 		printf("  %-7d %12.2f %12.2f %12.2f %13.2fx  %s\n",
-		       o->threads[t], r->mixed[t], r->get[t], r->ck[t], cost,
-		       cost <= GET_COST_TARGET ? "meets target"
-					       : "misses target");
+		       o->threads[t], d->best[LOOP_CACHE_MIXED][t], get, ck,
+		       ck / get,
+		       ck / get <= GET_COST_TARGET ? "meets target"
+						   : "misses target");
 	}
-	fflush(stdout);
+}
+
+static void
+tp_print_compare(const struct tp_state *s)
+{
+	const struct tp_side *h = &s->side[SIDE_HUGE], *k = &s->side[SIDE_4K];
+	const struct bench_opts *o = s->o;
+
+	for (int t = 0; t < o->nthreads; t++) {
+		double get =
+		    h->best[LOOP_CACHE_GET][t] / k->best[LOOP_CACHE_GET][t];
+
+		printf("  keys %zu, %d thread(s): hugepages (%s) vs 4K (%s): "
+		       "get %.2fx, mixed %.2fx, ck_ht %.2fx faster  %s\n",
+		       s->n, o->threads[t], h->backing, k->backing, get,
+		       h->best[LOOP_CACHE_MIXED][t] /
+			   k->best[LOOP_CACHE_MIXED][t],
+		       h->best[LOOP_CK_GET][t] / k->best[LOOP_CK_GET][t],
+		       get >= HUGE_SPEEDUP_TARGET ? "meets target"
+						  : "misses target");
+	}
 }
 
 static double
@@ -367,92 +428,66 @@ max2(double a, double b)
 	return a > b ? a : b;
 }
 
-/*
- * The best of --repeat measurements of each figure, taken in turns (cache
- * mixed, cache get, ck_ht get, again), so that a burst of load from other
- * processes on a shared machine hits all three alike and the fastest run
- * of each, the least disturbed, is the one reported.
- */
+/* One round: every loop kind on every side once, in turns. */
 static void
-tp_best_of(struct tp_state *s, int nthreads, struct tp_result *r, int t)
+tp_round(struct tp_state *s, int t)
 {
-	r->mixed[t] = r->get[t] = r->ck[t] = 0;
-	for (int i = 0; i < s->o->repeat; i++) {
-		r->mixed[t] = max2(r->mixed[t],
-				   tp_measure(s, LOOP_CACHE_MIXED, nthreads));
-		r->get[t] =
-		    max2(r->get[t], tp_measure(s, LOOP_CACHE_GET, nthreads));
-		r->ck[t] = max2(r->ck[t], tp_measure(s, LOOP_CK_GET, nthreads));
+	int nthreads = s->o->threads[t];
+
+	for (int k = 0; k < LOOP_KINDS; k++) {
+		for (int i = 0; i < SIDES; i++) {
+			struct tp_side *d = &s->side[i];
+
+			if (!d->used)
+				continue;
+			d->best[k][t] =
+			    max2(d->best[k][t],
+				 tp_measure(s, d, (enum loop_kind)k, nthreads));
+		}
 	}
 }
 
 static int
-tp_run(struct tp_state *s, struct tp_result *r)
+tp_run(struct tp_state *s)
 {
-	char key[BENCH_KEY_LEN];
-	int ret;
+	int ret = 0;
 
-	LOG_INFO("loading %zu keys (%s pages)", s->n, s->huge ? "huge" : "4K");
-	ret = tp_load_cache(s, &r->msets);
-	if (ret == 0)
-		ret = tp_load_ck(s);
-	if (ret) {
-		LOG_ERROR("loading %zu keys: %s", s->n, strerror(-ret));
-		tp_unload(s);
-		return ret;
+	for (int i = 0; i < SIDES && ret == 0; i++) {
+		if (s->side[i].used)
+			ret = tp_load(s, &s->side[i]);
 	}
-	bench_key(key, s->perm[0]);
-	r->policy = px_cache_policy_name(px_cache_policy(s->cache));
-	r->backing =
-	    bench_cache_backing(s->cache, key, sizeof(key), &r->huge_share);
-	for (int t = 0; t < s->o->nthreads; t++)
-		tp_best_of(s, s->o->threads[t], r, t);
-	tp_print_run(s, r);
-	tp_unload(s);
-	return 0;
-}
-
-static void
-tp_print_compare(const struct tp_state *s, const struct tp_result *huge,
-		 const struct tp_result *small)
-{
-	const struct bench_opts *o = s->o;
-
-	for (int t = 0; t < o->nthreads; t++) {
-		double get = huge->get[t] / small->get[t];
-
-		printf("  keys %zu, %d thread(s): hugepages (%s) vs 4K (%s): "
-		       "get %.2fx, mixed %.2fx faster  %s\n",
-		       s->n, o->threads[t], huge->backing, small->backing, get,
-		       huge->mixed[t] / small->mixed[t],
-		       get >= HUGE_SPEEDUP_TARGET ? "meets target"
-						  : "misses target");
+	for (int t = 0; t < s->o->nthreads && ret == 0; t++) {
+		for (int r = 0; r < s->o->repeat; r++)
+			tp_round(s, t);
 	}
+	for (int i = 0; i < SIDES && ret == 0; i++) {
+		if (s->side[i].used)
+			tp_print_side(s, &s->side[i]);
+	}
+	if (ret == 0 && s->side[SIDE_HUGE].used && s->side[SIDE_4K].used)
+		tp_print_compare(s);
+	fflush(stdout);
+	for (int i = 0; i < SIDES; i++)
+		tp_unload(&s->side[i]);
+	return ret;
 }
 
 static int
 tp_keys(const struct bench_opts *o, size_t n)
 {
-	struct tp_result huge = {0}, small = {0};
 	struct tp_state s = {.o = o, .n = n};
 	int ret, maxt = 1;
 
 	for (int t = 0; t < o->nthreads; t++)
 		maxt = o->threads[t] > maxt ? o->threads[t] : maxt;
+	s.side[SIDE_HUGE] = (struct tp_side){.used = o->huge, .huge = true};
+	s.side[SIDE_4K] = (struct tp_side){.used = o->small, .huge = false};
 	s.value = malloc(o->value_size);
 	ret = s.value ? tp_make_streams(&s, maxt) : -ENOMEM;
 	if (s.value)
 		memset(s.value, 'v', o->value_size);
-	if (ret == 0 && o->huge) {
-		s.huge = true;
-		ret = tp_run(&s, &huge);
-	}
-	if (ret == 0 && o->small) {
-		s.huge = false;
-		ret = tp_run(&s, &small);
-	}
-	if (ret == 0 && o->huge && o->small)
-		tp_print_compare(&s, &huge, &small);
+	if (ret == 0)
+		ret = tp_run(&s);
 	for (int t = 0; t < maxt; t++)
 		free(s.streams[t]);
 	free(s.perm);
@@ -466,7 +501,7 @@ bench_throughput(const struct bench_opts *o)
 	int ret = 0;
 
 	printf("\n== throughput: zipf %.2f, %d%% get / %d%% set, %zu B values, "
-	       "best of %d runs of %.2f s per figure\n",
+	       "best of %d runs of %.2f s per figure, taken in turns\n",
 	       o->zipf_theta, o->get_pct, 100 - o->get_pct, o->value_size,
 	       o->repeat, o->seconds);
 	printf("   get/ck_ht cost = time of a cache get / time of a bare "
