@@ -23,6 +23,7 @@
 
 struct server {
 	struct px_ring *ring;
+	uint32_t conn_flags;
 	int accepted;
 	int accept_errors;
 	int closed;
@@ -123,7 +124,8 @@ server_accept(struct px_ring *ring, int res, bool more, void *ctx)
 		s->accept_errors++;
 		return;
 	}
-	if (px_ring_conn_create(ring, res, 0, server_recv, s, &conn) == 0 &&
+	if (px_ring_conn_create(ring, res, s->conn_flags, server_recv, s,
+				&conn) == 0 &&
 	    px_ring_conn_recv_start(conn) == 0)
 		s->accepted++;
 }
@@ -228,6 +230,52 @@ TEST_T(ring_echo_1000_connections, 60)
 	       (unsigned long long)st.enters, (unsigned long long)st.enobufs);
 	EXPECT_EQ(st.conns, 0);
 	EXPECT_EQ(bad, 0);
+	px_ring_destroy(ring);
+	close(lfd);
+}
+
+/* The server side in the fixed-file table: accept direct, fixed slots. */
+TEST_T(ring_echo_fixed_files, 60)
+{
+	static struct client clients[16];
+	struct server srv = {.conn_flags = PX_RING_CONN_FIXED};
+	struct px_ring_opts o;
+	struct px_ring *ring;
+	uint16_t port;
+	int lfd, done = 0, ret;
+
+	px_ring_opts_init(&o);
+	o.fixed_files = 64;
+	ret = px_ring_create(&o, &ring);
+	if (ret < 0)
+		SKIP(return, "%s", px_strerror_in(PX_PART_RING, ret));
+	lfd = listen_loopback(&port);
+	ASSERT_GE(lfd, 0);
+	ASSERT_EQ(px_ring_accept(ring, lfd, PX_RING_ACCEPT_DIRECT,
+				 server_accept, &srv, NULL),
+		  0);
+	for (int i = 0; i < 16; i++) {
+		int fd = connect_loopback(port);
+
+		ASSERT_GE(fd, 0);
+		clients[i].done = &done;
+		ASSERT_EQ(px_ring_conn_create(ring, fd, 0, client_recv,
+					      &clients[i], &clients[i].conn),
+			  0);
+		ASSERT_EQ(px_ring_conn_recv_start(clients[i].conn), 0);
+		client_send(&clients[i]);
+	}
+	while (done < 16) {
+		ASSERT_GE(px_ring_run_once(ring, 1000 * 1000000LL), 0);
+		ASSERT_EQ(srv.accept_errors, 0);
+		for (int i = 0; i < 16; i++)
+			ASSERT_FALSE(clients[i].bad);
+	}
+	EXPECT_EQ(srv.accepted, 16);
+	for (int i = 0; i < 16; i++)
+		ASSERT_EQ(px_ring_conn_close(clients[i].conn, NULL, NULL), 0);
+	while (srv.closed < 16)
+		ASSERT_GE(px_ring_run_once(ring, 1000 * 1000000LL), 0);
 	px_ring_destroy(ring);
 	close(lfd);
 }
