@@ -185,6 +185,7 @@ struct px_ring {
 	/* connections waiting for buffers or SQ room, FIFO */
 	struct px_ring_conn *wait_head;
 	struct px_ring_conn **wait_tail;
+	uint32_t wait_len;
 
 	/* open connections */
 	struct px_ring_conn *conns;
