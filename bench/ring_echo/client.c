@@ -21,6 +21,7 @@
 
 struct cconn {
 	int fd;
+	bool out; /* EPOLLOUT is armed */
 	size_t sent;
 	size_t got;
 	uint64_t t0;
@@ -58,12 +59,16 @@ connect_one(uint16_t port)
 	return fd;
 }
 
+/* Changes the interest set only when it differs: no syscall per op. */
 static int
 watch(struct client *cl, struct cconn *k, int op, bool out)
 {
 	struct epoll_event ev = {.events = EPOLLIN | (out ? EPOLLOUT : 0),
 				 .data.ptr = k};
 
+	if (op == EPOLL_CTL_MOD && k->out == out)
+		return 0;
+	k->out = out;
 	return epoll_ctl(cl->ep, op, k->fd, &ev);
 }
 
