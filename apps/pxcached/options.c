@@ -134,7 +134,7 @@ pxc_parse_size(const char *s, uint64_t *out)
 }
 
 __attribute__((format(printf, 3, 4))) static int
-fail(char *err, size_t errlen, const char *fmt, ...)
+opt_fail(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -191,7 +191,7 @@ parse_one(struct pxc_opts *o, int c, const char *arg, char *err, size_t errlen)
 	switch (c) {
 	case 'p':
 		if (parse_ranged(arg, 0, 65535, &v) < 0)
-			return fail(err, errlen, "-p: bad port '%s'", arg);
+			return opt_fail(err, errlen, "-p: bad port '%s'", arg);
 		o->port = (int)v;
 		return 0;
 	case 'l':
@@ -199,25 +199,25 @@ parse_one(struct pxc_opts *o, int c, const char *arg, char *err, size_t errlen)
 		return 0;
 	case 'm':
 		if (parse_ranged(arg, 1, 1ull << 24, &v) < 0)
-			return fail(err, errlen, "-m: bad size '%s' (MiB)",
-				    arg);
+			return opt_fail(err, errlen, "-m: bad size '%s' (MiB)",
+					arg);
 		o->memory_mb = v;
 		return 0;
 	case 'c':
 		if (parse_ranged(arg, 1, 1u << 20, &v) < 0)
-			return fail(err, errlen, "-c: bad count '%s'", arg);
+			return opt_fail(err, errlen, "-c: bad count '%s'", arg);
 		o->max_conns = (uint32_t)v;
 		return 0;
 	case 't':
 		if (parse_ranged(arg, 1, 1024, &v) < 0)
-			return fail(err, errlen, "-t: bad count '%s'", arg);
+			return opt_fail(err, errlen, "-t: bad count '%s'", arg);
 		o->threads = (uint32_t)v;
 		return 0;
 	case 'I':
 		if (pxc_parse_size(arg, &v) < 0 || v < PXC_ITEM_MIN ||
 		    v > PXC_ITEM_MAX)
-			return fail(err, errlen,
-				    "-I: bad size '%s' (1k to 64m)", arg);
+			return opt_fail(err, errlen,
+					"-I: bad size '%s' (1k to 64m)", arg);
 		o->item_max = v;
 		return 0;
 	case 'v':
@@ -231,9 +231,9 @@ parse_one(struct pxc_opts *o, int c, const char *arg, char *err, size_t errlen)
 		return 0;
 	case OPT_HUGEPAGES:
 		if (parse_hugepages(arg, &o->hugepages) < 0)
-			return fail(err, errlen,
-				    "--hugepages: '%s' is not auto, on or off",
-				    arg);
+			return opt_fail(
+			    err, errlen,
+			    "--hugepages: '%s' is not auto, on or off", arg);
 		return 0;
 	case OPT_FEATURES:
 		o->action = PXC_FEATURES;
@@ -242,7 +242,7 @@ parse_one(struct pxc_opts *o, int c, const char *arg, char *err, size_t errlen)
 		o->port_file = arg;
 		return 0;
 	default:
-		return fail(err, errlen, "unknown option (see --help)");
+		return opt_fail(err, errlen, "unknown option (see --help)");
 	}
 }
 
@@ -258,16 +258,16 @@ pxc_opts_parse(struct pxc_opts *o, int argc, char **argv, char *err,
 	while ((c = getopt_long(argc, argv, ":p:l:m:c:t:I:vh", long_opts,
 				NULL)) != -1) {
 		if (c == ':')
-			return fail(err, errlen, "option needs a value: %s",
-				    argv[optind - 1]);
+			return opt_fail(err, errlen, "option needs a value: %s",
+					argv[optind - 1]);
 		rc = parse_one(o, c, optarg, err, errlen);
 		if (rc < 0)
 			return rc;
 	}
 	if (optind < argc)
-		return fail(err, errlen, "unexpected argument '%s'",
-			    argv[optind]);
+		return opt_fail(err, errlen, "unexpected argument '%s'",
+				argv[optind]);
 	if (o->item_max > o->memory_mb << 20)
-		return fail(err, errlen, "-I is larger than -m");
+		return opt_fail(err, errlen, "-I is larger than -m");
 	return 0;
 }

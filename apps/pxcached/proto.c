@@ -405,10 +405,10 @@ parse_stats(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
 
 /* Meta flags each meta command accepts (see docs/pxcached.md). */
 static const char *const meta_allowed[] = {
-    [MC_CMD_MG] = "cfkOqstvTu",
+    [MC_CMD_MG] = "cfkOqstvT",
     [MC_CMD_MS] = "cCFkOqTM",
-    [MC_CMD_MD] = "CkOq",
-    [MC_CMD_MA] = "cCDJkMNOqtTv",
+    [MC_CMD_MD] = "kOq",
+    [MC_CMD_MA] = "cDJkMNOqtTv",
 };
 
 static int
