@@ -89,29 +89,34 @@ static void
 test_pxcached_options_refused(void **state)
 {
 	static const char *const bad[][2] = {
-	    {"-p", "65536"},	 {"-p", "-1"},	       {"-m", "0"},
-	    {"-m", "12x"},	 {"-c", "0"},	       {"-t", "0"},
-	    {"-I", "512"},	 {"-I", "65m"},	       {"-I", "99999999999g"},
-	    {"--hugepages", "yes"}, {"-t", "18446744073709551617"},
+	    {"-p", "65536"},
+	    {"-p", "-1"},
+	    {"-m", "0"},
+	    {"-m", "12x"},
+	    {"-c", "0"},
+	    {"-t", "0"},
+	    {"-I", "512"},
+	    {"-I", "65m"},
+	    {"-I", "99999999999g"},
+	    {"--hugepages", "yes"},
+	    {"-t", "18446744073709551617"},
 	};
 	struct pxc_opts o;
 	char err[128];
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		assert_int_equal(parse(&o, err, sizeof(err), bad[i][0],
-				       bad[i][1], NULL),
-				 -EINVAL);
+		assert_int_equal(
+		    parse(&o, err, sizeof(err), bad[i][0], bad[i][1], NULL),
+		    -EINVAL);
 		assert_true(strlen(err) > 0);
 	}
-	assert_int_equal(parse(&o, err, sizeof(err), "-U", "0", NULL),
-			 -EINVAL);
+	assert_int_equal(parse(&o, err, sizeof(err), "-U", "0", NULL), -EINVAL);
 	assert_int_equal(parse(&o, err, sizeof(err), "extra", NULL), -EINVAL);
 	assert_int_equal(parse(&o, err, sizeof(err), "-p", NULL), -EINVAL);
 	assert_non_null(strstr(err, "needs a value"));
 	/* -I cannot exceed the memory. */
-	assert_int_equal(parse(&o, err, sizeof(err), "-m", "1", "-I", "2m",
-			       NULL),
-			 -EINVAL);
+	assert_int_equal(
+	    parse(&o, err, sizeof(err), "-m", "1", "-I", "2m", NULL), -EINVAL);
 }
 
 static void
@@ -134,7 +139,8 @@ static void
 test_pxcached_options_help_lists_everything(void **state)
 {
 	static const char *const opts[] = {
-	    "-p,", "-l,", "-m,", "-c,", "-t,", "-I,", "-v,", "--policy",
+	    "-p,",         "-l,",        "-m,",         "-c,",
+	    "-t,",         "-I,",        "-v,",         "--policy",
 	    "--hugepages", "--features", "--port-file", "--help"};
 	const char *h = pxc_usage();
 
