@@ -32,8 +32,9 @@
  *
  *   get/get_ref/gat/touch/delete: 0 found, -ENOENT missing (END /
  *   NOT_FOUND).  incr/decr: 0, -ENOENT (NOT_FOUND), -EINVAL for a value
- *   that is not a decimal number of at most 20 digits that fits in 64
- *   bits (CLIENT_ERROR cannot increment or decrement non-numeric value).
+ *   that is not a decimal number (digits, then optional spaces) that fits
+ *   in 64 bits (CLIENT_ERROR cannot increment or decrement non-numeric
+ *   value).
  *
  * TTLs (the "ttl" arguments) follow memcached: 0 never expires; 1 to
  * 2592000 (30 days) is seconds from now; more than 30 days is an absolute
@@ -151,8 +152,9 @@ PX_API enum px_cache_policy px_cache_policy(const struct px_cache *c);
 
 /*
  * px_cache_item_size - bytes of the budget an item with a @klen-byte key
- * and a @vlen-byte value occupies (header, key, value, alignment).  The
- * index and other shared structures are not included.
+ * and a @vlen-byte value occupies (header, key, value, alignment), with
+ * client flags 0; non-zero flags take 4 bytes more.  The index and other
+ * shared structures are not included.
  */
 PX_API size_t px_cache_item_size(size_t klen, size_t vlen);
 
@@ -331,11 +333,15 @@ typedef int (*px_cache_loader_fn)(void *arg, const void *key, size_t klen,
  * miss (single flight).  On a miss one caller runs @loader and stores its
  * value with PX_CACHE_SET; concurrent callers of the same key wait for
  * that load (they do not call their loader) and then read the stored
- * item.  If the stored item is already gone when a waiter reads it (a
- * negative ttl, an eviction), the waiter loads again.
+ * item.  The loading caller gets a reference to the item it stored even
+ * if another thread replaces it at once.  If the stored item is already
+ * gone when a waiter reads it (evicted or replaced and deleted), the
+ * waiter loads again.  A loader value with a negative ttl stores nothing:
+ * the loading caller and its waiters get -ENOENT.
  * Returns 0 with @ref pinned (put it with px_cache_ref_put()), the
- * loader's error, a store error (-E2BIG, -ENOMEM), or -EINVAL.  Blocks
- * while another thread loads the key.
+ * loader's error (to the loading caller and every waiter), a store error
+ * (-E2BIG, -ENOMEM), -ENOENT as above, or -EINVAL.  Blocks while another
+ * thread loads the key.
  */
 PX_API int px_cache_get_or_load(struct px_cache *c, const void *key,
 				size_t klen, px_cache_loader_fn loader,
