@@ -370,16 +370,22 @@ parse_flush(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
 	return MC_PARSE_REQ;
 }
 
-/* verbosity <level> [noreply] */
+/*
+ * verbosity <level> [noreply]; a bare "verbosity noreply" is accepted and
+ * changes nothing, as memcached does.
+ */
 static enum mc_parse_rc
 parse_verbosity(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
 		const char *data, size_t avail)
 {
 	if (l->rest || l->ntok < 2 || l->ntok > 3)
 		return set_error(req, "ERROR");
-	if (l->ntok == 3)
-		take_noreply(l, req);
-	if (parse_u32(&l->tok[1], &req->level) < 0)
+	take_noreply(l, req);
+	if (l->ntok == 1) {
+		req->keep_level = true;
+		return MC_PARSE_REQ;
+	}
+	if (l->ntok != 2 || parse_u32(&l->tok[1], &req->level) < 0)
 		return set_error(req, ERR_FORMAT);
 	return MC_PARSE_REQ;
 }

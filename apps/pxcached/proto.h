@@ -123,6 +123,7 @@ struct mc_req {
 	uint64_t delta;    /* incr/decr */
 	int64_t delay;     /* flush_all */
 	uint32_t level;    /* verbosity */
+	bool keep_level;   /* verbosity without a level: change nothing */
 	const char *value; /* storage: vlen bytes of data */
 	size_t vlen;
 	const char *args; /* stats: the words after "stats" */

@@ -358,6 +358,11 @@ test_pxcached_proto_admin_commands(void **state)
 	mc_parse(&p, "verbosity 3 noreply\r\n", 21, &req);
 	assert_int_equal(req.level, 3);
 	assert_true(req.noreply);
+	/* memccapable sends this one and expects silence. */
+	mc_parse(&p, "verbosity noreply\r\n", 19, &req);
+	assert_int_equal(req.cmd, MC_CMD_VERBOSITY);
+	assert_true(req.noreply);
+	assert_true(req.keep_level);
 }
 
 static void
