@@ -223,6 +223,9 @@ place(struct px_region *r, char *at, size_t len, enum px_region_backing b)
 		if (ret < 0)
 			return ret;
 	}
+	/* Base pages only, even where THP is "always"; best effort. */
+	if (b == PX_REGION_4K)
+		px_region_os.madvise(p, len, MADV_NOHUGEPAGE);
 	r->base = p;
 	r->size = len;
 	r->page_size = b == PX_REGION_THP ? PX_SZ_2M : step_page(b);
