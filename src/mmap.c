@@ -294,6 +294,23 @@ sigbus_install(void)
 }
 
 /*
+ * After a jump out of the handler: SA_NODEFER kept SIGBUS unblocked, but
+ * a wrapper between the kernel and our handler (ThreadSanitizer's) may
+ * install its own without it.  A blocked SIGBUS on the next fault would
+ * kill the process, so unblock it; this costs a system call on the
+ * fault path only.
+ */
+static void
+sigbus_unblock(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGBUS);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
+
+/*
  * Copies @n bytes; a SIGBUS on an address in [@lo, @lo + @span) ends the
  * copy with -EIO.  Guards nest: a signal handler may use the accessors.
  */
@@ -305,6 +322,7 @@ guarded_copy(void *dst, const void *src, size_t n, const void *lo, size_t span)
 
 	if (sigsetjmp(jump, 0)) {
 		guard = saved;
+		sigbus_unblock();
 		return -EIO;
 	}
 	guard.lo = (uintptr_t)lo;
