@@ -431,6 +431,7 @@ static struct {
 	ssize_t short_io; /* cap on each pread / pwrite, 0: none */
 	bool pwrite_zero;
 	int open_fds;
+	int mmap_flags, advice;
 } ff;
 
 static struct px_mmap_hooks real;
@@ -450,6 +451,7 @@ static int
 f_mmap(void **out, void *addr, size_t len, int prot, int flags, int fd,
        off_t off)
 {
+	ff.mmap_flags = flags;
 	return fhit(O_MMAP) ?: real.mmap(out, addr, len, prot, flags, fd, off);
 }
 
@@ -474,6 +476,7 @@ f_msync(void *a, size_t l, int flags)
 static int
 f_madvise(void *a, size_t l, int advice)
 {
+	ff.advice = advice;
 	return fhit(O_MADVISE) ?: real.madvise(a, l, advice);
 }
 
@@ -701,6 +704,68 @@ test_mmap_stream_read_errors_are_returned(void **state)
 	px_mmap_destroy(m);
 }
 
+static void
+test_mmap_hints_reach_the_kernel_and_hint_failure_is_ignored(void **state)
+{
+	struct px_mmap_opts o = opts(PX_MMAP_RO, 0, 0);
+	struct px_mmap *m;
+	int fd = make_file(PAGE, O_RDONLY);
+
+	o.populate = true;
+	o.huge = true;
+	ff.fail[O_MADVISE] = -EINVAL;
+	assert_int_equal(px_mmap_create(&m, fd, &o), 0);
+	assert_true(ff.mmap_flags & MAP_POPULATE);
+	assert_true(ff.mmap_flags & MAP_SHARED);
+	assert_int_equal(ff.advice, MADV_HUGEPAGE);
+	px_mmap_destroy(m);
+
+	o = opts(PX_MMAP_COW, 0, 0);
+	assert_int_equal(px_mmap_create(&m, fd, &o), 0);
+	assert_true(ff.mmap_flags & MAP_PRIVATE);
+	assert_false(ff.mmap_flags & MAP_POPULATE);
+	px_mmap_destroy(m);
+	close(fd);
+}
+
+static void
+test_mmap_every_refusal_errno_falls_back(void **state)
+{
+	static const int refusals[] = {-ENODEV, -EOPNOTSUPP, -ENOSYS};
+	struct px_mmap_opts o = opts(PX_MMAP_RO, 0, 0);
+	struct px_mmap *m;
+	int fd = make_file(PAGE, O_RDONLY);
+
+	for (size_t i = 0; i < 3; i++) {
+		ff.fail[O_MMAP] = refusals[i];
+		o.no_fallback = false;
+		assert_int_equal(px_mmap_create(&m, fd, &o), 0);
+		assert_int_equal(px_mmap_backend(m), PX_MMAP_PREAD);
+		px_mmap_destroy(m);
+		o.no_fallback = true;
+		assert_int_equal(px_mmap_create(&m, fd, &o), -ENODEV);
+	}
+	ff.fail[O_MMAP] = -EACCES; /* a permission problem is not refusal */
+	o.no_fallback = false;
+	assert_int_equal(px_mmap_create(&m, fd, &o), -EACCES);
+	close(fd);
+}
+
+static void
+test_mmap_remap_of_empty_view_reports_mmap_failure(void **state)
+{
+	struct px_mmap *m;
+	int fd = make_file(0, O_RDONLY);
+
+	assert_int_equal(px_mmap_create(&m, fd, NULL), 0);
+	ff.fail[O_MMAP] = -ENOMEM;
+	assert_int_equal(px_mmap_remap(m, PAGE, true), -ENOMEM);
+	assert_int_equal(px_mmap_len(m), 0);
+	assert_null(px_mmap_data(m));
+	px_mmap_destroy(m);
+	close(fd);
+}
+
 #define FAKE_TEST(t) cmocka_unit_test_setup_teardown(t, use_fakes, use_real)
 
 int
@@ -724,6 +789,10 @@ main(void)
 	    FAKE_TEST(test_mmap_other_mmap_errors_are_returned),
 	    FAKE_TEST(test_mmap_operation_errors_are_returned),
 	    FAKE_TEST(test_mmap_stream_read_errors_are_returned),
+	    FAKE_TEST(
+		test_mmap_hints_reach_the_kernel_and_hint_failure_is_ignored),
+	    FAKE_TEST(test_mmap_every_refusal_errno_falls_back),
+	    FAKE_TEST(test_mmap_remap_of_empty_view_reports_mmap_failure),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
