@@ -172,7 +172,7 @@ memfd_flags(enum px_region_backing b)
 	return f;
 }
 
-/* A sized memfd sealed against shrinking (and against unsealing). */
+/* A sized memfd sealed against shrinking; other seals stay possible. */
 static int
 make_memfd(struct px_region *r, size_t len, enum px_region_backing b,
 	   const char *name)
@@ -427,7 +427,7 @@ seal_shrink(int fd)
 	int seals = px_region_os.fcntl(fd, F_GET_SEALS, 0);
 
 	if (seals < 0)
-		return seals == -EINVAL ? -EINVAL : seals;
+		return seals; /* EINVAL: not a sealable file */
 	if (seals & F_SEAL_SHRINK)
 		return 0;
 	seals = px_region_os.fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK);
@@ -644,7 +644,8 @@ judge(const struct px_region *r, const struct px_smaps_range *sr,
 {
 	size_t huge = sr->anon_huge + sr->pmd_mapped;
 
-	*page = sr->kernel_page_size;
+	*page =
+	    sr->kernel_page_size ? sr->kernel_page_size : px_base_page_size();
 	if (sr->kernel_page_size == PX_SZ_1G)
 		*b = PX_REGION_HUGETLB_1G;
 	else if (sr->kernel_page_size == PX_SZ_2M)
