@@ -405,6 +405,65 @@ test_mmap_proc_file_uses_pread(void **state)
 	close(fd);
 }
 
+#define STREAM_LEN (256 * 1024)
+
+static void *
+feed_pipe(void *arg)
+{
+	int fd = *(int *)arg;
+	unsigned char chunk[4096];
+
+	for (size_t off = 0; off < STREAM_LEN; off += sizeof(chunk)) {
+		for (size_t i = 0; i < sizeof(chunk); i++)
+			chunk[i] = (unsigned char)((off + i) % 251);
+		if (write(fd, chunk, sizeof(chunk)) != (ssize_t)sizeof(chunk))
+			break;
+	}
+	close(fd);
+	return NULL;
+}
+
+static void *
+read_stream(void *arg)
+{
+	struct px_mmap *m = arg;
+	unsigned char b[100];
+	uint64_t s = (uintptr_t)&b, off;
+	long bad = 0;
+
+	for (int i = 0; i < 300; i++) {
+		s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+		off = (s >> 33) % (STREAM_LEN - sizeof(b));
+		if (px_mmap_read(m, off, b, sizeof(b)) != 0 ||
+		    b[7] != (off + 7) % 251)
+			bad++;
+	}
+	return (void *)bad;
+}
+
+static void
+test_mmap_stream_serves_readers_on_threads(void **state)
+{
+	pthread_t feeder, th[2];
+	struct px_mmap *m;
+	void *bad;
+	int p[2];
+
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(px_mmap_create(&m, p[0], NULL), 0);
+	close(p[0]);
+	assert_int_equal(pthread_create(&feeder, NULL, feed_pipe, &p[1]), 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, read_stream, m),
+				 0);
+	for (int i = 0; i < 2; i++) {
+		pthread_join(th[i], &bad);
+		assert_int_equal((long)bad, 0);
+	}
+	pthread_join(feeder, NULL);
+	px_mmap_destroy(m);
+}
+
 /* ---- fakes ---- */
 
 enum fop {
@@ -785,6 +844,7 @@ main(void)
 	    cmocka_unit_test(test_mmap_anon_rejects_bad_arguments),
 	    cmocka_unit_test(test_mmap_pipe_uses_the_stream_fallback),
 	    cmocka_unit_test(test_mmap_proc_file_uses_pread),
+	    cmocka_unit_test(test_mmap_stream_serves_readers_on_threads),
 	    FAKE_TEST(test_mmap_refused_mmap_falls_back_to_pread),
 	    FAKE_TEST(test_mmap_other_mmap_errors_are_returned),
 	    FAKE_TEST(test_mmap_operation_errors_are_returned),

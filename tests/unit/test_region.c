@@ -8,6 +8,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -476,6 +478,64 @@ test_region_map_fd_refuses_unsealable_and_empty(void **state)
 	assert_int_equal(ftruncate(fd, 8192), 0);
 	assert_int_equal(px_region_map_fd(&r, fd, NULL), -EINVAL);
 	close(fd);
+}
+
+#define CARVERS 4
+#define CHUNK   64
+
+struct carver {
+	struct px_region *r;
+	uintptr_t got[16384 / CHUNK];
+	int n;
+};
+
+static void *
+carve_all(void *arg)
+{
+	struct carver *c = arg;
+	void *p;
+
+	while (px_region_carve(c->r, CHUNK, CHUNK, &p) == 0)
+		c->got[c->n++] = (uintptr_t)p;
+	return NULL;
+}
+
+static int
+cmp_addr(const void *a, const void *b)
+{
+	uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void
+test_region_carve_from_threads_never_overlaps(void **state)
+{
+	static struct carver c[CARVERS];
+	static uintptr_t all[16384 / CHUNK];
+	struct px_region_opts o = opts_for(PX_REGION_4K);
+	pthread_t th[CARVERS];
+	struct px_region *r;
+	int i, j, n = 0;
+
+	assert_int_equal(px_region_create(&r, 16384, &o), 0);
+	for (i = 0; i < CARVERS; i++) {
+		c[i] = (struct carver){.r = r};
+		assert_int_equal(pthread_create(&th[i], NULL, carve_all, &c[i]),
+				 0);
+	}
+	for (i = 0; i < CARVERS; i++) {
+		pthread_join(th[i], NULL);
+		for (j = 0; j < c[i].n; j++)
+			all[n++] = c[i].got[j];
+	}
+	/* Every chunk handed out once: the region is exactly used up. */
+	assert_int_equal(n, 16384 / CHUNK);
+	qsort(all, (size_t)n, sizeof(*all), cmp_addr);
+	for (i = 0; i < n; i++)
+		assert_int_equal(all[i], (uintptr_t)px_region_base(r) +
+					     (uintptr_t)i * CHUNK);
+	px_region_destroy(r);
 }
 
 /* ---- fakes: the fallback chain ---- */
@@ -1004,6 +1064,7 @@ main(void)
 	    cmocka_unit_test(
 		test_region_shareable_maps_twice_and_punches_holes),
 	    cmocka_unit_test(test_region_map_fd_refuses_unsealable_and_empty),
+	    cmocka_unit_test(test_region_carve_from_threads_never_overlaps),
 	    FAKE_TEST(test_region_best_falls_back_from_2m_to_thp),
 	    FAKE_TEST(
 		test_region_best_takes_2m_hugetlb_when_the_kernel_confirms),
