@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <linux/falloc.h>
 
+#include <patinox/error.h>
 #include <patinox/region.h>
 
 #include "region_internal.h"
@@ -735,14 +736,15 @@ px_region_describe(const struct px_region *r, char *buf, size_t len)
 		if (e != 0)
 			append(buf, len, &w, "%s%s: %s",
 			       n++ ? ", " : "; fell back: ",
-			       px_region_backing_name(order[i]), strerror(-e));
+			       px_region_backing_name(order[i]),
+			       px_strerror(e));
 	}
 	if (r->mapped == PX_REGION_THP && r->verified &&
 	    r->backing == PX_REGION_4K)
 		append(buf, len, &w, "; THP advised but no hugepage resident");
 	if (r->collapse_err)
 		append(buf, len, &w, "; MADV_COLLAPSE: %s",
-		       strerror(-r->collapse_err));
+		       px_strerror(r->collapse_err));
 	append(buf, len, &w, ")");
 	return w;
 }
