@@ -560,7 +560,8 @@ test_region_best_falls_back_from_2m_to_thp(void **state)
 			 -ENOMEM);
 	assert_int_equal(px_region_step_error(r, PX_REGION_THP), 0);
 	describe(r, buf, sizeof(buf));
-	assert_non_null(strstr(buf, "thp (verified; fell back: hugetlb-2M"));
+	assert_non_null(strstr(buf, "thp (verified; fell back: "));
+	assert_non_null(strstr(buf, "hugetlb-2M: Cannot allocate memory"));
 	px_region_destroy(r);
 }
 
@@ -599,6 +600,26 @@ test_region_best_walks_down_to_4k(void **state)
 	describe(r, buf, sizeof(buf));
 	assert_non_null(strstr(buf, "hugetlb-2M: Invalid argument"));
 	assert_non_null(strstr(buf, "thp: Invalid argument"));
+	px_region_destroy(r);
+}
+
+static void
+test_region_best_tries_1g_only_when_configured(void **state)
+{
+	struct px_region_opts o = opts_for(PX_REGION_BEST);
+	struct px_region *r;
+
+	fk.fail[F_HUGE_1G] = -ENOMEM;
+	assert_int_equal(px_region_create(&r, 2 * MB, &o), 0);
+	assert_int_equal(px_region_backing(r), PX_REGION_HUGETLB_2M);
+#ifdef CONFIG_PX_REGION_HUGE_1G
+	assert_int_equal(fk.calls[F_HUGE_1G], 1);
+	assert_int_equal(px_region_step_error(r, PX_REGION_HUGETLB_1G),
+			 -ENOMEM);
+#else
+	assert_int_equal(fk.calls[F_HUGE_1G], 0);
+	assert_int_equal(px_region_step_error(r, PX_REGION_HUGETLB_1G), 0);
+#endif
 	px_region_destroy(r);
 }
 
@@ -1069,6 +1090,7 @@ main(void)
 	    FAKE_TEST(
 		test_region_best_takes_2m_hugetlb_when_the_kernel_confirms),
 	    FAKE_TEST(test_region_best_walks_down_to_4k),
+	    FAKE_TEST(test_region_best_tries_1g_only_when_configured),
 	    FAKE_TEST(test_region_hugetlb_1g_is_reported_from_smaps),
 	    FAKE_TEST(test_region_specific_hugetlb_does_not_fall_back),
 	    FAKE_TEST(test_region_hugetlb_that_kernel_denies_is_reported_4k),
