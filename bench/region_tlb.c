@@ -44,6 +44,13 @@ struct row {
 	char why[256];
 	char got[256];
 	double create_s, indep_ns, dep_ns;
+	/*
+	 * The hugetlb region is created once and kept for every round:
+	 * other users of the shared pool could take its pages between
+	 * rounds.  Its create time is that of the one creation.
+	 */
+	bool keep;
+	struct px_region *kept;
 };
 
 static double
@@ -133,7 +140,7 @@ write_long(const char *path, long v)
  * were free) or -1 with @why filled when the row must be skipped.
  */
 static long
-hugetlb_prepare(long need, bool reserve, char *why, size_t len)
+hugetlb_prepare(long need, bool reserve, long *set_to, char *why, size_t len)
 {
 	long free_pages = read_long(HP_2M_DIR "free_hugepages");
 	long nr = read_long(HP_2M_DIR "nr_hugepages");
@@ -160,18 +167,29 @@ hugetlb_prepare(long need, bool reserve, char *why, size_t len)
 		return -1;
 	}
 	LOG_NOTICE("reserved %ld 2 MiB hugepages for the run", add);
+	*set_to = nr + add;
 	return add;
 }
 
-/* Gives back what was added, leaving others' changes in place. */
+/*
+ * Gives back what was added, if the pool is still as we left it.  When
+ * someone else changed it meanwhile (another test reserving or restoring
+ * its own count), any write could undo their change: leave it and say so.
+ */
 static void
-hugetlb_restore(long added)
+hugetlb_restore(long added, long set_to)
 {
 	long nr = read_long(HP_2M_DIR "nr_hugepages");
 
-	if (added <= 0 || nr < 0)
+	if (added <= 0)
 		return;
-	write_long(HP_2M_DIR "nr_hugepages", nr > added ? nr - added : 0);
+	if (nr != set_to) {
+		LOG_WARN("nr_hugepages changed to %ld by someone else; "
+			 "not giving back the %ld pages reserved",
+			 nr, added);
+		return;
+	}
+	write_long(HP_2M_DIR "nr_hugepages", nr - added);
 	LOG_NOTICE("gave back %ld 2 MiB hugepages", added);
 }
 
@@ -204,37 +222,48 @@ keep_best(struct row *row, double create_s, double indep, double dep)
 }
 
 static void
+skip_row(struct row *row, int err)
+{
+	/* A pool shared with others may run dry between rounds. */
+	LOG_WARN("%s: %s", px_region_backing_name(row->backing),
+		 px_strerror(err));
+	if (row->indep_ns == 0) {
+		row->skipped = true;
+		snprintf(row->why, sizeof(row->why), "create: %s",
+			 px_strerror_in(PX_PART_REGION, err));
+	}
+}
+
+static void
 run_row(struct row *row, const struct bench_opts *bo)
 {
 	struct px_region_opts o;
-	struct px_region *r;
-	double t0, indep, dep;
+	struct px_region *r = row->kept;
+	double t0 = row->create_s, indep, dep;
 	size_t n;
 	int ret;
 
-	px_region_opts_init(&o);
-	o.backing = row->backing;
-	o.populate = true;
-	t0 = now();
-	ret = px_region_create(&r, bo->size, &o);
-	t0 = now() - t0;
-	if (ret < 0) {
-		/* A pool shared with others may run dry between rounds. */
-		LOG_WARN("%s: %s", px_region_backing_name(row->backing),
-			 px_strerror(ret));
-		if (row->indep_ns == 0) {
-			row->skipped = true;
-			snprintf(row->why, sizeof(row->why), "create: %s",
-				 px_strerror_in(PX_PART_REGION, ret));
+	if (!r) {
+		px_region_opts_init(&o);
+		o.backing = row->backing;
+		o.populate = true;
+		t0 = now();
+		ret = px_region_create(&r, bo->size, &o);
+		t0 = now() - t0;
+		if (ret < 0) {
+			skip_row(row, ret);
+			return;
 		}
-		return;
+		describe(r, row->got, sizeof(row->got));
 	}
-	describe(r, row->got, sizeof(row->got));
 	n = bo->size / sizeof(uint64_t);
 	time_independent(px_region_base(r), n, bo->reads / 10 + 1);
 	indep = time_independent(px_region_base(r), n, bo->reads);
 	dep = time_dependent(px_region_base(r), n, bo->dep_reads);
-	px_region_destroy(r);
+	if (row->keep)
+		row->kept = r;
+	else
+		px_region_destroy(r);
 	LOG_INFO("%s: %s; create+prefault %.2f s, %.1f / %.1f ns",
 		 px_region_backing_name(row->backing), row->got, t0, indep,
 		 dep);
@@ -366,13 +395,13 @@ main(int argc, char **argv)
 	    {.backing = PX_REGION_HUGETLB_2M},
 	};
 	struct bench_opts bo;
-	long added;
+	long added, set_to = 0;
 
 	if (parse_args(argc, argv, &bo) < 0) {
 		usage(argv[0]);
 		return 2;
 	}
-	added = hugetlb_prepare((long)(bo.size / (2 * MB)), bo.reserve,
+	added = hugetlb_prepare((long)(bo.size / (2 * MB)), bo.reserve, &set_to,
 				rows[2].why, sizeof(rows[2].why));
 	rows[2].skipped = added < 0;
 	/* Rounds interleave the backings, so drift hits them alike. */
@@ -380,7 +409,8 @@ main(int argc, char **argv)
 		for (int i = 0; i < 3; i++)
 			if (!rows[i].skipped)
 				run_row(&rows[i], &bo);
-	hugetlb_restore(added);
+	px_region_destroy(rows[2].kept);
+	hugetlb_restore(added, set_to);
 	print_rows(rows, 3, &bo);
 	return rows[0].skipped ? 1 : 0;
 }

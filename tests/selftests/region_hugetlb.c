@@ -72,7 +72,8 @@ smaps_kernel_page_kb(const void *addr)
 /* Makes @want 2 MiB pages free, reserving if root; old count in *old. */
 FIXTURE(hugetlb2m)
 {
-	long old; /* nr_hugepages to restore, -1: untouched */
+	long old;    /* nr_hugepages to restore, -1: untouched */
+	long set_to; /* what we wrote: restore only if it is still so */
 };
 
 FIXTURE_SETUP(hugetlb2m)
@@ -88,8 +89,8 @@ FIXTURE_SETUP(hugetlb2m)
 		SKIP(return, "%ld free 2 MiB hugepages and not root",
 			   free_pages);
 	self->old = read_long(HP_2M_DIR "nr_hugepages");
-	if (!write_long(HP_2M_DIR "nr_hugepages",
-			self->old + want - free_pages) ||
+	self->set_to = self->old + want - free_pages;
+	if (!write_long(HP_2M_DIR "nr_hugepages", self->set_to) ||
 	    read_long(HP_2M_DIR "free_hugepages") < want) {
 		write_long(HP_2M_DIR "nr_hugepages", self->old);
 		SKIP(return, "could not reserve %ld 2 MiB hugepages", want);
@@ -100,7 +101,9 @@ FIXTURE_SETUP(hugetlb2m)
 
 FIXTURE_TEARDOWN(hugetlb2m)
 {
-	if (self->old >= 0)
+	/* Someone else changed the pool meanwhile: do not undo that. */
+	if (self->old >= 0 &&
+	    read_long(HP_2M_DIR "nr_hugepages") == self->set_to)
 		write_long(HP_2M_DIR "nr_hugepages", self->old);
 }
 
