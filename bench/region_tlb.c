@@ -9,8 +9,9 @@
  * the kernel really gave.
  *
  * The hugetlb row needs size / 2 MiB free pages.  With --reserve the
- * benchmark reserves what is missing (root) and gives it back after;
- * otherwise it skips the row and says why.
+ * benchmark reserves that many pages of its own (root) and gives them
+ * back after; without it, it uses free pages if there are enough and
+ * otherwise skips the row and says why.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -27,8 +28,6 @@
 
 #define MB        (1UL << 20)
 #define HP_2M_DIR "/sys/kernel/mm/hugepages/hugepages-2048kB/"
-/* Extra pages reserved with --reserve: others may take a few meanwhile. */
-#define RESERVE_SLACK 8
 
 struct bench_opts {
 	size_t size;
@@ -144,13 +143,12 @@ hugetlb_prepare(long need, bool reserve, long *set_to, char *why, size_t len)
 {
 	long free_pages = read_long(HP_2M_DIR "free_hugepages");
 	long nr = read_long(HP_2M_DIR "nr_hugepages");
-	long add = need - free_pages;
 
 	if (free_pages < 0 || nr < 0) {
 		snprintf(why, len, "no 2 MiB hugetlb pool in this kernel");
 		return -1;
 	}
-	if (add <= 0)
+	if (!reserve && free_pages >= need)
 		return 0;
 	if (!reserve) {
 		snprintf(why, len,
@@ -159,16 +157,16 @@ hugetlb_prepare(long need, bool reserve, long *set_to, char *why, size_t len)
 			 need, free_pages);
 		return -1;
 	}
-	add += RESERVE_SLACK;
-	if (write_long(HP_2M_DIR "nr_hugepages", nr + add) < 0 ||
-	    read_long(HP_2M_DIR "free_hugepages") < need) {
+	/* Pages of our own: the free ones may be someone else's. */
+	if (write_long(HP_2M_DIR "nr_hugepages", nr + need) < 0 ||
+	    read_long(HP_2M_DIR "nr_hugepages") < nr + need) {
 		write_long(HP_2M_DIR "nr_hugepages", nr);
-		snprintf(why, len, "could not reserve %ld 2 MiB pages", add);
+		snprintf(why, len, "could not reserve %ld 2 MiB pages", need);
 		return -1;
 	}
-	LOG_NOTICE("reserved %ld 2 MiB hugepages for the run", add);
-	*set_to = nr + add;
-	return add;
+	LOG_NOTICE("reserved %ld 2 MiB hugepages for the run", need);
+	*set_to = nr + need;
+	return need;
 }
 
 /*
@@ -329,21 +327,22 @@ parse_size(const char *s)
 static void
 usage(const char *prog)
 {
-	fprintf(stderr,
-		"usage: %s [-s SIZE] [-n READS] [-d DEP_READS] [-R ROUNDS] "
-		"[--reserve] "
-		"[-v]\n"
-		"  -s, --size SIZE       region size (default 4G; K/M/G)\n"
-		"  -n, --reads N         independent reads timed (default "
-		"20000000)\n"
-		"  -d, --dep-reads N     dependent reads timed (default "
-		"5000000)\n"
-		"  -R, --rounds N        measure every row N times, keep the "
-		"best (default 2)\n"
-		"  -r, --reserve         reserve missing 2 MiB hugepages "
-		"(root), give them back after\n"
-		"  -v, --verbose         log each region's backing\n",
-		prog);
+	fprintf(
+	    stderr,
+	    "usage: %s [-s SIZE] [-n READS] [-d DEP_READS] [-R ROUNDS] "
+	    "[--reserve] "
+	    "[-v]\n"
+	    "  -s, --size SIZE       region size (default 4G; K/M/G)\n"
+	    "  -n, --reads N         independent reads timed (default "
+	    "20000000)\n"
+	    "  -d, --dep-reads N     dependent reads timed (default "
+	    "5000000)\n"
+	    "  -R, --rounds N        measure every row N times, keep the "
+	    "best (default 2)\n"
+	    "  -r, --reserve         reserve SIZE / 2 MiB hugepages of its own "
+	    "(root), give them back after\n"
+	    "  -v, --verbose         log each region's backing\n",
+	    prog);
 }
 
 static int
