@@ -408,11 +408,15 @@ main(int argc, char **argv)
 	added = hugetlb_prepare((long)(bo.size / (2 * MB)), bo.reserve, &set_to,
 				rows[2].why, sizeof(rows[2].why));
 	rows[2].skipped = added < 0;
-	/* Rounds interleave the backings, so drift hits them alike. */
+	/*
+	 * Rounds interleave the backings, so drift hits them alike; the
+	 * hugetlb row goes first, taking its pages right after they are
+	 * reserved, before anyone else sharing the pool can.
+	 */
 	for (int round = 0; round < bo.rounds; round++)
-		for (int i = 0; i < 3; i++)
-			if (!rows[i].skipped)
-				run_row(&rows[i], &bo);
+		for (int k = 0; k < 3; k++)
+			if (!rows[(k + 2) % 3].skipped)
+				run_row(&rows[(k + 2) % 3], &bo);
 	px_region_destroy(rows[2].kept);
 	hugetlb_restore(added, set_to);
 	print_rows(rows, 3, &bo);
