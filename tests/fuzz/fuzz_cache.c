@@ -13,6 +13,7 @@
  * reached.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -215,8 +216,11 @@ model_store(int k, enum px_cache_mode mode, const uint8_t *v, size_t vlen,
 	    uint32_t flags, int64_t ttl, uint64_t cas)
 {
 	struct mitem *m = &model[k];
+	bool dead = ttl < 0 || (ttl > PX_CACHE_TTL_RELATIVE_MAX && ttl <= now);
 
-	new_cas(k, cas);
+	/* A store that is dead on arrival only removes: no cas id. */
+	if (!dead || mode == PX_CACHE_APPEND || mode == PX_CACHE_PREPEND)
+		new_cas(k, cas);
 	if (mode == PX_CACHE_APPEND) {
 		memcpy(m->val + m->vlen, v, vlen);
 		m->vlen += vlen;
@@ -313,8 +317,11 @@ op_touch(struct px_cache *c, struct in *in, int k, const char *name, int gat)
 	int rc;
 
 	if (gat) {
-		/* gat reports the item as touched: with its new expiry. */
-		if (mlive(k))
+		/*
+		 * gat reports the item as touched, with its new expiry; a
+		 * negative TTL expires it only after it is returned.
+		 */
+		if (ttl >= 0 && mlive(k))
 			model[k].exptime = abs_exp(ttl);
 		rc = px_cache_gat(c, name, 3, ttl, out, sizeof(out), &info);
 		if (ttl < 0 && rc == 0)
