@@ -248,8 +248,10 @@ check_reply(const struct mc_req *r, const char *p, size_t n)
 		size_t l = line_at(p + off, n - off);
 		long d;
 
-		if (!l)
+		if (!l) {
+			fprintf(stderr, "reply: \"%.*s\"\n", (int)n, p);
 			bad("reply is not a sequence of CRLF lines", r);
+		}
 		d = data_len(p + off, l);
 		last = off;
 		off += l;
