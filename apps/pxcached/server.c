@@ -379,12 +379,13 @@ log_start(const struct pxc_server *s)
 
 	LOG_NOTICE("pxcached %s listening on %s port %d, %u threads, "
 		   "%llu MiB cache on %s pages%s, policy %s, max %u "
-		   "connections, items up to %llu KiB",
+		   "connections, items up to %llu KiB%s",
 		   PX_VERSION_STRING, o->listen, s->port, s->nworkers,
 		   (unsigned long long)o->memory_mb, s->backing,
 		   s->backing_note,
 		   px_cache_policy_name(px_cache_policy(s->cache)),
-		   o->max_conns, (unsigned long long)(o->item_max >> 10));
+		   o->max_conns, (unsigned long long)(o->item_max >> 10),
+		   s->auth ? ", authentication on" : "");
 }
 
 static int
@@ -472,6 +473,14 @@ pxc_server_run(const struct pxc_opts *o)
 	rc = check_uring();
 	if (rc < 0)
 		goto out_free;
+	if (o->auth_file) {
+		rc = pxc_auth_load(o->auth_file, &s->auth);
+		if (rc < 0) {
+			LOG_ERROR("-Y %s: %s (lines of user:password)",
+				  o->auth_file, strerror(-rc));
+			goto out_free;
+		}
+	}
 	rc = cache_create(s);
 	if (rc < 0) {
 		LOG_ERROR("cannot create a %llu MiB cache on %s pages: %s",
@@ -499,6 +508,7 @@ pxc_server_run(const struct pxc_opts *o)
 out_cache:
 	px_cache_destroy(s->cache);
 out_free:
+	pxc_auth_free(s->auth);
 	free(s);
 	return rc;
 }
