@@ -482,10 +482,21 @@ pxc_server_run(const struct pxc_opts *o)
 		}
 	}
 	rc = cache_create(s);
+	if (rc < 0 && o->hugepages == PXC_HUGE_ON) {
+		LOG_ERROR("--hugepages on: a %llu MiB cache needs about %llu "
+			  "free 2 MiB hugetlb pages, %llu are free (%s); "
+			  "reserve more with sysctl vm.nr_hugepages or use "
+			  "--hugepages auto",
+			  (unsigned long long)o->memory_mb,
+			  (unsigned long long)(o->memory_mb + 1) / 2,
+			  (unsigned long long)px_probe_huge_free(2ull << 20),
+			  px_strerror(rc));
+		goto out_free;
+	}
 	if (rc < 0) {
 		LOG_ERROR("cannot create a %llu MiB cache on %s pages: %s",
 			  (unsigned long long)o->memory_mb, s->backing,
-			  px_strerror_in(PX_PART_CACHE, rc));
+			  px_strerror(rc));
 		goto out_free;
 	}
 	s->workers = calloc(s->nworkers, sizeof(*s->workers));
