@@ -438,8 +438,9 @@ PX_API void px_pool_net_loopback(struct px_pool_net_opts *opts, uint16_t port);
 struct px_pool_conn;
 
 /*
- * Receive callback of a pooled connection: as px_ring_recv_fn, with the
- * pooled connection.  @buf must be put back with px_ring_buf_put().
+ * Receive callback of a pooled connection.  @data holds @res bytes, valid
+ * only during the call; res 0 means the peer closed, res < 0 an error
+ * (@data NULL then, and the connection is broken).
  */
 typedef void (*px_pool_conn_recv_fn)(struct px_pool_conn *pc, void *data,
 				     int res, void *ctx);
