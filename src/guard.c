@@ -229,6 +229,8 @@ px_guard_cleanup_done(struct px_guard_res *r, int result)
 	finish(r, result);
 }
 
+static void kick(struct px_guard *g);
+
 /* Every operation on @r completed: run its cleanup. */
 static void
 start_cleanup(struct px_guard_res *r)
@@ -241,8 +243,14 @@ start_cleanup(struct px_guard_res *r)
 	switch (r->type) {
 	case PX_GUARD_FD:
 		ret = g->env.close_fd(g->env.arg, r->fd, r);
-		if (ret < 0)
+		if (ret == -EBUSY || ret == -ENOMEM) {
+			/* No room in the ring now: retry on the next poll. */
+			r->state = R_QUEUED;
+			glist_move_tail(&g->queued, &r->link);
+			kick(g);
+		} else if (ret < 0) {
 			finish(r, ret);
+		}
 		return;
 	case PX_GUARD_REGION:
 		px_region_destroy(r->region);
@@ -275,17 +283,26 @@ drain_or_clean(struct px_guard *g, struct px_guard_res *r)
 int
 px_guard_poll(struct px_guard *g)
 {
+	struct glist batch;
 	int n = 0;
 
 	g->kicked = false;
 	if (g->polling)
 		return 0;
+	if (glist_empty(&g->queued)) {
+		maybe_free(g);
+		return 0;
+	}
 	g->polling = true;
-	/* In release order; cleanups queued meanwhile wait for the next
-	 * poll only if they came after the list was emptied. */
-	while (!glist_empty(&g->queued)) {
+	/* In release order, those queued before this call; a cleanup that
+	 * must retry goes back to the queue for the next poll. */
+	batch = g->queued;
+	batch.next->prev = &batch;
+	batch.prev->next = &batch;
+	glist_init(&g->queued);
+	while (!glist_empty(&batch)) {
 		struct px_guard_res *r =
-		    container_of(g->queued.next, struct px_guard_res, link);
+		    container_of(batch.next, struct px_guard_res, link);
 
 		drain_or_clean(g, r);
 		n++;

@@ -223,6 +223,7 @@ struct px_pool {
 	uint64_t wake_req;
 
 	uint64_t backoff_until, backoff_ms;
+	uint64_t t; /* the clock at the current entry point */
 	int last_create_err;
 	uint64_t rng;
 
@@ -237,10 +238,23 @@ struct px_pool {
 /* Small helpers                                                        */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Time is read once per entry point (enter()) and reused inside it, and
+ * calls made from get callbacks reuse the time of the poll running them:
+ * a clock read costs more than the rest of a get.  Deadlines taken from
+ * that time are at most one poll early, never late.
+ */
 static uint64_t
 now(struct px_pool *p)
 {
-	return p->env.now_ns(p->env.arg);
+	return p->t;
+}
+
+static void
+enter(struct px_pool *p)
+{
+	if (!p->polling)
+		p->t = p->env.now_ns(p->env.arg);
 }
 
 static uint32_t
@@ -506,6 +520,7 @@ step_arg(struct px_pool *p, uint8_t state)
 }
 
 static void step_ended(struct px_pool *p, struct px_pool_obj *o, int res);
+static void ready(struct px_pool *p, struct px_pool_obj *o);
 
 /*
  * Run the steps from @state on, skipping absent ones.  A step may end
@@ -551,9 +566,22 @@ start_create(struct px_pool *p)
 }
 
 /* Start the recycle steps on an idle object taken off the idle list. */
+static bool
+has_check(const struct px_pool *p)
+{
+	return p->mgr.recycle || p->o.hooks.pre_recycle ||
+	       p->o.hooks.post_recycle;
+}
+
 static void
 start_check(struct px_pool *p, struct px_pool_obj *o, uint8_t purpose)
 {
+	if (!has_check(p)) {
+		/* Nothing to run: the fast path of a no-check manager. */
+		o->purpose = purpose;
+		ready(p, o);
+		return;
+	}
 	if (heap_reserve(&p->heap)) {
 		/* No memory for a deadline: keep it idle and retry later. */
 		plist_add_tail(&p->idle, &o->link);
@@ -690,6 +718,7 @@ px_pool_done(struct px_pool *p, struct px_pool_obj *o, int res)
 {
 	uint8_t last = o->purpose == P_CREATE ? O_POST_CREATE : O_POST_RECYCLE;
 
+	enter(p);
 	if (o->state == O_ABANDONED) {
 		plist_del(&o->link);
 		p->naborting--;
@@ -972,13 +1001,18 @@ px_pool_poll(struct px_pool *p)
 {
 	int n;
 
+	enter(p);
 	if (p->polling)
 		return 0;
 	p->polling = true;
 	p->kicked = false;
 	run_timers(p);
 	pump(p);
-	n = deliver(p);
+	/* Callbacks that return and get again finish more gets at once;
+	 * run those too, up to a budget, before going back to the loop. */
+	n = 0;
+	while (n < CONFIG_PX_POOL_POLL_BUDGET && !plist_empty(&p->done))
+		n += deliver(p);
 	p->polling = false;
 	if (!plist_empty(&p->done))
 		kick(p);
@@ -1003,6 +1037,7 @@ px_pool_get(struct px_pool *p, int32_t timeout_ms, px_pool_get_fn fn, void *ctx,
 	struct px_pool_wait *w;
 	uint64_t t, tmo;
 
+	enter(p);
 	if (p->closed)
 		return -PX_ECLOSED;
 	if (p->nwait >= p->o.max_waiters) {
@@ -1033,17 +1068,21 @@ px_pool_get(struct px_pool *p, int32_t timeout_ms, px_pool_get_fn fn, void *ctx,
 	w->state = W_QUEUED;
 	plist_add_tail(&p->waiters, &w->link);
 	p->nwait++;
-	heap_insert(&p->heap, &w->tmo, t + tmo);
 	if (wait)
 		*wait = w;
 	pump(p);
-	rearm(p);
+	/* Only a get that has to wait needs its deadline in the heap. */
+	if (w->state == W_QUEUED) {
+		heap_insert(&p->heap, &w->tmo, t + tmo);
+		rearm(p);
+	}
 	return 0;
 }
 
 int
 px_pool_get_cancel(struct px_pool *p, struct px_pool_wait *w)
 {
+	enter(p);
 	if (w->state == W_QUEUED) {
 		p->st.gets_cancelled++;
 		wait_finish(p, w, NULL, -ECANCELED);
@@ -1073,6 +1112,7 @@ leave_use(struct px_pool *p, struct px_pool_obj *o)
 void
 px_pool_put(struct px_pool *p, struct px_pool_obj *o)
 {
+	enter(p);
 	leave_use(p, o);
 	if (p->closed || p->size > p->o.max_size) {
 		p->size--;
@@ -1090,6 +1130,7 @@ px_pool_put(struct px_pool *p, struct px_pool_obj *o)
 void
 px_pool_drop(struct px_pool *p, struct px_pool_obj *o)
 {
+	enter(p);
 	leave_use(p, o);
 	p->size--;
 	obj_destroy(p, o, C_BROKEN);
@@ -1102,6 +1143,7 @@ px_pool_take(struct px_pool *p, struct px_pool_obj *o)
 {
 	void *value = o->value;
 
+	enter(p);
 	leave_use(p, o);
 	p->size--;
 	p->st.taken++;
@@ -1154,6 +1196,7 @@ shrink_idle(struct px_pool *p)
 int
 px_pool_resize(struct px_pool *p, uint32_t max_size)
 {
+	enter(p);
 	if (max_size == 0)
 		return -EINVAL;
 	if (p->closed)
@@ -1171,6 +1214,7 @@ px_pool_retain(struct px_pool *p, px_pool_keep_fn keep, void *arg)
 	struct plist *n, *next;
 	int removed = 0;
 
+	enter(p);
 	for (n = p->idle.next; n != &p->idle; n = next) {
 		struct px_pool_obj *o =
 		    container_of(n, struct px_pool_obj, link);
@@ -1208,6 +1252,7 @@ abandon_all(struct px_pool *p)
 void
 px_pool_close(struct px_pool *p)
 {
+	enter(p);
 	if (p->closed)
 		return;
 	p->closed = true;
@@ -1362,6 +1407,7 @@ px_pool_create_env(const struct px_pool_env *env,
 	p->maint.idx = UINT32_MAX;
 	p->maint.kind = T_MAINT;
 	p->wake_req = NEVER;
+	enter(p);
 	p->rng = opts->seed ? opts->seed : now(p) | 1;
 	if (housekeeping_on(p)) {
 		if (heap_reserve(&p->heap)) {
