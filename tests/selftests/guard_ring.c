@@ -154,7 +154,8 @@ TEST_F(gr, shutdown_waits_for_operations_in_flight)
 		EXPECT_TRUE(a[i].fd_open_at_end);
 		EXPECT_FALSE(fd_open(a[i].fd));
 	}
-	EXPECT_EQ(px_guard_hold(a[0].res), -PX_ECLOSED);
+	/* The gate stays closed (the handles above are gone now). */
+	EXPECT_EQ(px_guard_add_fd(self->g, 0, &a[0].res), -PX_ECLOSED);
 }
 
 static int order[8], norder;
