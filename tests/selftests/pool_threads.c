@@ -144,6 +144,12 @@ TEST(pool_threads_hand_off_through_the_ring)
 	void *bad;
 	int ret;
 
+#if defined(__SANITIZE_THREAD__)
+	/* The hand-off is ordered by the kernel (IORING_OP_MSG_RING), which
+	 * ThreadSanitizer cannot see: px_ring_post() carries no annotation,
+	 * so TSan reports its own message struct as racing. */
+	SKIP(return, "TSan cannot see ordering through IORING_OP_MSG_RING");
+#endif
 	ret = px_ring_create(NULL, &sh.pool_ring);
 	if (ret < 0)
 		SKIP(return, "no ring: %s", px_strerror_in(PX_PART_RING, ret));

@@ -336,6 +336,8 @@ test_guard_rejects_bad_arguments(void **state)
 	assert_int_equal(px_guard_add_region(g, NULL, &r), -EINVAL);
 	assert_int_equal(px_guard_create(NULL, &g), -EINVAL);
 	assert_string_equal(px_guard_type_name(PX_GUARD_REGION), "region");
+	assert_non_null(strstr(px_strerror_in(PX_PART_GUARD, -PX_ECLOSED),
+			       "shutting down"));
 	px_guard_destroy(g);
 	px_guard_destroy(NULL);
 }

@@ -1094,6 +1094,17 @@ test_pool_rejects_bad_options(void **state)
 	assert_int_equal(px_pool_create_env(&fk_env, &m, NULL, &pool), -EINVAL);
 }
 
+static void
+test_pool_error_texts_explain_pool_errors(void **state)
+{
+	assert_non_null(strstr(px_strerror_in(PX_PART_POOL, -PX_ECLOSED),
+			       "pool is closed"));
+	assert_non_null(
+	    strstr(px_strerror_in(PX_PART_POOL, -EAGAIN), "waiter queue"));
+	assert_non_null(
+	    strstr(px_strerror_in(PX_PART_POOL, -ECONNREFUSED), "back off"));
+}
+
 /* ------------------------------------------------------------------ */
 /* The cancellation matrix                                              */
 /* ------------------------------------------------------------------ */
@@ -1280,6 +1291,7 @@ main(void)
 	    cmocka_unit_test(test_pool_leak_detection_reports_once),
 	    cmocka_unit_test(test_pool_stats_and_histogram),
 	    cmocka_unit_test(test_pool_rejects_bad_options),
+	    cmocka_unit_test(test_pool_error_texts_explain_pool_errors),
 	    cmocka_unit_test(test_pool_cancellation_matrix),
 	};
 
