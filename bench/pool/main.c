@@ -9,7 +9,8 @@
  * baseline's are threads.  Prints ratios; targets: >= 3x throughput under
  * contention and p99.99 wait <= 1/10 of the baseline's at 16x.
  *
- * Usage: pool [-s seconds per run] [-m] (-m skips the memcached part)
+ * Usage: pool [-s seconds per run] [-m] [-o]
+ *   -m skips the memcached part; -o runs only our pool (for profiling)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -227,6 +228,7 @@ b_noop_destroy(void *obj)
 }
 
 static uint16_t mc_port;
+static bool ours_only;
 
 static void *
 b_mc_create(void *arg)
@@ -368,8 +370,10 @@ bench_noop(struct px_ring *ring, double secs)
 
 			if (ours_run(size, w, secs, &m, false, ring, &a) < 0)
 				return -1;
-			baseline_run(size, w, secs, b_noop_create,
-				     b_noop_destroy, NULL, NULL, &b);
+			b = a;
+			if (!ours_only)
+				baseline_run(size, w, secs, b_noop_create,
+					     b_noop_destroy, NULL, NULL, &b);
 			print_row("noop", size, w, &a, &b);
 		}
 	}
@@ -423,11 +427,13 @@ main(int argc, char **argv)
 	bool mc = true;
 	int opt, ret;
 
-	while ((opt = getopt(argc, argv, "s:m")) != -1) {
+	while ((opt = getopt(argc, argv, "s:mo")) != -1) {
 		if (opt == 's')
 			secs = atof(optarg);
 		else if (opt == 'm')
 			mc = false;
+		else if (opt == 'o')
+			ours_only = true;
 		else
 			return 2;
 	}
