@@ -989,6 +989,7 @@ deliver(struct px_pool *p)
 		    container_of(batch.next, struct px_pool_wait, link);
 
 		plist_del(&w->link);
+		w->state = W_FREE; /* a cancel from the callback is -ENOENT */
 		w->fn(p, w->obj, w->res, w->ctx);
 		wait_free(p, w);
 		n++;
