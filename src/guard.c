@@ -272,12 +272,20 @@ drain_or_clean(struct px_guard *g, struct px_guard_res *r)
 		start_cleanup(r);
 		return;
 	}
+	if (r->type == PX_GUARD_FD && g->env.cancel_fd) {
+		int ret = g->env.cancel_fd(g->env.arg, r->fd);
+
+		if (ret == -EBUSY || ret == -ENOMEM) {
+			/* No room for the cancel now: retry on the next poll.
+			 */
+			glist_move_tail(&g->queued, &r->link);
+			kick(g);
+			return;
+		}
+		g->st.cancels++;
+	}
 	r->state = R_DRAINING;
 	glist_move_tail(&g->draining, &r->link);
-	if (r->type == PX_GUARD_FD && g->env.cancel_fd) {
-		g->st.cancels++;
-		g->env.cancel_fd(g->env.arg, r->fd);
-	}
 }
 
 int

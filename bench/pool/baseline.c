@@ -154,18 +154,24 @@ struct bthread {
 	volatile int *stop;
 	uint64_t ops;
 	struct lat lat;
+	struct lat cycle;
 };
 
 static void *
 bthread_main(void *arg)
 {
 	struct bthread *b = arg;
+	uint64_t last = 0;
 
 	while (!__atomic_load_n(b->stop, __ATOMIC_RELAXED)) {
-		uint64_t t0 = now_ns();
+		uint64_t t0 = now_ns(), t1;
 		void *obj = bpool_get(b->p);
 
-		lat_add(&b->lat, now_ns() - t0);
+		t1 = now_ns();
+		lat_add(&b->lat, t1 - t0);
+		if (last)
+			lat_add(&b->cycle, t1 - last);
+		last = t1;
 		if (b->work)
 			b->work(obj);
 		bpool_put(b->p, obj);
@@ -180,7 +186,7 @@ baseline_run(int size, int threads, double secs, void *(*create)(void *arg),
 	     struct result *out)
 {
 	struct bthread *b = calloc((size_t)threads, sizeof(*b));
-	struct lat all = {0};
+	struct lat all = {0}, cycle = {0};
 	struct bpool p;
 	volatile int stop = 0;
 	uint64_t ops = 0, t0, t1;
@@ -200,14 +206,18 @@ baseline_run(int size, int threads, double secs, void *(*create)(void *arg),
 		pthread_join(b[i].t, NULL);
 		ops += b[i].ops;
 		lat_merge(&all, &b[i].lat);
+		lat_merge(&cycle, &b[i].cycle);
 		lat_free(&b[i].lat);
+		lat_free(&b[i].cycle);
 	}
 	t1 = now_ns();
 	out->ops_per_s = (double)ops / ((double)(t1 - t0) / 1e9);
 	out->p50 = lat_pct(&all, 50);
 	out->p99 = lat_pct(&all, 99);
 	out->p9999 = lat_pct(&all, 99.99);
+	out->cycle9999 = lat_pct(&cycle, 99.99);
 	lat_free(&all);
+	lat_free(&cycle);
 	bpool_deinit(&p, destroy);
 	free(b);
 }

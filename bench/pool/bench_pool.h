@@ -45,7 +45,8 @@ void tsc_calibrate(void);
 /* Result of one run. */
 struct result {
 	double ops_per_s;
-	uint64_t p50, p99, p9999;
+	uint64_t p50, p99, p9999; /* acquire wait */
+	uint64_t cycle9999;       /* p99.99 between two acquires of a client */
 };
 
 /* Run the blocking baseline: @threads threads on a pool of @size for

@@ -55,6 +55,7 @@ struct client {
 	struct px_pool_obj *obj;
 	struct run *run;
 	uint64_t start;
+	uint64_t last; /* previous acquire */
 	bool done;
 	uint32_t rlen;
 	char rbuf[64];
@@ -71,6 +72,7 @@ struct run {
 	int errors;
 	int finished;
 	struct lat lat;
+	struct lat cycle;
 };
 
 static void client_get(struct client *c);
@@ -136,7 +138,12 @@ on_got(struct px_pool *pool, struct px_pool_obj *obj, int res, void *ctx)
 {
 	struct client *c = ctx;
 
-	lat_add(&c->run->lat, now_ns() - c->start);
+	uint64_t t = now_ns();
+
+	lat_add(&c->run->lat, t - c->start);
+	if (c->last)
+		lat_add(&c->run->cycle, t - c->last);
+	c->last = t;
 	if (res < 0) {
 		c->run->errors++;
 		c->done = true;
@@ -202,10 +209,12 @@ ours_run(int size, int waiters, double secs, const struct px_pool_manager *m,
 	out->p50 = lat_pct(&r.lat, 50);
 	out->p99 = lat_pct(&r.lat, 99);
 	out->p9999 = lat_pct(&r.lat, 99.99);
+	out->cycle9999 = lat_pct(&r.cycle, 99.99);
 	px_pool_destroy(r.pool);
 	for (int i = 0; i < 20; i++)
 		px_ring_run_once(ring, 0);
 	lat_free(&r.lat);
+	lat_free(&r.cycle);
 	free(r.c);
 	if (r.errors)
 		LOG_WARN("pool %d x %d: %d errors", size, waiters, r.errors);
@@ -332,14 +341,17 @@ static void
 print_row(const char *what, int size, int waiters, const struct result *a,
 	  const struct result *b)
 {
-	printf("%-9s %4d %5d | %11.0f %11.0f %6.2fx | %7llu %8llu %9llu | "
-	       "%7llu %8llu %9llu | %7.1fx\n",
-	       what, size, waiters, a->ops_per_s, b->ops_per_s,
-	       a->ops_per_s / b->ops_per_s, (unsigned long long)a->p50,
-	       (unsigned long long)a->p99, (unsigned long long)a->p9999,
-	       (unsigned long long)b->p50, (unsigned long long)b->p99,
-	       (unsigned long long)b->p9999,
-	       a->p9999 ? (double)b->p9999 / (double)a->p9999 : 0.0);
+	printf(
+	    "%-9s %4d %5d | %11.0f %11.0f %6.2fx | %7llu %8llu %9llu | "
+	    "%7llu %8llu %9llu | %7.1fx | %10llu %10llu %7.1fx\n",
+	    what, size, waiters, a->ops_per_s, b->ops_per_s,
+	    a->ops_per_s / b->ops_per_s, (unsigned long long)a->p50,
+	    (unsigned long long)a->p99, (unsigned long long)a->p9999,
+	    (unsigned long long)b->p50, (unsigned long long)b->p99,
+	    (unsigned long long)b->p9999,
+	    a->p9999 ? (double)b->p9999 / (double)a->p9999 : 0.0,
+	    (unsigned long long)a->cycle9999, (unsigned long long)b->cycle9999,
+	    a->cycle9999 ? (double)b->cycle9999 / (double)a->cycle9999 : 0.0);
 	fflush(stdout);
 }
 
@@ -347,10 +359,10 @@ static void
 print_header(void)
 {
 	printf("%-9s %4s %5s | %11s %11s %7s | %7s %8s %9s | %7s %8s %9s | "
-	       "%8s\n",
+	       "%8s | %10s %10s %8s\n",
 	       "backend", "size", "wait", "ours op/s", "base op/s", "ratio",
 	       "p50 ns", "p99 ns", "p99.99 ns", "b.p50", "b.p99", "b.p99.99",
-	       "p99.99 b/o");
+	       "p99.99 b/o", "cycle9999", "b.cycle", "b/o");
 }
 
 static int
@@ -445,7 +457,8 @@ main(int argc, char **argv)
 	}
 	printf("# acquire+release, %.2f s per run; ours = px_pool on one "
 	       "ring thread, base = mutex+condvar pool, one thread per "
-	       "waiter; latency = acquire wait\n",
+	       "waiter; latency = acquire wait; cycle = p99.99 time between "
+	       "two acquires by one client (includes time off CPU)\n",
 	       secs);
 	print_header();
 	if (bench_noop(ring, secs) < 0)

@@ -305,7 +305,7 @@ px_pool_done(struct px_pool *pool, struct px_pool_obj *obj, int res);
  * px_pool_resize - change max_size.  Growing serves waiters at once;
  * shrinking destroys idle objects beyond the new size, and objects in use
  * when they come back, so size may exceed max_size until they do.
- * Returns 0 or -EINVAL (0), -PX_ECLOSED.
+ * Returns 0, -EINVAL (@max_size 0) or -PX_ECLOSED.
  */
 PX_API int px_pool_resize(struct px_pool *pool, uint32_t max_size);
 

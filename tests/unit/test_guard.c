@@ -28,6 +28,7 @@ static struct {
 	int npending;
 	bool async_close;
 	int close_err;
+	int busy; /* cancels and closes refused with -EBUSY first */
 } fk;
 
 static uint64_t
@@ -46,6 +47,10 @@ fk_kick(void *arg)
 static int
 fk_cancel_fd(void *arg, int fd)
 {
+	if (fk.busy > 0) {
+		fk.busy--;
+		return -EBUSY;
+	}
 	fk.cancels[fk.ncancel++ % MAXLOG] = fd;
 	return 0;
 }
@@ -53,6 +58,10 @@ fk_cancel_fd(void *arg, int fd)
 static int
 fk_close_fd(void *arg, int fd, struct px_guard_res *res)
 {
+	if (fk.busy > 0) {
+		fk.busy--;
+		return -EBUSY;
+	}
 	fk.closed[fk.nclosed++ % MAXLOG] = fd;
 	if (fk.async_close) {
 		fk.pending[fk.npending++] = res;
@@ -326,6 +335,37 @@ test_guard_100k_resources_in_bursts(void **state)
 	px_guard_destroy(g);
 }
 
+/* A full ring refuses a cancel or a close: retried, never dropped. */
+static void
+test_guard_full_ring_retries(void **state)
+{
+	struct px_guard *g = make_guard();
+	struct px_guard_res *a, *b;
+	struct px_guard_stats st;
+
+	assert_int_equal(px_guard_add_fd(g, 3, &a), 0);
+	assert_int_equal(px_guard_add_fd(g, 4, &b), 0);
+	assert_int_equal(px_guard_hold(a), 0);
+	px_guard_release(a);
+	px_guard_release(b);
+	fk.busy = 2; /* a's cancel and b's close */
+	fk.kicks = 0;
+	px_guard_poll(g);
+	assert_int_equal(fk.ncancel, 0);
+	assert_int_equal(fk.nclosed, 0);
+	assert_true(fk.kicks > 0); /* another poll was asked for */
+	px_guard_poll(g);
+	assert_int_equal(fk.ncancel, 1);
+	assert_int_equal(fk.nclosed, 1);
+	assert_int_equal(fk.closed[0], 4);
+	px_guard_unhold(a);
+	assert_int_equal(fk.nclosed, 2);
+	px_guard_stats_get(g, &st);
+	assert_int_equal(st.failed, 0);
+	assert_int_equal(st.live, 0);
+	px_guard_destroy(g);
+}
+
 static void
 test_guard_rejects_bad_arguments(void **state)
 {
@@ -353,6 +393,7 @@ main(void)
 	    cmocka_unit_test(test_guard_shutdown_reports_leaks_and_unfinished),
 	    cmocka_unit_test(test_guard_failed_cleanup_is_reported),
 	    cmocka_unit_test(test_guard_100k_resources_in_bursts),
+	    cmocka_unit_test(test_guard_full_ring_retries),
 	    cmocka_unit_test(test_guard_rejects_bad_arguments),
 	};
 
