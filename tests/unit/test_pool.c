@@ -243,6 +243,7 @@ fm_opts(struct px_pool_opts *o, uint32_t max)
 /* ------------------------------------------------------------------ */
 
 static void (*client_move)(struct px_pool *pool, int client);
+static void (*check_step)(struct px_pool *pool);
 
 /* Fire fake events due now; returns how many. */
 static int
@@ -260,6 +261,8 @@ fire_due(struct px_pool *pool)
 			px_pool_done(pool, e.obj, e.res);
 		else if (client_move)
 			client_move(pool, e.client);
+		if (check_step)
+			check_step(pool);
 		n++;
 	}
 	return n;
@@ -280,8 +283,6 @@ next_event(void)
 	}
 	return t;
 }
-
-static void (*check_step)(struct px_pool *pool);
 
 /* Run until nothing is due before @until (or nothing at all). */
 static void
@@ -1109,7 +1110,7 @@ test_pool_error_texts_explain_pool_errors(void **state)
 /* The cancellation matrix                                              */
 /* ------------------------------------------------------------------ */
 
-#define CLIENTS 6
+#define CLIENTS 8
 #define ROUNDS  5
 
 static struct {
@@ -1210,7 +1211,7 @@ matrix_one(unsigned int combo)
 		fm.mode[s] = (enum mode)((combo >> (2 * s)) & 3);
 	fm.slow_ns = (20 + combo % 70) * MS; /* under and over timeouts */
 	fm_opts(&o, 3);
-	o.max_waiters = 8;
+	o.max_waiters = 6; /* some gets meet a full queue */
 	o.create_timeout_ms = 50;
 	o.recycle_timeout_ms = 40;
 	o.backoff_min_ms = combo % 2 ? 5 : 0;
