@@ -466,11 +466,20 @@ ring_conns_rearm_waiting(struct px_ring *r)
 
 /* ---- close ---- */
 
+/*
+ * The close CQE can arrive while close_defer is still queued: the close
+ * is submitted from a completion handler once nothing is left in the
+ * kernel, and the deferred pass runs a batch at a time (or the SQ flush
+ * of close_submit() lets the CQE land in the same reap).  Unlink it, or
+ * run_deferred() would read the freed connection.
+ */
 static void
 conn_free(struct px_ring_conn *c)
 {
 	struct px_ring *r = c->ring;
 
+	if (c->close_defer_queued)
+		ring_defer_remove(r, &c->close_defer);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
