@@ -510,7 +510,8 @@ store_new(struct px_cache *c, const struct pxc_req *r, struct pxc_item *old,
 	struct pxc_item *it;
 	uint32_t off;
 
-	if (units > pxc_arena_largest(&c->arena))
+	/* The arena serves a free block one TLSF list above @units. */
+	if (pxc_arena_fit_units(units) > pxc_arena_largest(&c->arena))
 		return -E2BIG;
 	if (old)
 		pxc_pin(c, old); /* eviction below must not free it */

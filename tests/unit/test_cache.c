@@ -521,6 +521,42 @@ test_cache_too_big_is_e2big(void **state)
 	free(big);
 }
 
+/*
+ * A value just under the arena's size that no free block can ever serve
+ * (the allocator rounds a request up to its next size class): -E2BIG at
+ * once, with nothing evicted for it.
+ */
+static void
+test_cache_value_over_the_largest_block_is_e2big_without_eviction(void **state)
+{
+	struct px_cache_memory m;
+	struct px_cache_opts o;
+	struct px_cache *c;
+	size_t vlen;
+	char *big;
+
+	px_cache_opts_init(&o);
+	o.item_max = 4 * MIB;
+	o.hooks = &hooks;
+	o.listener = record;
+	o.region.backing = PX_REGION_4K;
+	nevents = 0;
+	assert_int_equal(px_cache_create(&c, MIB, &o), 0);
+	px_cache_memory(c, &m);
+	vlen = m.arena_bytes - 4096;
+	big = calloc(1, vlen);
+	assert_non_null(big);
+	assert_int_equal(set_s(c, "a", "b", 0), 0);
+	assert_int_equal(px_cache_set(c, "k", 1, big, vlen, 0, 0), -E2BIG);
+	assert_int_equal(nevents, 0);
+	assert_string_equal(get_s(c, "a"), "b");
+	/* Half the arena is still served. */
+	assert_int_equal(px_cache_set(c, "k", 1, big, m.arena_bytes / 2, 0, 0),
+			 0);
+	px_cache_destroy(c);
+	free(big);
+}
+
 static void
 test_cache_budget_is_exact(void **state)
 {
@@ -1105,6 +1141,8 @@ main(void)
 	    cmocka_unit_test(test_cache_listener_causes),
 	    cmocka_unit_test(test_cache_ref_survives_replace_and_delete),
 	    cmocka_unit_test(test_cache_too_big_is_e2big),
+	    cmocka_unit_test(
+		test_cache_value_over_the_largest_block_is_e2big_without_eviction),
 	    cmocka_unit_test(test_cache_budget_is_exact),
 	    cmocka_unit_test(test_cache_full_cache_evicts_every_policy),
 	    cmocka_unit_test(test_cache_sizes_shift_without_calcification),
