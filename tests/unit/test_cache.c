@@ -386,6 +386,26 @@ test_cache_flush_all_now_and_delayed(void **state)
 	px_cache_destroy(c);
 }
 
+/* A delay that overflows the clock saturates: nothing is flushed. */
+static void
+test_cache_flush_all_far_future_delay_flushes_nothing(void **state)
+{
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_DEFAULT, 0);
+
+	assert_int_equal(set_s(c, "a", "1", 0), 0);
+	assert_int_equal(px_cache_flush_all(c, INT64_MAX), 0);
+	assert_non_null(get_s(c, "a"));
+	fake_now += 1000000;
+	assert_int_equal(set_s(c, "b", "2", 0), 0);
+	assert_string_equal(get_s(c, "a"), "1");
+	assert_string_equal(get_s(c, "b"), "2");
+	assert_int_equal(metric(c, PX_CACHE_M_get_flushed), 0);
+	/* A later flush still replaces it. */
+	assert_int_equal(px_cache_flush_all(c, 0), 0);
+	assert_null(get_s(c, "a"));
+	px_cache_destroy(c);
+}
+
 static void
 test_cache_expired_items_are_reclaimed_proactively(void **state)
 {
@@ -1135,6 +1155,8 @@ main(void)
 	    cmocka_unit_test(test_cache_ttl_boundaries),
 	    cmocka_unit_test(test_cache_touch_and_gat),
 	    cmocka_unit_test(test_cache_flush_all_now_and_delayed),
+	    cmocka_unit_test(
+		test_cache_flush_all_far_future_delay_flushes_nothing),
 	    cmocka_unit_test(
 		test_cache_expired_items_are_reclaimed_proactively),
 	    cmocka_unit_test(test_cache_stores_sweep_expired_items),
