@@ -387,9 +387,13 @@ px_ring_conn_send(struct px_ring_conn *conn, const struct iovec *iov,
 		return conn->send_error;
 	if (!iov || iovcnt < 1 || iovcnt > CONFIG_PX_RING_SEND_IOV_MAX)
 		return -EINVAL;
-	for (int i = 0; i < iovcnt; i++)
+	/* Checked at each step: the sum of size_t lengths could wrap. */
+	for (int i = 0; i < iovcnt; i++) {
+		if (iov[i].iov_len > INT32_MAX - total)
+			return -EINVAL;
 		total += iov[i].iov_len;
-	if (total == 0 || total > INT32_MAX)
+	}
+	if (total == 0)
 		return -EINVAL;
 	s = send_alloc(conn->ring, iovcnt);
 	if (!s)
