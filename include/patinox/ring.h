@@ -236,7 +236,8 @@ enum px_ring_timer_flags {
  *         fires with more == true at start + k * @ns (absolute deadlines,
  *         so no drift accumulates; ticks missed by a stalled loop are
  *         skipped, not replayed) until px_ring_cancel(), which ends it
- *         with a last call (-ECANCELED, more == false).
+ *         with a last call (-ECANCELED, more == false).  A deadline past
+ *         the 64-bit clock (a period of centuries) never comes.
  *
  * Returns 0 or -errno (no callback).
  */
