@@ -671,8 +671,16 @@ px_ring_conn_create(struct px_ring *ring, int fd, uint32_t flags,
 	bool fixed = flags & PX_RING_CONN_FIXED;
 	struct px_ring_conn *c;
 
-	if (!ring || fd < 0 || !out)
+	if (fd < 0)
 		return -EINVAL;
+	/* The fd is ours even on failure; a fixed slot needs its ring. */
+	if (!ring || !out) {
+		if (ring)
+			fd_discard(ring, fd, fixed);
+		else if (!fixed)
+			close(fd);
+		return -EINVAL;
+	}
 	if (ring->destroying) {
 		fd_discard(ring, fd, fixed);
 		return -PX_ECLOSED;

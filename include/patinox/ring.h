@@ -370,7 +370,7 @@ enum px_ring_conn_flags {
  * px_ring_conn_create - take ownership of a connected socket.
  * @fd:     a connected stream socket (or fixed slot with CONN_FIXED);
  *          owned by the connection from now on, even on failure: on
- *          failure it is closed
+ *          failure it is closed (a fixed slot only when @ring is given)
  * @on_recv: receive callback (may be NULL if recv is never started)
  * @ctx:    passed to every callback of the connection
  * @out:    the connection

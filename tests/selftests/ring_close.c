@@ -336,6 +336,30 @@ TEST(ring_close_completed_by_an_sq_flush_in_the_same_reap)
 	EXPECT_EQ(f.timers_done, f.timers);
 }
 
+/* The socket is the connection's even when the call is refused. */
+TEST(ring_conn_create_closes_the_fd_on_einval)
+{
+	struct px_ring_conn *conn;
+	struct px_ring *ring;
+	int sv[2], ret;
+
+	ret = px_ring_create(NULL, &ring);
+	if (ret < 0)
+		SKIP(return, "%s", px_strerror_in(PX_PART_RING, ret));
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	EXPECT_EQ(px_ring_conn_create(ring, sv[0], 0, NULL, NULL, NULL),
+		  -EINVAL);
+	EXPECT_FALSE(fd_open(sv[0]));
+	close(sv[1]);
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	EXPECT_EQ(px_ring_conn_create(NULL, sv[0], 0, NULL, NULL, &conn),
+		  -EINVAL);
+	EXPECT_FALSE(fd_open(sv[0]));
+	close(sv[1]);
+	EXPECT_EQ(px_ring_conn_create(ring, -1, 0, NULL, NULL, &conn), -EINVAL);
+	px_ring_destroy(ring);
+}
+
 TEST(ring_destroy_closes_open_connections)
 {
 	struct watch w = {0};
