@@ -206,11 +206,17 @@ px_ring_conn_recv_stop(struct px_ring_conn *conn)
 {
 	if (!conn->recv_wanted || conn->recv_stopping)
 		return -ENOENT;
+	if (conn->recv_armed) {
+		int ret =
+		    ring_cancel_submit(conn->ring, op_user_data(&conn->recv_op),
+				       -1, 0, NULL, NULL);
+
+		/* Stopping only once asked for: a later call tries again. */
+		if (ret == 0)
+			conn->recv_stopping = true;
+		return ret;
+	}
 	conn->recv_stopping = true;
-	if (conn->recv_armed)
-		return ring_cancel_submit(conn->ring,
-					  op_user_data(&conn->recv_op), -1, 0,
-					  NULL, NULL);
 	/* Not in the kernel: the wait-list pass reports the end. */
 	wait_add(conn);
 	return 0;

@@ -371,10 +371,16 @@ px_ring_cancel(struct px_ring *ring, struct px_ring_op *op)
 		return -ENOENT;
 	if (op->flags & OP_CANCELLED)
 		return 0;
+	/* Marked only once asked for, so a call after -EBUSY tries again. */
+	if (op->flags & OP_IN_KERNEL) {
+		int ret = ring_cancel_submit(ring, op_user_data(op), -1, 0,
+					     NULL, NULL);
+
+		if (ret < 0)
+			return ret;
+	}
 	op->flags |= OP_CANCELLED;
-	if (!(op->flags & OP_IN_KERNEL))
-		return 0;
-	return ring_cancel_submit(ring, op_user_data(op), -1, 0, NULL, NULL);
+	return 0;
 }
 
 int

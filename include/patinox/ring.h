@@ -252,7 +252,9 @@ PX_API int px_ring_timer(struct px_ring *ring, uint64_t ns, uint32_t flags,
  * Asynchronous: the operation's callback reports the end (usually
  * -ECANCELED; an operation that completed meanwhile reports its real
  * result).  Calling it twice, or from inside the operation's own
- * callback, is allowed.  Returns 0, or -ENOENT when @op already ended.
+ * callback, is allowed.  Returns 0, -ENOENT when @op already ended, or
+ * -EBUSY when the cancel found no room in the SQ (nothing changed: call
+ * again later).
  */
 PX_API int px_ring_cancel(struct px_ring *ring, struct px_ring_op *op);
 
@@ -392,7 +394,8 @@ PX_API int px_ring_conn_recv_start(struct px_ring_conn *conn);
 /*
  * px_ring_conn_recv_stop - stop receiving.  The recv callback is called
  * once more with -ECANCELED (or with data that raced the stop, then
- * -ECANCELED).  Returns 0 or -ENOENT when no recv runs.
+ * -ECANCELED).  Returns 0, -ENOENT when no recv runs, or -EBUSY when
+ * the cancel found no room in the SQ (nothing changed: call again later).
  */
 PX_API int px_ring_conn_recv_stop(struct px_ring_conn *conn);
 
