@@ -7,6 +7,7 @@
  * accounting after each operation.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,9 +15,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
+#include <urcu/urcu-memb.h>
 
 #include <patinox/cache.h>
+
+#include "../../src/cache/cache_int.h"
 
 #define MIB        (1u << 20)
 #define START_TIME 1700000000
@@ -403,6 +408,81 @@ test_cache_flush_all_far_future_delay_flushes_nothing(void **state)
 	/* A later flush still replaces it. */
 	assert_int_equal(px_cache_flush_all(c, 0), 0);
 	assert_null(get_s(c, "a"));
+	px_cache_destroy(c);
+}
+
+/* A read-side section in a thread's last destructor, and a grace period. */
+struct late_reader {
+	struct px_cache *c;
+	pthread_key_t key;
+	atomic_bool in_section;
+	atomic_bool release;
+	atomic_bool grace_done;
+};
+
+/* Runs after the cache's own destructor (its key is older). */
+static void
+late_reader_section(void *arg)
+{
+	struct late_reader *l = arg;
+
+	pxc_read_lock();
+	atomic_store(&l->in_section, true);
+	while (!atomic_load(&l->release))
+		usleep(1000);
+	pxc_read_unlock();
+}
+
+static void *
+late_reader_main(void *arg)
+{
+	struct late_reader *l = arg;
+	char buf[8];
+
+	px_cache_get(l->c, "k", 1, buf, sizeof(buf), NULL);
+	pthread_setspecific(l->key, l);
+	return NULL;
+}
+
+static void *
+grace_main(void *arg)
+{
+	struct late_reader *l = arg;
+
+	urcu_memb_synchronize_rcu();
+	atomic_store(&l->grace_done, true);
+	return NULL;
+}
+
+/*
+ * A thread that reads again from a destructor after the cache's has
+ * unregistered it must register again: a grace period then waits for
+ * that section instead of freeing items under it.
+ */
+static void
+test_cache_reader_in_a_late_thread_destructor_is_waited_for(void **state)
+{
+	struct late_reader l = {0};
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_DEFAULT, 0);
+	pthread_t reader, grace;
+
+	l.c = c;
+	assert_int_equal(set_s(c, "k", "v", 0), 0);
+	assert_non_null(get_s(c, "k")); /* the cache's key exists */
+	assert_int_equal(pthread_key_create(&l.key, late_reader_section), 0);
+	assert_int_equal(pthread_create(&reader, NULL, late_reader_main, &l),
+			 0);
+	while (!atomic_load(&l.in_section))
+		usleep(1000);
+	assert_int_equal(pthread_create(&grace, NULL, grace_main, &l), 0);
+	usleep(200 * 1000);
+	/* The grace period still waits for the section. */
+	assert_false(atomic_load(&l.grace_done));
+	atomic_store(&l.release, true);
+	pthread_join(reader, NULL);
+	pthread_join(grace, NULL);
+	assert_true(atomic_load(&l.grace_done));
+	pthread_key_delete(l.key);
 	px_cache_destroy(c);
 }
 
@@ -1176,6 +1256,8 @@ main(void)
 	    cmocka_unit_test(test_cache_get_or_load),
 	    cmocka_unit_test(test_cache_metrics_table),
 	    cmocka_unit_test(test_cache_model_random_ops),
+	    cmocka_unit_test(
+		test_cache_reader_in_a_late_thread_destructor_is_waited_for),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
