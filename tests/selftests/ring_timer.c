@@ -117,16 +117,12 @@ tick(struct px_ring *ring, int res, bool more, void *ctx)
  * absolute, so the last tick lands near TICKS * PERIOD_MS.  The bound
  * leaves room for a loaded machine yet stays below the naive lag.
  */
-TEST(ring_periodic_timer_does_not_drift)
+/* One run of the periodic timer; returns the time of the last tick. */
+static uint64_t
+periodic_run(struct __test_meta *_metadata, struct px_ring *ring)
 {
 	struct periodic p = {0};
-	struct px_ring *ring;
-	uint64_t last;
-	int ret;
 
-	ret = px_ring_create(NULL, &ring);
-	if (ret < 0)
-		SKIP(return, "%s", px_strerror_in(PX_PART_RING, ret));
 	p.start = now_ns();
 	ASSERT_EQ(px_ring_timer(ring, PERIOD_MS * MS, PX_RING_TIMER_PERIODIC,
 				tick, &p, &p.op),
@@ -139,10 +135,34 @@ TEST(ring_periodic_timer_does_not_drift)
 	for (int k = 0; k < p.ticks; k++)
 		EXPECT_GE(p.at[k] - p.start,
 			  (uint64_t)(k + 1) * PERIOD_MS * MS);
-	last = p.at[TICKS - 1] - p.start;
-	TH_LOG("tick %d at %.1f ms (ideal %d ms, naive re-arm ~%d ms)", TICKS,
-	       last / 1e6, TICKS * PERIOD_MS, TICKS * (PERIOD_MS + WORK_MS));
-	EXPECT_LT(last, (uint64_t)TICKS * PERIOD_MS * MS + 100 * MS);
+	return p.at[TICKS - 1] - p.start;
+}
+
+/*
+ * The bound is on wall time, which a loaded machine can stretch in any
+ * single run; a drifting timer misses it on every run, so the test takes
+ * the best of three.
+ */
+TEST(ring_periodic_timer_does_not_drift)
+{
+	struct px_ring *ring;
+	uint64_t last, best = UINT64_MAX;
+	int ret;
+
+	ret = px_ring_create(NULL, &ring);
+	if (ret < 0)
+		SKIP(return, "%s", px_strerror_in(PX_PART_RING, ret));
+	for (int run = 0; run < 3; run++) {
+		last = periodic_run(_metadata, ring);
+		TH_LOG("tick %d at %.1f ms (ideal %d ms, naive re-arm ~%d ms)",
+		       TICKS, last / 1e6, TICKS * PERIOD_MS,
+		       TICKS * (PERIOD_MS + WORK_MS));
+		if (last < best)
+			best = last;
+		if (best < (uint64_t)TICKS * PERIOD_MS * MS + 100 * MS)
+			break;
+	}
+	EXPECT_LT(best, (uint64_t)TICKS * PERIOD_MS * MS + 100 * MS);
 	px_ring_destroy(ring);
 }
 
