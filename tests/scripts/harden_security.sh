@@ -6,11 +6,12 @@
 # memcached's message, bounds each connection's input (line limit, key
 # list limit, memory held by partial lines), rejects lengths, flags,
 # exptimes and deltas near 2^32 and 2^64 without truncating them, and
-# refuses -Y (authentication, not implemented) instead of running open.
+# with -Y serves nothing before the credentials (and never runs open when
+# the auth file is missing).
 # Its own server on a free 127.0.0.1 port, stopped by pid.  About 5 s.
 . "$(dirname "$0")/pxcached_server.sh"
 
-NT=9
+NT=11
 echo "TAP version 13"
 echo "1..$NT"
 pxc_require_server "$NT" -t 2 -m 16 -c 64
@@ -136,8 +137,59 @@ grep -q '^not ok' "$PXC_TMP/out" && PXC_FAILED=1
 pxc_stop TERM
 pxc_check "the server exits 0" [ $? -eq 0 ]
 
-"$PXC_BIN" -p 0 -Y "$PXC_TMP/auth" >"$PXC_TMP/log" 2>&1
+# -Y: a missing auth file refuses to start (never an open server); with
+# a file, nothing is served before the credentials, and an oversized
+# "token" is refused without being buffered.
+rm -f "$PXC_TMP/port"
+"$PXC_BIN" -p 0 --port-file "$PXC_TMP/port" -m 16 -Y "$PXC_TMP/none" \
+	>"$PXC_TMP/log" 2>&1
 rc=$?
-pxc_check "-Y (authentication, not implemented) is refused: exit $rc, never an open server" \
-	[ "$rc" -eq 2 ]
+pxc_check "-Y with a missing file: exit $rc, never listening" \
+	bash -c "[ $rc -ne 0 ] && [ ! -e '$PXC_TMP/port' ]"
+printf 'alice:s3cret\n' >"$PXC_TMP/auth"
+pxc_start -t 1 -m 16 -Y "$PXC_TMP/auth"
+N0=$PXC_N pxc_py >"$PXC_TMP/out" <<'EOF2'
+import os, socket, sys
+port = int(os.environ["PORT"])
+n = int(os.environ["N0"])
+def conn():
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(10)
+    return s
+def rest(s):
+    got = b""
+    try:
+        while True:
+            d = s.recv(1 << 20)
+            if not d:
+                return got + b"<EOF>"
+            got += d
+    except OSError:
+        return got + b"<RST>"
+s = conn()
+s.sendall(b"get k\r\nset k 0 0 3\r\nabc\r\n")
+a = rest(s)
+s = conn()
+try:
+    s.sendall(b"set t 0 0 10000000\r\n" + b"u" * 4000000)
+except OSError:
+    pass
+b = rest(s)
+s = conn()
+s.sendall(b"set t 0 0 12\r\nalice s3cret\r\nset k 0 0 3\r\nabc\r\n"
+          b"get k\r\nquit\r\n")
+c = rest(s)
+ok = (a == b"CLIENT_ERROR unauthenticated\r\n<EOF>" and
+      b.startswith(b"CLIENT_ERROR") and
+      c == b"STORED\r\nSTORED\r\nVALUE k 0 3\r\nabc\r\nEND\r\n<EOF>")
+print("%s %d -Y: nothing served before credentials, a 10 MB token refused, "
+      "good credentials pipelined" % ("ok" if ok else "not ok", n + 1))
+if not ok:
+    print("# %r" % ((a[:80], b[:80], c[:120]),))
+EOF2
+cat "$PXC_TMP/out"
+PXC_N=$((PXC_N + 1))
+grep -q '^not ok' "$PXC_TMP/out" && PXC_FAILED=1
+pxc_stop TERM
+pxc_check "the -Y server exits 0" [ $? -eq 0 ]
 exit "$PXC_FAILED"
