@@ -23,15 +23,15 @@ FUZZ_EXTRA ?=
 FUZZ_OUT ?= build/fuzz
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 	-fno-omit-frame-pointer
-FUZZ_CFLAGS := -std=gnu11 -g -O1 -pthread -Wall -Wno-unused-parameter $(FUZZ_EXTRA) \
-	$(FUZZ_SAN)
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -pthread -Wall -Wno-unused-parameter \
+	$(FUZZ_SAN) $(FUZZ_EXTRA)
 FUZZ_CPPFLAGS := -D_GNU_SOURCE -Iinclude -Ibuild/include \
 	-include $(AUTOCONF) -MMD -MP
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_TARGETS ?= $(notdir $(FUZZ_SRCS:.c=))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_OUT)/%)
 FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_OUT)/%.o)
-FUZZ_PXC_OBJS := $(addprefix $(FUZZ_OUT)/apps/pxcached/,proto.o cmd.o \
+FUZZ_PXC_OBJS := $(addprefix $(FUZZ_OUT)/apps/pxcached/,proto.o cmd.o auth.o \
 	stats.o) $(PROG_SRCS:%.c=$(FUZZ_OUT)/%.o)
 FUZZ_RUN_FLAGS ?= -rss_limit_mb=2048 -timeout=20 -handle_bus=0
 

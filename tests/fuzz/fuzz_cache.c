@@ -498,6 +498,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	o.item_max = ITEM_MAX;
 	o.hooks = &hooks;
 	o.listener = on_remove;
+	o.region.backing = PX_REGION_4K; /* leave the shared hugepages be */
 	rc = px_cache_create(&c, BUDGET, &o);
 	if (rc)
 		fail("px_cache_create", -1, rc, 0);

@@ -292,8 +292,11 @@ one_req(struct fconn *f, const struct mc_req *r, const char *buf, size_t len)
 	if (!f->exec)
 		return;
 	rlen = 0;
+	drained = 0;
 	pxc_cmd_exec(&f->c, r);
 	check_reply(r, rbuf, rlen);
+	if (drained && !f->stopped)
+		bad("a request closed the connection unexpectedly", r);
 }
 
 static size_t
@@ -353,6 +356,7 @@ fconn_init(struct fconn *f, struct px_cache *cache, bool exec)
 	f->srv.backing_note = "";
 	f->w.srv = &f->srv;
 	f->c.w = &f->w;
+	f->c.authed = true; /* no -Y, as conn_new() sets it */
 	f->exec = exec;
 	mc_parser_init(&f->c.parser, ITEM_MAX, LINE_MAX_, KEY_LINE_MAX);
 }
@@ -365,6 +369,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	struct px_cache_opts o;
 	uint32_t seed;
 	size_t off = 0;
 
@@ -378,7 +383,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * is left at exit (the region's bookkeeping is referenced only from
 	 * the mapping, which LeakSanitizer does not scan).
 	 */
-	if (px_cache_create(&cache, 1u << 20, NULL))
+	px_cache_opts_init(&o);
+	o.region.backing = PX_REGION_4K; /* leave the shared hugepages be */
+	if (px_cache_create(&cache, 1u << 20, &o))
 		abort();
 
 	fconn_init(&whole, cache, false);
