@@ -22,7 +22,9 @@ pxc_check "listens on loopback only by default ($(echo $listeners))" \
 udp=$(ss -Huanp | grep -c "pid=$PXC_PID,")
 pxc_check "no UDP socket ($udp)" [ "$udp" -eq 0 ]
 
-N0=$PXC_N PID=$PXC_PID pxc_py >"$PXC_TMP/out" <<'EOF'
+sanitized=
+case $PXC_BIN in *san-*) sanitized=1 ;; esac
+SANITIZED=$sanitized N0=$PXC_N PID=$PXC_PID pxc_py >"$PXC_TMP/out" <<'EOF'
 import os, socket, sys, time
 
 port = int(os.environ["PORT"])
@@ -96,8 +98,12 @@ for h in held:
 time.sleep(1)
 per = (memory() - m0) / len(held)
 print("# memory per connection holding a 200 KiB partial line: %.0f KiB" % per)
-check("a partial line costs at most its bound rounded up (<= 520 KiB "
-      "each)", per <= 520, per)
+if os.environ.get("SANITIZED"):
+    n += 1
+    print("ok %d # SKIP memory under a sanitizer" % n)
+else:
+    check("a partial line costs at most its bound rounded up (<= 520 KiB "
+          "each)", per <= 520, per)
 for h in held:
     h.close()
 
