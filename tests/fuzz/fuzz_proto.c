@@ -325,6 +325,8 @@ feed(struct fconn *f, const char *data, size_t len)
 {
 	size_t used, want;
 
+	if (len == 0)
+		return;
 	if (f->ilen + len > f->icap) {
 		f->icap = (f->ilen + len) * 2;
 		f->ibuf = realloc(f->ibuf, f->icap);
