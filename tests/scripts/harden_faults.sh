@@ -208,8 +208,14 @@ pxc_check "--hugepages on, $mb MiB with $free0 pages free: exit $rc, hugepages l
 bin=$PXC_BIN
 label="plain build: no leak check"
 asan=build/san-address-undefined/apps/pxcached/pxcached
-[ -x "$asan" ] && bin=$asan
-case $bin in *san-address*) label="ASan build: no leak" ;; esac
+case $bin in
+*san-*) ;; # already a sanitized build (make check SANITIZE=...)
+*) [ -x "$asan" ] && bin=$asan ;;
+esac
+case $bin in
+*san-address*) label="ASan build: no leak" ;;
+*san-thread*) label="TSan build: no race" ;;
+esac
 PXC_BIN=$bin ASAN_OPTIONS=detect_leaks=1:exitcode=23 pxc_start -t 2 -m 32
 pxc_py >"$PXC_TMP/out" <<'EOF' &
 import os, socket, threading
