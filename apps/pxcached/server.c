@@ -143,6 +143,45 @@ write_port_file(const char *path, int port)
 
 /* ---- Workers -------------------------------------------------------- */
 
+static void on_accept(struct px_ring *ring, int res, bool more, void *ctx);
+
+static void
+listener_close(struct pxc_worker *w)
+{
+	w->accepting = false;
+	close(w->listen_fd);
+	w->listen_fd = -1;
+	if (w->conns.next == &w->conns && w->stopping)
+		px_ring_stop(w->ring);
+}
+
+static void
+accept_start(struct pxc_worker *w)
+{
+	if (!w->stopping && px_ring_accept(w->ring, w->listen_fd, 0, on_accept,
+					   w, &w->accept_op) == 0)
+		return;
+	w->accept_op = NULL;
+	listener_close(w);
+}
+
+/* The pause after an accept error (EMFILE...) is over. */
+static void
+on_accept_retry(struct px_ring *ring, int res, bool more, void *ctx)
+{
+	struct pxc_worker *w = ctx;
+
+	w->accept_op = NULL;
+	if (res == 0)
+		accept_start(w);
+	else
+		listener_close(w);
+}
+
+/*
+ * A failed accept ends the multishot; it is started again one tick later
+ * rather than at once, so that running out of descriptors does not spin.
+ */
 static void
 on_accept(struct px_ring *ring, int res, bool more, void *ctx)
 {
@@ -151,21 +190,19 @@ on_accept(struct px_ring *ring, int res, bool more, void *ctx)
 	if (res >= 0)
 		pxc_conn_accept(w, res);
 	else if (res != -ECANCELED)
-		LOG_WARN("accept: %s", strerror(-res));
+		LOG_WARN("accept: %s; retrying in %d ms", strerror(-res),
+			 CONFIG_PX_PXCACHED_TICK_MS);
 	if (more)
 		return;
-	w->accepting = false;
 	w->accept_op = NULL;
-	if (!w->stopping && res != -ECANCELED &&
-	    px_ring_accept(ring, w->listen_fd, 0, on_accept, w,
-			   &w->accept_op) == 0) {
-		w->accepting = true;
+	if (res >= 0) {
+		accept_start(w);
 		return;
 	}
-	close(w->listen_fd);
-	w->listen_fd = -1;
-	if (w->conns.next == &w->conns && w->stopping)
-		px_ring_stop(ring);
+	if (res == -ECANCELED || w->stopping ||
+	    px_ring_timer(ring, TICK_NS, 0, on_accept_retry, w, &w->accept_op) <
+		0)
+		listener_close(w);
 }
 
 static void worker_stop(struct pxc_worker *w);
