@@ -495,6 +495,66 @@ serve(struct pxc_server *s)
 	return rc;
 }
 
+static int
+load_auth(struct pxc_server *s)
+{
+	int rc;
+
+	if (!s->opts.auth_file)
+		return 0;
+	rc = pxc_auth_load(s->opts.auth_file, &s->auth);
+	if (rc < 0)
+		LOG_ERROR("-Y %s: %s (lines of user:password)",
+			  s->opts.auth_file, strerror(-rc));
+	return rc;
+}
+
+/* The cache, or a log line saying why not and what to do. */
+static int
+setup_cache(struct pxc_server *s)
+{
+	const struct pxc_opts *o = &s->opts;
+	int rc = cache_create(s);
+
+	if (rc < 0 && o->hugepages == PXC_HUGE_ON)
+		LOG_ERROR("--hugepages on: a %llu MiB cache needs about %llu "
+			  "free 2 MiB hugetlb pages, %llu are free (%s); "
+			  "reserve more with sysctl vm.nr_hugepages or use "
+			  "--hugepages auto",
+			  (unsigned long long)o->memory_mb,
+			  (unsigned long long)(o->memory_mb + 1) / 2,
+			  (unsigned long long)px_probe_huge_free(2ull << 20),
+			  px_strerror(rc));
+	else if (rc < 0)
+		LOG_ERROR("cannot create a %llu MiB cache on %s pages: %s",
+			  (unsigned long long)o->memory_mb, s->backing,
+			  px_strerror(rc));
+	return rc;
+}
+
+/* Workers and their listeners, then serving until a signal. */
+static int
+run_workers(struct pxc_server *s)
+{
+	int rc;
+
+	s->workers = calloc(s->nworkers, sizeof(*s->workers));
+	if (!s->workers)
+		return -ENOMEM;
+	for (unsigned i = 0; i < s->nworkers; i++)
+		s->workers[i].listen_fd = -1;
+	rc = open_listeners(s);
+	if (rc == 0) {
+		rc = serve(s);
+	} else {
+		for (unsigned i = 0; i < s->nworkers; i++)
+			if (s->workers[i].listen_fd >= 0)
+				close(s->workers[i].listen_fd);
+	}
+	free(s->workers);
+	return rc;
+}
+
 int
 pxc_server_run(const struct pxc_opts *o)
 {
@@ -507,53 +567,18 @@ pxc_server_run(const struct pxc_opts *o)
 	s->nworkers = o->threads;
 	s->start_time = (int64_t)time(NULL);
 	block_signals();
+
 	rc = check_uring();
+	if (rc == 0)
+		rc = load_auth(s);
+	if (rc == 0)
+		rc = setup_cache(s);
 	if (rc < 0)
 		goto out_free;
-	if (o->auth_file) {
-		rc = pxc_auth_load(o->auth_file, &s->auth);
-		if (rc < 0) {
-			LOG_ERROR("-Y %s: %s (lines of user:password)",
-				  o->auth_file, strerror(-rc));
-			goto out_free;
-		}
-	}
-	rc = cache_create(s);
-	if (rc < 0 && o->hugepages == PXC_HUGE_ON) {
-		LOG_ERROR("--hugepages on: a %llu MiB cache needs about %llu "
-			  "free 2 MiB hugetlb pages, %llu are free (%s); "
-			  "reserve more with sysctl vm.nr_hugepages or use "
-			  "--hugepages auto",
-			  (unsigned long long)o->memory_mb,
-			  (unsigned long long)(o->memory_mb + 1) / 2,
-			  (unsigned long long)px_probe_huge_free(2ull << 20),
-			  px_strerror(rc));
-		goto out_free;
-	}
-	if (rc < 0) {
-		LOG_ERROR("cannot create a %llu MiB cache on %s pages: %s",
-			  (unsigned long long)o->memory_mb, s->backing,
-			  px_strerror(rc));
-		goto out_free;
-	}
-	s->workers = calloc(s->nworkers, sizeof(*s->workers));
-	if (!s->workers) {
-		rc = -ENOMEM;
-		goto out_cache;
-	}
-	for (unsigned i = 0; i < s->nworkers; i++)
-		s->workers[i].listen_fd = -1;
-	rc = open_listeners(s);
-	if (rc == 0)
-		rc = serve(s);
-	else
-		for (unsigned i = 0; i < s->nworkers; i++)
-			if (s->workers[i].listen_fd >= 0)
-				close(s->workers[i].listen_fd);
+
+	rc = run_workers(s);
 	if (rc == 0)
 		LOG_NOTICE("stopped cleanly");
-	free(s->workers);
-out_cache:
 	px_cache_destroy(s->cache);
 out_free:
 	pxc_auth_free(s->auth);
