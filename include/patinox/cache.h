@@ -364,10 +364,10 @@ PX_API int px_cache_get_or_load(struct px_cache *c, const void *key,
  * instant is seen); nothing else of an item changes after it is stored.
  */
 struct px_cache_snap_info {
-	uint64_t cas;    /* the image: items with cas ids up to this ... */
-	int64_t now;     /* ... live at this Unix time */
-	size_t buckets;  /* index buckets the walk covers */
-	size_t items;    /* items in the index at the instant (upper bound) */
+	uint64_t cas;   /* the image: items with cas ids up to this ... */
+	int64_t now;    /* ... live at this Unix time */
+	size_t buckets; /* index buckets the walk covers */
+	size_t items;   /* items in the index at the instant (upper bound) */
 	size_t retained_items; /* px_cache_snap_end(): items kept for it */
 	size_t retained_bytes; /* and the arena bytes they held */
 	bool failed;           /* the retention limit was hit */
@@ -404,9 +404,8 @@ typedef int (*px_cache_snap_fn)(void *arg, const struct px_cache_ref *item);
  * over, @fn's non-zero return, -ENOSPC when the retention limit was hit
  * (the image cannot be completed), -EINVAL with no snapshot active.
  */
-PX_API int
-px_cache_snap_walk(struct px_cache *c, size_t max, px_cache_snap_fn fn,
-		   void *arg);
+PX_API int px_cache_snap_walk(struct px_cache *c, size_t max,
+			      px_cache_snap_fn fn, void *arg);
 
 /*
  * px_cache_snap_end - finish (or abandon) the active snapshot: release
@@ -427,7 +426,8 @@ px_cache_snap_end(struct px_cache *c, struct px_cache_snap_info *info);
  * the cache's now: nothing stored), -EINVAL (bad key length or cas 0),
  * -E2BIG, -ENOMEM.  Thread safe.
  */
-PX_API int px_cache_restore(struct px_cache *c, const struct px_cache_ref *item);
+PX_API int
+px_cache_restore(struct px_cache *c, const struct px_cache_ref *item);
 
 /*
  * px_cache_cas_floor - make every later cas id larger than @cas (no-op if

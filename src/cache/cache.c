@@ -442,7 +442,8 @@ item_init(struct px_cache *c, struct pxc_item *it, const struct pxc_req *r,
 	size_t extra = r->flags ? sizeof(r->flags) : 0;
 	size_t pad =
 	    (size_t)it->size * PXC_UNIT - PXC_HDR - extra - r->klen - vlen;
-	uint64_t last = atomic_load_explicit(&c->cas_next, memory_order_relaxed);
+	uint64_t last =
+	    atomic_load_explicit(&c->cas_next, memory_order_relaxed);
 	uint64_t cas = r->set_cas ? r->set_cas : last + 1;
 
 	atomic_store_explicit(&it->meta,
@@ -654,8 +655,8 @@ pxc_restore_locked(struct px_cache *c, const struct px_cache_ref *item)
 	    .now = pxc_now(c),
 	};
 
-	r.exptime = item->exptime > UINT32_MAX ? UINT32_MAX
-						: (uint32_t)item->exptime;
+	r.exptime =
+	    item->exptime > UINT32_MAX ? UINT32_MAX : (uint32_t)item->exptime;
 	r.alive = item->exptime == 0 || item->exptime > r.now;
 	if (item->exptime < 0 || !r.alive)
 		return -ETIME;

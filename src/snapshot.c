@@ -1,0 +1,363 @@
+// SPDX-License-Identifier: MIT
+/*
+ * px_snapshot_save(): a point-in-time image of a cache, written while the
+ * cache keeps serving.  The cache fixes the instant in constant time
+ * (px_cache_snap_begin) and hands over each item of the image once
+ * (px_cache_snap_walk, inside short read-side sections); this file copies
+ * the items into checksummed blocks and gives sealed blocks to the block
+ * writer (snapshot_io.c), keeping several in flight while the walk goes
+ * on.  The file is "<path>.tmp" until every block, the header (written
+ * last, at offset 0) and an fsync are done; then it is renamed over
+ * <path> and the directory is fsynced, so <path> is always either the
+ * previous complete snapshot or the new one.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <patinox/error.h>
+
+#include "snapshot_int.h"
+
+struct saver {
+	struct px_cache *c;
+	struct px_snapshot_opts o;
+	struct pxs_io io;
+	struct pxs_buf *bufs;
+	unsigned nbufs;
+	struct pxs_buf *cur;
+	uint64_t off; /* where the next block goes */
+	struct px_snapshot_info info;
+};
+
+static uint64_t
+mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t
+pxs_header_check(const struct pxs_header *h)
+{
+	return XXH3_64bits(h, offsetof(struct pxs_header, check));
+}
+
+uint64_t
+pxs_block_check(const struct pxs_block *b, const void *payload)
+{
+	return XXH3_64bits_withSeed(
+	    payload, b->payload,
+	    XXH3_64bits(b, offsetof(struct pxs_block, check)));
+}
+
+void
+px_snapshot_opts_init(struct px_snapshot_opts *opts)
+{
+	*opts = (struct px_snapshot_opts){
+	    .block_bytes = (size_t)CONFIG_PX_SNAPSHOT_BLOCK_KB * 1024,
+	    .queue_depth = CONFIG_PX_SNAPSHOT_QUEUE_DEPTH,
+	    .walk_buckets = CONFIG_PX_SNAPSHOT_WALK_BUCKETS,
+	};
+}
+
+static void
+fill_defaults(struct px_snapshot_opts *o)
+{
+	struct px_snapshot_opts d;
+
+	px_snapshot_opts_init(&d);
+	if (!o->block_bytes)
+		o->block_bytes = d.block_bytes;
+	if (o->queue_depth < 2)
+		o->queue_depth = d.queue_depth;
+	if (!o->walk_buckets)
+		o->walk_buckets = d.walk_buckets;
+}
+
+/* ---- Buffers ---------------------------------------------------------- */
+
+static int
+bufs_create(struct saver *s)
+{
+	unsigned i;
+
+	s->nbufs = s->o.queue_depth;
+	s->bufs = calloc(s->nbufs, sizeof(*s->bufs));
+	if (!s->bufs)
+		return -ENOMEM;
+	for (i = 0; i < s->nbufs; i++) {
+		s->bufs[i].cap = s->o.block_bytes + s->o.block_bytes / 4;
+		s->bufs[i].data = malloc(s->bufs[i].cap);
+		if (!s->bufs[i].data)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static void
+bufs_destroy(struct saver *s)
+{
+	unsigned i;
+
+	for (i = 0; s->bufs && i < s->nbufs; i++)
+		free(s->bufs[i].data);
+	free(s->bufs);
+}
+
+static void
+buf_reset(struct pxs_buf *b)
+{
+	b->len = PXS_BLK_BYTES;
+	b->items = 0;
+}
+
+/* A buffer with no write in flight, waiting for one if need be. */
+static int
+next_buf(struct saver *s)
+{
+	unsigned i;
+	int err;
+
+	for (;;) {
+		for (i = 0; i < s->nbufs; i++) {
+			if (!s->bufs[i].busy) {
+				s->cur = &s->bufs[i];
+				buf_reset(s->cur);
+				return 0;
+			}
+		}
+		err = pxs_io_reap(&s->io, true);
+		if (err)
+			return err;
+	}
+}
+
+/* ---- Records ------------------------------------------------------------ */
+
+static int
+grow(struct pxs_buf *b, size_t need)
+{
+	size_t cap = b->cap * 2 > b->len + need ? b->cap * 2 : b->len + need;
+	char *p = realloc(b->data, cap);
+
+	if (!p)
+		return -ENOMEM;
+	b->data = p;
+	b->cap = cap;
+	return 0;
+}
+
+/* px_cache_snap_fn: copy one item into the current block. */
+static int
+append(void *arg, const struct px_cache_ref *it)
+{
+	struct pxs_buf *b = ((struct saver *)arg)->cur;
+	size_t need = PXS_REC_BYTES + it->klen + it->vlen;
+	uint16_t klen = (uint16_t)it->klen, zero = 0;
+	uint32_t vlen = (uint32_t)it->vlen;
+	char *p;
+
+	if (b->len + need > b->cap && grow(b, need))
+		return -ENOMEM;
+	p = b->data + b->len;
+	memcpy(p, &klen, 2);
+	memcpy(p + 2, &zero, 2);
+	memcpy(p + 4, &vlen, 4);
+	memcpy(p + 8, &it->flags, 4);
+	memcpy(p + 12, &it->exptime, 8);
+	memcpy(p + 20, &it->cas, 8);
+	memcpy(p + PXS_REC_BYTES, it->key, it->klen);
+	memcpy(p + PXS_REC_BYTES + it->klen, it->value, it->vlen);
+	b->len += need;
+	b->items++;
+	return 0;
+}
+
+/* ---- Blocks ------------------------------------------------------------- */
+
+/* Seal the current block, start its write, take a fresh buffer. */
+static int
+seal(struct saver *s)
+{
+	struct pxs_buf *b = s->cur;
+	struct pxs_block h = {
+	    .magic = PXS_BLK_MAGIC,
+	    .payload = (uint32_t)(b->len - PXS_BLK_BYTES),
+	    .items = b->items,
+	    .seq = s->info.blocks,
+	};
+	int err;
+
+	if (!b->items)
+		return 0;
+	h.check = pxs_block_check(&h, b->data + PXS_BLK_BYTES);
+	memcpy(b->data, &h, sizeof(h));
+	b->off = s->off;
+	s->off += b->len;
+	s->info.blocks++;
+	s->info.items += b->items;
+	s->info.bytes = s->off;
+	err = pxs_io_write(&s->io, b);
+	if (!err)
+		err = pxs_io_reap(&s->io, false);
+	if (!err && s->o.progress)
+		err = s->o.progress(s->o.progress_arg, &s->info);
+	return err ? err : next_buf(s);
+}
+
+/* Walk the whole image into blocks. */
+static int
+copy_image(struct saver *s)
+{
+	int more;
+
+	do {
+		more = px_cache_snap_walk(s->c, s->o.walk_buckets, append, s);
+		if (more < 0)
+			return more;
+		if (s->cur->len >= s->o.block_bytes) {
+			int err = seal(s);
+
+			if (err)
+				return err;
+		}
+	} while (more);
+	return seal(s);
+}
+
+static int
+write_header(struct saver *s)
+{
+	struct pxs_header h = {
+	    .version = PX_SNAPSHOT_VERSION,
+	    .header_bytes = PXS_HDR_BYTES,
+	    .items = s->info.items,
+	    .blocks = s->info.blocks,
+	    .file_bytes = s->off,
+	    .cas = s->info.cas,
+	    .taken_at = s->info.taken_at,
+	};
+	struct pxs_buf b = {.data = (char *)&h, .len = sizeof(h), .off = 0};
+	int err;
+
+	memcpy(h.magic, PXS_MAGIC, sizeof(h.magic));
+	h.check = pxs_header_check(&h);
+	err = pxs_io_write(&s->io, &b);
+	/* @b lives on this frame: wait for it before returning. */
+	return err ? err : pxs_io_fsync(&s->io);
+}
+
+/* ---- Files -------------------------------------------------------------- */
+
+static int
+sync_dir(const char *path)
+{
+	char *copy = strdup(path);
+	int fd, err = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	free(copy);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd))
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+static char *
+tmp_name(const char *path)
+{
+	size_t n = strlen(path) + sizeof(".tmp");
+	char *t = malloc(n);
+
+	if (t)
+		snprintf(t, n, "%s.tmp", path);
+	return t;
+}
+
+/* Everything between opening the temporary file and renaming it. */
+static int
+save_to(struct saver *s, int fd)
+{
+	struct px_cache_snap_info ci;
+	uint64_t t0;
+	int err;
+
+	err = pxs_io_init(&s->io, fd, s->o.queue_depth, s->o.no_uring);
+	if (err)
+		return err;
+	s->info.uring = s->io.uring;
+	err = bufs_create(s);
+	if (err)
+		goto out_io;
+	t0 = mono_ns();
+	err = px_cache_snap_begin(s->c, s->o.retain_limit, &ci);
+	s->info.begin_ns = mono_ns() - t0;
+	if (err)
+		goto out_io;
+	s->info.cas = ci.cas;
+	s->info.taken_at = ci.now;
+	s->off = PXS_HDR_BYTES;
+	err = next_buf(s);
+	if (!err)
+		err = copy_image(s);
+	px_cache_snap_end(s->c, &ci);
+	s->info.retained = ci.retained_items;
+	if (!err)
+		err = write_header(s);
+out_io:
+	pxs_io_exit(&s->io);
+	if (!err && s->io.err)
+		err = s->io.err;
+	return err;
+}
+
+int
+px_snapshot_save(struct px_cache *c, const char *path,
+		 const struct px_snapshot_opts *opts,
+		 struct px_snapshot_info *info)
+{
+	struct saver s = {.c = c};
+	uint64_t t0 = mono_ns();
+	char *tmp = tmp_name(path);
+	int fd, err;
+
+	if (!tmp)
+		return -ENOMEM;
+	if (opts)
+		s.o = *opts;
+	fill_defaults(&s.o);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		err = -errno;
+		goto out_free;
+	}
+	err = save_to(&s, fd);
+	if (close(fd) && !err)
+		err = -errno;
+	if (!err && rename(tmp, path))
+		err = -errno;
+	if (!err)
+		err = sync_dir(path);
+	else
+		unlink(tmp);
+	s.info.elapsed_ns = mono_ns() - t0;
+	if (info)
+		*info = s.info;
+out_free:
+	bufs_destroy(&s);
+	free(tmp);
+	return err;
+}
