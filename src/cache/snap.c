@@ -72,7 +72,7 @@ release_retained_locked(struct px_cache *c)
 static void
 fail_locked(struct px_cache *c)
 {
-	c->snap.failed = true;
+	atomic_store_explicit(&c->snap.failed, true, memory_order_relaxed);
 	c->snap.scanning = false;
 	release_retained_locked(c);
 }
@@ -203,7 +203,7 @@ end_scan(struct px_cache *c)
 
 	pxc_lock(c);
 	c->snap.scanning = false;
-	if (c->snap.failed)
+	if (atomic_load_explicit(&c->snap.failed, memory_order_relaxed))
 		err = -ENOSPC;
 	c->snap.walk = c->snap.retained;
 	pxc_unlock(c);
@@ -237,7 +237,7 @@ px_cache_snap_walk(struct px_cache *c, size_t max, px_cache_snap_fn fn,
 
 	if (!c->snap.active || !fn)
 		return -EINVAL;
-	if (c->snap.failed)
+	if (atomic_load_explicit(&c->snap.failed, memory_order_relaxed))
 		return -ENOSPC;
 	if (!max)
 		max = 1;
@@ -276,7 +276,8 @@ px_cache_snap_end(struct px_cache *c, struct px_cache_snap_info *info)
 	if (info) {
 		info->retained_items = c->snap.retained_items;
 		info->retained_bytes = c->snap.retained_units * PXC_UNIT;
-		info->failed = c->snap.failed;
+		info->failed =
+		    atomic_load_explicit(&c->snap.failed, memory_order_relaxed);
 	}
 	release_retained_locked(c);
 	c->snap.active = false;

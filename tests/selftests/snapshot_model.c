@@ -84,29 +84,59 @@ struct world {
 };
 
 static uint32_t
-total_done(struct world *wd)
+done_of(struct world *wd, unsigned i)
 {
-	uint32_t n = 0;
+	return atomic_load_explicit(&wd->w[i].done, memory_order_acquire);
+}
+
+/* Wait until every writer has stored @n more values (all its keys). */
+static void
+wait_each(struct world *wd, uint32_t n)
+{
+	uint32_t start[WRITERS];
 	unsigned i;
 
 	for (i = 0; i < WRITERS; i++)
-		n += atomic_load_explicit(&wd->w[i].done, memory_order_acquire);
-	return n;
+		start[i] = done_of(wd, i);
+	for (i = 0; i < WRITERS; i++)
+		while (done_of(wd, i) < start[i] + n)
+			usleep(1000);
 }
 
-/* After the first block: let the writers overwrite most keys. */
+/* After the first block: every writer overwrites all its keys. */
 static int
 wait_for_writers(void *arg, const struct px_snapshot_info *so_far)
 {
 	struct world *wd = arg;
-	uint32_t target = total_done(wd) + 3 * KEYS;
 
 	if (wd->waited)
 		return 0;
 	wd->waited = true;
-	while (total_done(wd) < target)
-		usleep(1000);
+	wait_each(wd, KEYS);
 	return 0;
+}
+
+/*
+ * Wait until each writer has logged a store after the instant: a store
+ * committed before it may still be on its way out of px_cache_store()
+ * (preempted after the unlock) and missing from the log.
+ */
+static void
+wait_past(struct world *wd, uint64_t cas)
+{
+	unsigned i;
+	uint32_t n;
+
+	for (i = 0; i < WRITERS; i++) {
+		for (;;) {
+			n = atomic_load_explicit(&wd->w[i].done,
+						 memory_order_acquire);
+			if ((n && wd->w[i].log[n - 1].cas > cas) ||
+			    n == LOG_MAX)
+				break;
+			usleep(1000);
+		}
+	}
 }
 
 /* The model: the last store of each key with cas <= the instant. */
@@ -116,6 +146,7 @@ model(struct world *wd, uint64_t cas)
 	unsigned i;
 	uint32_t s, n;
 
+	wait_past(wd, cas);
 	memset(wd->expect, 0, sizeof(wd->expect));
 	for (i = 0; i < WRITERS; i++) {
 		n = atomic_load(&wd->w[i].done);
@@ -145,8 +176,15 @@ check_item(void *arg, const struct px_cache_ref *it)
 	key_of(k, w, seq);
 	if (!seq || it->cas != wd->expect_cas[w][slot] || it->flags != seq ||
 	    it->vlen != value_of(v, seq) || memcmp(it->value, v, it->vlen) ||
-	    it->klen != strlen(k) || memcmp(it->key, k, it->klen))
+	    it->klen != strlen(k) || memcmp(it->key, k, it->klen)) {
+		if (!wd->bad) /* the first is enough to debug */
+			TH_LOG("bad: %.*s cas %lu flags %u, expected seq %u "
+			       "cas %lu",
+			       (int)it->klen, (const char *)it->key,
+			       (unsigned long)it->cas, it->flags, seq,
+			       (unsigned long)wd->expect_cas[w][slot]);
 		wd->bad++;
+	}
 	wd->seen[w][slot]++;
 	return 0;
 }
@@ -190,10 +228,7 @@ TEST_T(snapshot_model_image_is_exactly_the_committed_prefix, 120)
 	o.progress = wait_for_writers;
 	o.progress_arg = &wd;
 	for (round = 0; round < ROUNDS; round++) {
-		uint32_t start = total_done(&wd);
-
-		while (total_done(&wd) < start + 2 * KEYS)
-			usleep(1000);
+		wait_each(&wd, KEYS);
 		wd.waited = false;
 		ASSERT_EQ(px_snapshot_save(c, path, &o, &si), 0);
 		model(&wd, si.cas);
