@@ -12,7 +12,8 @@ bench-snapshot: $(OUT)/bench/snapshot
 	$(Q)$(OUT)/bench/snapshot $(BENCH_SNAPSHOT_ARGS)
 
 SNAPSHOT_TESTS := tests/unit/test_snapshot tests/selftests/snapshot_model \
-	tests/selftests/snapshot_kill tests/selftests/snapshot_roundtrip
+	tests/selftests/snapshot_kill tests/selftests/snapshot_roundtrip \
+	tests/selftests/snapshot_restart
 SNAPSHOT_SANS := address,undefined thread
 
 .PHONY: check-snapshot-san

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,8 +26,21 @@
 
 #include "snapshot_int.h"
 
+/*
+ * Image items that writers remove during the walk, copied out under the
+ * cache's writer lock (px_cache_snap_spill) and moved into the block
+ * stream by the saver.  Lock order: the cache's writer lock, then @lock.
+ */
+struct spill {
+	pthread_mutex_t lock;
+	char *data;
+	size_t len, cap, limit;
+	uint32_t items;
+};
+
 struct saver {
 	struct px_cache *c;
+	struct spill spill;
 	struct px_snapshot_opts o;
 	struct pxs_io io;
 	struct pxs_buf *bufs;
@@ -66,6 +80,7 @@ px_snapshot_opts_init(struct px_snapshot_opts *opts)
 	    .block_bytes = (size_t)CONFIG_PX_SNAPSHOT_BLOCK_KB * 1024,
 	    .queue_depth = CONFIG_PX_SNAPSHOT_QUEUE_DEPTH,
 	    .walk_buckets = CONFIG_PX_SNAPSHOT_WALK_BUCKETS,
+	    .spill_bytes = (size_t)CONFIG_PX_SNAPSHOT_SPILL_KB * 1024,
 	};
 }
 
@@ -81,6 +96,8 @@ fill_defaults(struct px_snapshot_opts *o)
 		o->queue_depth = d.queue_depth;
 	if (!o->walk_buckets)
 		o->walk_buckets = d.walk_buckets;
+	if (!o->spill_bytes)
+		o->spill_bytes = d.spill_bytes;
 }
 
 /* ---- Buffers ---------------------------------------------------------- */
@@ -156,19 +173,18 @@ grow(struct pxs_buf *b, size_t need)
 	return 0;
 }
 
-/* px_cache_snap_fn: copy one item into the current block. */
-static int
-append(void *arg, const struct px_cache_ref *it)
+static size_t
+record_bytes(const struct px_cache_ref *it)
 {
-	struct pxs_buf *b = ((struct saver *)arg)->cur;
-	size_t need = PXS_REC_BYTES + it->klen + it->vlen;
+	return PXS_REC_BYTES + it->klen + it->vlen;
+}
+
+static void
+put_record(char *p, const struct px_cache_ref *it)
+{
 	uint16_t klen = (uint16_t)it->klen, zero = 0;
 	uint32_t vlen = (uint32_t)it->vlen;
-	char *p;
 
-	if (b->len + need > b->cap && grow(b, need))
-		return -ENOMEM;
-	p = b->data + b->len;
 	memcpy(p, &klen, 2);
 	memcpy(p + 2, &zero, 2);
 	memcpy(p + 4, &vlen, 4);
@@ -177,9 +193,76 @@ append(void *arg, const struct px_cache_ref *it)
 	memcpy(p + 20, &it->cas, 8);
 	memcpy(p + PXS_REC_BYTES, it->key, it->klen);
 	memcpy(p + PXS_REC_BYTES + it->klen, it->value, it->vlen);
+}
+
+/* px_cache_snap_fn: copy one item into the current block. */
+static int
+append(void *arg, const struct px_cache_ref *it)
+{
+	struct pxs_buf *b = ((struct saver *)arg)->cur;
+	size_t need = record_bytes(it);
+
+	if (b->len + need > b->cap && grow(b, need))
+		return -ENOMEM;
+	put_record(b->data + b->len, it);
 	b->len += need;
 	b->items++;
 	return 0;
+}
+
+/* px_cache_snap_fn for removed items: under the cache's writer lock. */
+static int
+spill_item(void *arg, const struct px_cache_ref *it)
+{
+	struct spill *sp = &((struct saver *)arg)->spill;
+	size_t need = record_bytes(it), cap;
+	char *p;
+	int err = 0;
+
+	pthread_mutex_lock(&sp->lock);
+	if (sp->len + need > sp->limit) {
+		err = -ENOSPC; /* the cache keeps it instead */
+		goto out_unlock;
+	}
+	if (sp->len + need > sp->cap) {
+		cap =
+		    sp->cap * 2 > sp->len + need ? sp->cap * 2 : sp->len + need;
+		p = realloc(sp->data, cap);
+		if (!p) {
+			err = -ENOMEM;
+			goto out_unlock;
+		}
+		sp->data = p;
+		sp->cap = cap;
+	}
+	put_record(sp->data + sp->len, it);
+	sp->len += need;
+	sp->items++;
+out_unlock:
+	pthread_mutex_unlock(&sp->lock);
+	return err;
+}
+
+/* Move spilled records into the current block. */
+static int
+drain_spill(struct saver *s)
+{
+	struct spill *sp = &s->spill;
+	struct pxs_buf *b = s->cur;
+	int err = 0;
+
+	pthread_mutex_lock(&sp->lock);
+	if (sp->len && b->len + sp->len > b->cap)
+		err = grow(b, sp->len);
+	if (sp->len && !err) {
+		memcpy(b->data + b->len, sp->data, sp->len);
+		b->len += sp->len;
+		b->items += sp->items;
+		sp->len = 0;
+		sp->items = 0;
+	}
+	pthread_mutex_unlock(&sp->lock);
+	return err;
 }
 
 /* ---- Blocks ------------------------------------------------------------- */
@@ -224,6 +307,8 @@ copy_image(struct saver *s)
 		more = px_cache_snap_walk(s->c, s->o.walk_buckets, append, s);
 		if (more < 0)
 			return more;
+		if (drain_spill(s))
+			return -ENOMEM;
 		if (s->cur->len >= s->o.block_bytes) {
 			int err = seal(s);
 
@@ -309,12 +394,14 @@ save_to(struct saver *s, int fd)
 		goto out_io;
 	s->info.cas = ci.cas;
 	s->info.taken_at = ci.now;
+	px_cache_snap_spill(s->c, spill_item, s);
 	s->off = PXS_HDR_BYTES;
 	err = next_buf(s);
 	if (!err)
 		err = copy_image(s);
 	px_cache_snap_end(s->c, &ci);
 	s->info.retained = ci.retained_items;
+	s->info.spilled = ci.spilled_items;
 	if (!err)
 		err = write_header(s);
 out_io:
@@ -329,7 +416,7 @@ px_snapshot_save(struct px_cache *c, const char *path,
 		 const struct px_snapshot_opts *opts,
 		 struct px_snapshot_info *info)
 {
-	struct saver s = {.c = c};
+	struct saver s = {.c = c, .spill.lock = PTHREAD_MUTEX_INITIALIZER};
 	uint64_t t0 = mono_ns();
 	char *tmp = tmp_name(path);
 	int fd, err;
@@ -339,6 +426,7 @@ px_snapshot_save(struct px_cache *c, const char *path,
 	if (opts)
 		s.o = *opts;
 	fill_defaults(&s.o);
+	s.spill.limit = s.o.spill_bytes;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		err = -errno;
@@ -358,6 +446,7 @@ px_snapshot_save(struct px_cache *c, const char *path,
 		*info = s.info;
 out_free:
 	bufs_destroy(&s);
+	free(s.spill.data);
 	free(tmp);
 	return err;
 }

@@ -370,6 +370,7 @@ struct px_cache_snap_info {
 	size_t items;   /* items in the index at the instant (upper bound) */
 	size_t retained_items; /* px_cache_snap_end(): items kept for it */
 	size_t retained_bytes; /* and the arena bytes they held */
+	size_t spilled_items;  /* px_cache_snap_end(): handed to the spill fn */
 	bool failed;           /* the retention limit was hit */
 };
 
@@ -406,6 +407,19 @@ typedef int (*px_cache_snap_fn)(void *arg, const struct px_cache_ref *item);
  */
 PX_API int px_cache_snap_walk(struct px_cache *c, size_t max,
 			      px_cache_snap_fn fn, void *arg);
+
+/*
+ * px_cache_snap_spill - hand image items that writers remove during the
+ * walk to @fn at once (a copy is made by @fn), instead of keeping them in
+ * the cache: their memory is then freed as usual, so a full cache evicts
+ * no more during a snapshot than without one.  @fn runs under the writer
+ * lock in the removing thread; it must copy quickly and not call the
+ * cache.  A non-zero return (no room) makes the cache retain that item
+ * as without a spill function.  Call it after px_cache_snap_begin() (a
+ * begin clears it), from the walking thread.  Returns 0 or -EINVAL.
+ */
+PX_API int
+px_cache_snap_spill(struct px_cache *c, px_cache_snap_fn fn, void *arg);
 
 /*
  * px_cache_snap_end - finish (or abandon) the active snapshot: release

@@ -53,7 +53,9 @@ struct px_snapshot_info {
 	uint64_t blocks;     /* checksummed blocks */
 	uint64_t cas;        /* the instant: items with cas ids up to this */
 	int64_t taken_at;    /* the instant, Unix seconds */
-	uint64_t retained;   /* save: image items kept for the writer */
+	uint64_t retained;   /* save: image items the cache kept for it */
+	uint64_t spilled;    /* save: image items removed by writers during
+				the walk and copied out to the saver */
 	uint64_t begin_ns;   /* save: time the cache's writer lock was held */
 	uint64_t elapsed_ns; /* whole call */
 	bool uring;          /* save: written through io_uring (false: the
@@ -74,6 +76,8 @@ struct px_snapshot_opts {
 	unsigned queue_depth; /* blocks in flight; 0: Kconfig */
 	size_t walk_buckets;  /* per read section; 0: Kconfig */
 	size_t retain_limit;  /* see px_cache_snap_begin(); 0: Kconfig */
+	size_t spill_bytes;   /* most bytes of removed image items held
+				 outside the cache; 0: Kconfig */
 	bool no_uring;        /* write with pwrite (tests, comparison) */
 	px_snapshot_progress_fn progress; /* NULL for none */
 	void *progress_arg;
@@ -91,9 +95,12 @@ PX_API void px_snapshot_opts_init(struct px_snapshot_opts *opts);
  *
  * Readers and writers of @c go on during the save; stores do not wait
  * for it except for the constant-time begin.  Items of the image that
- * writers remove meanwhile stay allocated until the save ends (bounded by
- * retain_limit).  Returns 0, -EBUSY (a snapshot of @c is running),
- * -ENOSPC (retain limit hit, or the disk is full), the progress
+ * writers remove before the walk reaches them are copied out by the
+ * removing writer (into at most spill_bytes of the saver's memory, then
+ * written as blocks) and freed as usual; past spill_bytes they stay
+ * allocated in the cache until the save ends (at most retain_limit).
+ * Returns 0, -EBUSY (a snapshot of @c is running), -ENOSPC (both limits
+ * hit, or the disk is full), -ENOMEM, the progress
  * callback's error, or -errno of open, write, fsync or rename; on any
  * error @path is untouched.
  */

@@ -136,6 +136,9 @@ struct pxc_snap {
 	uint32_t retained;  /* removed image items, through next */
 	uint32_t walk;      /* walker: next retained item */
 	size_t retained_units, retained_items, retain_limit;
+	px_cache_snap_fn spill; /* copies removed image items out */
+	void *spill_arg;
+	size_t spilled_items;
 };
 
 struct px_cache {

@@ -16,6 +16,9 @@
  * and a replacement inherits it), or a writer unlinked it first and
  * retained it.  Retained items are handed over after the index walk; none
  * are added then, because every image item left in the index is claimed.
+ * With a spill function (px_cache_snap_spill) a writer that wins the claim
+ * copies the item out through it at once and frees it as usual; only when
+ * the spill function has no room is the item retained.
  *
  * Claim bits alternate between two bits by snapshot parity.  Each walk
  * clears the other parity's bit on every item it passes, so when a
@@ -87,8 +90,18 @@ pxc_snap_retain(struct px_cache *c, struct pxc_item *it)
 {
 	struct pxc_snap *s = &c->snap;
 
+	struct px_cache_ref ref;
+
 	if (!s->scanning || !belongs(c, it) || !claim(c, it))
 		return false;
+	if (s->spill) {
+		pxc_fill_ref(it, &ref);
+		ref.priv = NULL;
+		if (!s->spill(s->spill_arg, &ref)) {
+			s->spilled_items++;
+			return false;
+		}
+	}
 	if ((s->retained_units + it->size) * PXC_UNIT > s->retain_limit) {
 		fail_locked(c);
 		return false;
@@ -149,6 +162,22 @@ px_cache_snap_begin(struct px_cache *c, size_t retain_limit,
 	};
 	pxc_unlock(c);
 	return 0;
+}
+
+int
+px_cache_snap_spill(struct px_cache *c, px_cache_snap_fn fn, void *arg)
+{
+	int err = 0;
+
+	pxc_lock(c);
+	if (c->snap.active) {
+		c->snap.spill = fn;
+		c->snap.spill_arg = arg;
+	} else {
+		err = -EINVAL;
+	}
+	pxc_unlock(c);
+	return err;
 }
 
 /*
@@ -276,6 +305,7 @@ px_cache_snap_end(struct px_cache *c, struct px_cache_snap_info *info)
 	if (info) {
 		info->retained_items = c->snap.retained_items;
 		info->retained_bytes = c->snap.retained_units * PXC_UNIT;
+		info->spilled_items = c->snap.spilled_items;
 		info->failed =
 		    atomic_load_explicit(&c->snap.failed, memory_order_relaxed);
 	}

@@ -41,16 +41,23 @@ clock_now(void *arg)
 static const struct px_cache_hooks hooks = {.now = clock_now};
 
 static struct px_cache *
-make(size_t limit)
+make_with(size_t limit, enum px_cache_policy policy)
 {
 	struct px_cache_opts o;
 	struct px_cache *c;
 
 	px_cache_opts_init(&o);
+	o.policy = policy;
 	o.hooks = &hooks;
 	o.region.backing = PX_REGION_4K;
 	assert_int_equal(px_cache_create(&c, limit, &o), 0);
 	return c;
+}
+
+static struct px_cache *
+make(size_t limit)
+{
+	return make_with(limit, PX_CACHE_POLICY_DEFAULT);
 }
 
 static int
@@ -304,8 +311,12 @@ churn_once(void *arg, const struct px_snapshot_info *so_far)
 	return 0;
 }
 
+/*
+ * Once with the spill buffer (removed image items are copied out at
+ * once) and once without it (the cache keeps them until the end).
+ */
 static void
-test_snapshot_image_is_the_instant_while_writers_change_it(void **state)
+instant_under_changes(bool spill)
 {
 	struct px_cache *c = make(64 * MIB);
 	struct churn ch = {.c = c};
@@ -320,9 +331,12 @@ test_snapshot_image_is_the_instant_while_writers_change_it(void **state)
 	small_blocks(&o);
 	o.progress = churn_once;
 	o.progress_arg = &ch;
+	o.spill_bytes = spill ? 0 : 1;
 	assert_int_equal(px_snapshot_save(c, path, &o, &si), 0);
-	assert_int_equal(ch.nested, -EBUSY);  /* one snapshot at a time */
-	assert_true(si.retained > NKEYS / 2); /* most went after block 0 */
+	assert_int_equal(ch.nested, -EBUSY); /* one snapshot at a time */
+	/* Most keys changed after block 0, before the walk reached them. */
+	assert_true((spill ? si.spilled : si.retained) > NKEYS / 2);
+	assert_int_equal(spill ? si.retained : si.spilled, 0);
 	assert_int_equal(si.items, NKEYS);
 	assert_image_is(&m);
 	model_free(&m);
@@ -338,6 +352,15 @@ test_snapshot_image_is_the_instant_while_writers_change_it(void **state)
 	assert_image_is(&m);
 	model_free(&m);
 	px_cache_destroy(c);
+}
+
+static void
+test_snapshot_image_is_the_instant_while_writers_change_it(void **state)
+{
+	instant_under_changes(true);
+	teardown(state);
+	setup(state);
+	instant_under_changes(false);
 }
 
 static int
@@ -364,6 +387,7 @@ test_snapshot_retention_limit_fails_and_keeps_the_old_file(void **state)
 	model_take(&m, c);
 	assert_int_equal(px_snapshot_save(c, path, NULL, NULL), 0);
 	small_blocks(&o);
+	o.spill_bytes = 1; /* no spill: the cache keeps removed items */
 	o.retain_limit = 64 * 1024;
 	o.progress = churn_all;
 	o.progress_arg = &ch;
@@ -374,6 +398,70 @@ test_snapshot_retention_limit_fails_and_keeps_the_old_file(void **state)
 	model_take(&m, c);
 	assert_int_equal(px_snapshot_save(c, path, NULL, NULL), 0);
 	assert_image_is(&m);
+	model_free(&m);
+	px_cache_destroy(c);
+}
+
+/* Progress callback: store @bytes of new items, which must evict. */
+struct flood {
+	struct px_cache *c;
+	size_t bytes;
+	unsigned calls, failed;
+};
+
+static int
+flood_once(void *arg, const struct px_snapshot_info *so_far)
+{
+	struct flood *f = arg;
+	char k[24], v[1000];
+	size_t done;
+	unsigned i = 0;
+
+	if (f->calls++)
+		return 0;
+	memset(v, 'f', sizeof(v));
+	for (done = 0; done < f->bytes; done += sizeof(v)) {
+		snprintf(k, sizeof(k), "flood%u", i++);
+		if (px_cache_set(f->c, k, strlen(k), v, sizeof(v), 0, 0))
+			f->failed++;
+	}
+	return 0;
+}
+
+static void
+test_snapshot_full_cache_keeps_storing_during_a_snapshot(void **state)
+{
+	/* LRU evicts the oldest items: those of the image. */
+	struct px_cache *c = make_with(4 * MIB, PX_CACHE_POLICY_LRU);
+	struct flood f = {.c = c};
+	struct px_snapshot_opts o;
+	struct px_snapshot_info si;
+	struct px_cache_memory mem;
+	struct model m;
+
+	fill(c, 4); /* about 3 MiB: the cache is nearly full */
+	px_cache_memory(c, &mem);
+	model_take(&m, c);
+	small_blocks(&o);
+	o.progress = flood_once;
+	o.progress_arg = &f;
+	/* Twice the cache: every image item evicted before the walk reached
+	 * it is copied out and freed, so nothing is retained or refused. */
+	f.bytes = 8 * MIB;
+	assert_int_equal(px_snapshot_save(c, path, &o, &si), 0);
+	assert_int_equal(f.failed, 0);
+	assert_true(si.spilled > 0);
+	assert_int_equal(si.retained, 0);
+	assert_image_is(&m);
+
+	/* Without spill: victims are retained in the cache, which must evict
+	 * more; past the retention limit the snapshot gives up and the
+	 * stores still succeed. */
+	f.calls = 0;
+	o.spill_bytes = 1;
+	assert_int_equal(px_snapshot_save(c, path, &o, NULL), -ENOSPC);
+	assert_int_equal(f.failed, 0);
+	assert_image_is(&m); /* the previous file */
 	model_free(&m);
 	px_cache_destroy(c);
 }
@@ -583,6 +671,7 @@ main(void)
 	    T(test_snapshot_image_is_the_instant_while_writers_change_it),
 	    T(test_snapshot_retention_limit_fails_and_keeps_the_old_file),
 	    T(test_snapshot_repeated_and_abandoned_snapshots_stay_complete),
+	    T(test_snapshot_full_cache_keeps_storing_during_a_snapshot),
 	    T(test_snapshot_pwrite_fallback_writes_the_same_format),
 	    T(test_snapshot_bit_flips_are_detected),
 	    T(test_snapshot_truncation_and_extension_are_detected),
