@@ -6,12 +6,17 @@
  * progress callback, after blocks were written to the temporary file);
  * the other kills a writer that saves in a loop at arbitrary moments,
  * several times, and requires a complete snapshot at the path each time.
+ * A full disk (a small tmpfs in a private mount namespace) makes the save
+ * fail with -ENOSPC, through io_uring and through pwrite, and leaves the
+ * previous snapshot in place.
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -167,6 +172,49 @@ TEST_T(snapshot_kill_at_random_moments_leaves_a_whole_file, 60)
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	unlink(tmp);
 	unlink(path);
+}
+
+/* A 256 KiB tmpfs at a fresh directory, in a mount namespace of ours. */
+static int
+small_fs(char *dir)
+{
+	if (unshare(CLONE_NEWNS) ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) || !mkdtemp(dir))
+		return -1;
+	return mount("pxsnap", dir, "tmpfs", 0, "size=256k") ? -1 : 0;
+}
+
+TEST(snapshot_disk_full_fails_and_keeps_previous)
+{
+	char dir[] = "/tmp/pxsnap-full-XXXXXX", path[64], tmp[72];
+	struct px_cache *old, *big;
+	struct px_snapshot_opts o;
+	unsigned gens[8] = {0};
+	int pass;
+
+	if (small_fs(dir))
+		SKIP(return, "cannot mount a tmpfs (needs root): %s",
+			   strerror(errno));
+	snprintf(path, sizeof(path), "%s/cache.snap", dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	old = filled(OLD_ITEMS / 10, 1);
+	big = filled(NEW_ITEMS, 2);
+	ASSERT_NE(old, NULL);
+	ASSERT_NE(big, NULL);
+	ASSERT_EQ(px_snapshot_save(old, path, NULL, NULL), 0);
+	px_snapshot_opts_init(&o);
+	for (pass = 0; pass < 2; pass++) {
+		o.no_uring = pass == 1;
+		EXPECT_EQ(px_snapshot_save(big, path, &o, NULL), -ENOSPC);
+		EXPECT_EQ(access(tmp, F_OK), -1);
+		memset(gens, 0, sizeof(gens));
+		ASSERT_EQ(px_snapshot_read(path, count_gen, gens, NULL), 0);
+		EXPECT_EQ(gens[1], OLD_ITEMS / 10);
+	}
+	px_cache_destroy(old);
+	px_cache_destroy(big);
+	umount(dir);
+	rmdir(dir);
 }
 
 TEST_HARNESS_MAIN
