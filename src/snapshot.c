@@ -195,11 +195,15 @@ put_record(char *p, const struct px_cache_ref *it)
 	memcpy(p + PXS_REC_BYTES + it->klen, it->value, it->vlen);
 }
 
-/* px_cache_snap_fn: copy one item into the current block. */
+/*
+ * px_cache_snap_fn: copy one item into the current block; 1 (end this
+ * walk step) once the block is full.
+ */
 static int
 append(void *arg, const struct px_cache_ref *it)
 {
-	struct pxs_buf *b = ((struct saver *)arg)->cur;
+	struct saver *s = arg;
+	struct pxs_buf *b = s->cur;
 	size_t need = record_bytes(it);
 
 	if (b->len + need > b->cap && grow(b, need))
@@ -207,7 +211,7 @@ append(void *arg, const struct px_cache_ref *it)
 	put_record(b->data + b->len, it);
 	b->len += need;
 	b->items++;
-	return 0;
+	return b->len >= s->o.block_bytes;
 }
 
 /* px_cache_snap_fn for removed items: under the cache's writer lock. */
@@ -282,6 +286,8 @@ seal(struct saver *s)
 
 	if (!b->items)
 		return 0;
+	if (b->len - PXS_BLK_BYTES > PXS_BLOCK_MAX)
+		return -E2BIG; /* a reader would refuse it */
 	h.check = pxs_block_check(&h, b->data + PXS_BLK_BYTES);
 	memcpy(b->data, &h, sizeof(h));
 	b->off = s->off;

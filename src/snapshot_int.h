@@ -20,7 +20,7 @@
 #define PXS_BLK_MAGIC 0x4c425850u /* "PXBL" */
 #define PXS_BLK_BYTES 32u
 #define PXS_REC_BYTES 28u
-#define PXS_BLOCK_MAX (256u << 20) /* sanity bound for a reader */
+#define PXS_BLOCK_MAX (1u << 30) /* sanity bound for a reader */
 
 /* File header; fields little endian (x86_64 and arm64 are). */
 struct pxs_header {

@@ -392,7 +392,10 @@ PX_API int px_cache_snap_begin(struct px_cache *c, size_t retain_limit,
  * must copy what it needs, return quickly, not block, and not call the
  * cache (a write could wait for a grace period that waits for this
  * call).  The pointers in @item are valid only during the call; @priv is
- * NULL.  A non-zero return stops the walk and is returned by it.
+ * NULL.  A negative return stops the walk and is returned by it; a
+ * positive one ends the current px_cache_snap_walk() call early (after
+ * the rest of the current bucket: the walk resumes at bucket boundaries),
+ * for a caller whose buffer is full.
  */
 typedef int (*px_cache_snap_fn)(void *arg, const struct px_cache_ref *item);
 

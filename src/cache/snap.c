@@ -205,17 +205,24 @@ static int
 walk_buckets(struct px_cache *c, size_t max, px_cache_snap_fn fn, void *arg)
 {
 	size_t nb = c->bucket_mask + 1;
+	bool enough = false;
 	int err = 0;
 
 	pxc_read_lock();
-	while (max-- && c->snap.bucket < nb && !err) {
+	while (max-- && c->snap.bucket < nb && !err && !enough) {
 		uint32_t off = atomic_load_explicit(
 		    &c->buckets[c->snap.bucket++], memory_order_acquire);
 
+		/* A bucket is finished even after "enough": the walk can
+		 * only resume at a bucket boundary. */
 		while (off && !err) {
 			struct pxc_item *it = pxc_item(c, off);
 
 			err = visit(c, it, fn, arg);
+			if (err > 0) {
+				enough = true;
+				err = 0;
+			}
 			off = atomic_load_explicit(&it->hnext,
 						   memory_order_acquire);
 		}
@@ -254,7 +261,7 @@ walk_retained(struct px_cache *c, size_t max, px_cache_snap_fn fn, void *arg)
 		ref.priv = NULL;
 		err = fn(arg, &ref);
 	}
-	return err;
+	return err > 0 ? 0 : err;
 }
 
 int

@@ -517,6 +517,55 @@ test_snapshot_pwrite_fallback_writes_the_same_format(void **state)
 	px_cache_destroy(c);
 }
 
+static int
+same_big_value(void *arg, const struct px_cache_ref *it)
+{
+	unsigned *seen = arg;
+	size_t j;
+
+	assert_int_equal(it->vlen, it->flags);
+	for (j = 0; j < it->vlen; j++)
+		if (((const unsigned char *)it->value)[j] !=
+		    (j * 7 + it->flags) % 251)
+			fail();
+	(*seen)++;
+	return 0;
+}
+
+static void
+test_snapshot_values_larger_than_a_block(void **state)
+{
+	struct px_cache *c = make(32 * MIB), *d;
+	struct px_snapshot_opts o;
+	struct px_snapshot_info si, li;
+	size_t len = 1000 * 1000, j;
+	unsigned char *v = malloc(len + 8);
+	unsigned i, seen = 0;
+	char k[16];
+
+	for (i = 0; i < 6; i++) {
+		size_t n = len + i; /* flags tell the length */
+
+		for (j = 0; j < n; j++)
+			v[j] = (unsigned char)((j * 7 + n) % 251);
+		key_of(k, i);
+		assert_int_equal(
+		    px_cache_set(c, k, strlen(k), v, n, (uint32_t)n, 0), 0);
+	}
+	small_blocks(&o); /* 16 KiB blocks: every item is larger */
+	assert_int_equal(px_snapshot_save(c, path, &o, &si), 0);
+	assert_int_equal(si.items, 6);
+	assert_int_equal(px_snapshot_read(path, same_big_value, &seen, NULL),
+			 0);
+	assert_int_equal(seen, 6);
+	d = make(32 * MIB);
+	assert_int_equal(px_snapshot_load(d, path, &li), 0);
+	assert_int_equal(li.loaded, 6);
+	px_cache_destroy(c);
+	px_cache_destroy(d);
+	free(v);
+}
+
 /* ---- Damaged files ------------------------------------------------------ */
 
 static size_t
@@ -673,6 +722,7 @@ main(void)
 	    T(test_snapshot_repeated_and_abandoned_snapshots_stay_complete),
 	    T(test_snapshot_full_cache_keeps_storing_during_a_snapshot),
 	    T(test_snapshot_pwrite_fallback_writes_the_same_format),
+	    T(test_snapshot_values_larger_than_a_block),
 	    T(test_snapshot_bit_flips_are_detected),
 	    T(test_snapshot_truncation_and_extension_are_detected),
 	    T(test_snapshot_foreign_files_are_refused),
