@@ -112,9 +112,10 @@ bufs_create(struct saver *s)
 	if (!s->bufs)
 		return -ENOMEM;
 	for (i = 0; i < s->nbufs; i++) {
-		s->bufs[i].cap = s->o.block_bytes + s->o.block_bytes / 4;
-		s->bufs[i].data = malloc(s->bufs[i].cap);
-		if (!s->bufs[i].data)
+		s->bufs[i].cap =
+		    pxs_align_up(s->o.block_bytes + s->o.block_bytes / 4);
+		if (posix_memalign((void **)&s->bufs[i].data, PXS_ALIGN,
+				   s->bufs[i].cap))
 			return -ENOMEM;
 	}
 	return 0;
@@ -160,16 +161,33 @@ next_buf(struct saver *s)
 
 /* ---- Records ------------------------------------------------------------ */
 
+/* Room for @need more bytes, keeping the alignment O_DIRECT needs. */
 static int
 grow(struct pxs_buf *b, size_t need)
 {
 	size_t cap = b->cap * 2 > b->len + need ? b->cap * 2 : b->len + need;
-	char *p = realloc(b->data, cap);
+	char *p;
 
-	if (!p)
+	cap = pxs_align_up(cap);
+	if (posix_memalign((void **)&p, PXS_ALIGN, cap))
 		return -ENOMEM;
+	memcpy(p, b->data, b->len);
+	free(b->data);
 	b->data = p;
 	b->cap = cap;
+	return 0;
+}
+
+/* Zero the tail of @b up to the next PXS_ALIGN boundary. */
+static int
+pad(struct pxs_buf *b)
+{
+	size_t end = pxs_align_up(b->len);
+
+	if (end > b->cap && grow(b, end - b->len))
+		return -ENOMEM;
+	memset(b->data + b->len, 0, end - b->len);
+	b->len = end;
 	return 0;
 }
 
@@ -290,6 +308,8 @@ seal(struct saver *s)
 		return -E2BIG; /* a reader would refuse it */
 	h.check = pxs_block_check(&h, b->data + PXS_BLK_BYTES);
 	memcpy(b->data, &h, sizeof(h));
+	if (pad(b))
+		return -ENOMEM;
 	b->off = s->off;
 	s->off += b->len;
 	s->info.blocks++;
@@ -303,13 +323,33 @@ seal(struct saver *s)
 	return err ? err : next_buf(s);
 }
 
+/* Sleep while the save runs ahead of opts.max_rate. */
+static void
+pace(struct saver *s, uint64_t start)
+{
+	uint64_t due, now;
+	struct timespec ts;
+
+	if (!s->o.max_rate)
+		return;
+	due = start + (uint64_t)((double)s->off * 1e9 / s->o.max_rate);
+	now = mono_ns();
+	if (due <= now)
+		return;
+	ts.tv_sec = (time_t)((due - now) / 1000000000u);
+	ts.tv_nsec = (long)((due - now) % 1000000000u);
+	nanosleep(&ts, NULL);
+}
+
 /* Walk the whole image into blocks. */
 static int
 copy_image(struct saver *s)
 {
+	uint64_t start = mono_ns();
 	int more;
 
 	do {
+		pace(s, start);
 		more = px_cache_snap_walk(s->c, s->o.walk_buckets, append, s);
 		if (more < 0)
 			return more;
@@ -330,21 +370,30 @@ write_header(struct saver *s)
 {
 	struct pxs_header h = {
 	    .version = PX_SNAPSHOT_VERSION,
-	    .header_bytes = PXS_HDR_BYTES,
+	    .header_bytes = PXS_DATA_OFF,
 	    .items = s->info.items,
 	    .blocks = s->info.blocks,
 	    .file_bytes = s->off,
 	    .cas = s->info.cas,
 	    .taken_at = s->info.taken_at,
 	};
-	struct pxs_buf b = {.data = (char *)&h, .len = sizeof(h), .off = 0};
+	struct pxs_buf b = {.len = PXS_DATA_OFF, .off = 0};
 	int err;
 
 	memcpy(h.magic, PXS_MAGIC, sizeof(h.magic));
 	h.check = pxs_header_check(&h);
+	if (posix_memalign((void **)&b.data, PXS_ALIGN, PXS_DATA_OFF))
+		return -ENOMEM;
+	memset(b.data, 0, PXS_DATA_OFF);
+	memcpy(b.data, &h, sizeof(h));
 	err = pxs_io_write(&s->io, &b);
-	/* @b lives on this frame: wait for it before returning. */
-	return err ? err : pxs_io_fsync(&s->io);
+	/* Wait for @b's write before freeing it. */
+	if (!err)
+		err = pxs_io_fsync(&s->io);
+	else
+		pxs_io_exit(&s->io);
+	free(b.data);
+	return err;
 }
 
 /* ---- Files -------------------------------------------------------------- */
@@ -378,6 +427,24 @@ tmp_name(const char *path)
 	return t;
 }
 
+/*
+ * Open the temporary file, with O_DIRECT when asked and the file system
+ * takes it: blocks then go from our buffers to the device without a copy
+ * into the page cache (and without pushing the cache's memory out of it).
+ */
+static int
+open_tmp(const char *tmp, bool direct, bool *got_direct)
+{
+	int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, fd = -1;
+
+	if (direct)
+		fd = open(tmp, flags | O_DIRECT, 0644);
+	*got_direct = fd >= 0;
+	if (fd < 0)
+		fd = open(tmp, flags, 0644);
+	return fd < 0 ? -errno : fd;
+}
+
 /* Everything between opening the temporary file and renaming it. */
 static int
 save_to(struct saver *s, int fd)
@@ -401,7 +468,7 @@ save_to(struct saver *s, int fd)
 	s->info.cas = ci.cas;
 	s->info.taken_at = ci.now;
 	px_cache_snap_spill(s->c, spill_item, s);
-	s->off = PXS_HDR_BYTES;
+	s->off = PXS_DATA_OFF;
 	err = next_buf(s);
 	if (!err)
 		err = copy_image(s);
@@ -433,9 +500,9 @@ px_snapshot_save(struct px_cache *c, const char *path,
 		s.o = *opts;
 	fill_defaults(&s.o);
 	s.spill.limit = s.o.spill_bytes;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = open_tmp(tmp, !s.o.no_direct, &s.info.direct);
 	if (fd < 0) {
-		err = -errno;
+		err = fd;
 		goto out_free;
 	}
 	err = save_to(&s, fd);

@@ -17,6 +17,8 @@
 
 #define PXS_MAGIC     "PXSNAP\r\n" /* 8 bytes, catches text-mode mangling */
 #define PXS_HDR_BYTES 64u
+#define PXS_ALIGN     4096u       /* blocks start and end on it (O_DIRECT) */
+#define PXS_DATA_OFF  PXS_ALIGN   /* first block; header + zeros before */
 #define PXS_BLK_MAGIC 0x4c425850u /* "PXBL" */
 #define PXS_BLK_BYTES 32u
 #define PXS_REC_BYTES 28u
@@ -51,7 +53,13 @@ _Static_assert(sizeof(struct pxs_block) == PXS_BLK_BYTES, "block size");
 uint64_t pxs_header_check(const struct pxs_header *h);
 uint64_t pxs_block_check(const struct pxs_block *b, const void *payload);
 
-/* A block buffer: header, then records. */
+static inline uint64_t
+pxs_align_up(uint64_t n)
+{
+	return (n + PXS_ALIGN - 1) & ~(uint64_t)(PXS_ALIGN - 1);
+}
+
+/* A block buffer: header, then records; PXS_ALIGN-aligned memory. */
 struct pxs_buf {
 	char *data;
 	size_t len, cap;

@@ -52,15 +52,25 @@ read_at(int fd, void *dst, size_t len, uint64_t off)
 	return 0;
 }
 
+/* Whether @len bytes at @p are all zero. */
+static bool
+zeros(const char *p, size_t len)
+{
+	return !len || (!p[0] && !memcmp(p, p + 1, len - 1));
+}
+
 static int
 check_header(struct reader *r)
 {
 	struct pxs_header *h = &r->h;
+	char rest[PXS_DATA_OFF - PXS_HDR_BYTES];
 	int err;
 
-	if (r->size < PXS_HDR_BYTES)
+	if (r->size < PXS_DATA_OFF)
 		return -PX_ECORRUPT;
 	err = read_at(r->fd, h, sizeof(*h), 0);
+	if (!err)
+		err = read_at(r->fd, rest, sizeof(rest), PXS_HDR_BYTES);
 	if (err)
 		return err;
 	if (memcmp(h->magic, PXS_MAGIC, sizeof(h->magic)))
@@ -68,7 +78,8 @@ check_header(struct reader *r)
 	if (h->version != PX_SNAPSHOT_VERSION)
 		return -PX_EVERSION;
 	if (h->check != pxs_header_check(h) ||
-	    h->header_bytes != PXS_HDR_BYTES || h->file_bytes != r->size)
+	    h->header_bytes != PXS_DATA_OFF || h->file_bytes != r->size ||
+	    !zeros(rest, sizeof(rest)))
 		return -PX_ECORRUPT;
 	return 0;
 }
@@ -127,6 +138,7 @@ static int
 read_block(struct reader *r, uint64_t seq, uint64_t *off, uint64_t *items)
 {
 	struct pxs_block b;
+	uint64_t body;
 	int err;
 
 	if (r->size - *off < PXS_BLK_BYTES)
@@ -135,17 +147,21 @@ read_block(struct reader *r, uint64_t seq, uint64_t *off, uint64_t *items)
 	if (err)
 		return err;
 	if (b.magic != PXS_BLK_MAGIC || b.seq != seq || b.zero ||
-	    b.payload > PXS_BLOCK_MAX ||
-	    b.payload > r->size - *off - PXS_BLK_BYTES)
+	    b.payload > PXS_BLOCK_MAX)
 		return -PX_ECORRUPT;
-	err = ensure(r, b.payload);
+	/* payload, then zeros up to the alignment */
+	body = pxs_align_up(PXS_BLK_BYTES + b.payload) - PXS_BLK_BYTES;
+	if (body > r->size - *off - PXS_BLK_BYTES)
+		return -PX_ECORRUPT;
+	err = ensure(r, body);
 	if (!err)
-		err = read_at(r->fd, r->buf, b.payload, *off + PXS_BLK_BYTES);
+		err = read_at(r->fd, r->buf, body, *off + PXS_BLK_BYTES);
 	if (err)
 		return err;
-	if (b.check != pxs_block_check(&b, r->buf))
+	if (b.check != pxs_block_check(&b, r->buf) ||
+	    !zeros(r->buf + b.payload, body - b.payload))
 		return -PX_ECORRUPT;
-	*off += PXS_BLK_BYTES + b.payload;
+	*off += PXS_BLK_BYTES + body;
 	*items += b.items;
 	return parse(r, r->buf, b.payload, b.items);
 }
@@ -153,7 +169,7 @@ read_block(struct reader *r, uint64_t seq, uint64_t *off, uint64_t *items)
 static int
 read_blocks(struct reader *r)
 {
-	uint64_t off = PXS_HDR_BYTES, items = 0, seq;
+	uint64_t off = PXS_DATA_OFF, items = 0, seq;
 	int err;
 
 	for (seq = 0; seq < r->h.blocks; seq++) {

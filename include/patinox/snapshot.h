@@ -58,6 +58,8 @@ struct px_snapshot_info {
 				the walk and copied out to the saver */
 	uint64_t begin_ns;   /* save: time the cache's writer lock was held */
 	uint64_t elapsed_ns; /* whole call */
+	bool direct;         /* save: O_DIRECT (false: the file system
+				refused it, or opts.no_direct) */
 	bool uring;          /* save: written through io_uring (false: the
 				pwrite fallback, when io_uring is blocked) */
 };
@@ -79,6 +81,10 @@ struct px_snapshot_opts {
 	size_t spill_bytes;   /* most bytes of removed image items held
 				 outside the cache; 0: Kconfig */
 	bool no_uring;        /* write with pwrite (tests, comparison) */
+	bool no_direct;       /* buffered writes instead of O_DIRECT */
+	uint64_t max_rate;    /* bytes per second, 0: as fast as it goes;
+				 a paced save takes longer and leaves more
+				 CPU and memory bandwidth to requests */
 	px_snapshot_progress_fn progress; /* NULL for none */
 	void *progress_arg;
 };

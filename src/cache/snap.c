@@ -34,7 +34,8 @@
 
 #include "cache_int.h"
 
-#define SNAP_BITS (PXC_M_SNAP0 | PXC_M_SNAP1)
+#define SNAP_BITS     (PXC_M_SNAP0 | PXC_M_SNAP1)
+#define SNAP_PREFETCH 16 /* buckets ahead whose first item is prefetched */
 
 /* Whether @it belongs to the image; any thread, @it reachable. */
 static bool
@@ -200,6 +201,23 @@ visit(struct px_cache *c, struct pxc_item *it, px_cache_snap_fn fn, void *arg)
 	return fn(arg, &ref);
 }
 
+/*
+ * Start loading the first item of bucket @b: the walk is bound by cache
+ * misses on items scattered over the arena, and the bucket array tells
+ * where the next ones are.  Only a hint: the item may be gone by then.
+ */
+static void
+prefetch_ahead(const struct px_cache *c, size_t b)
+{
+	uint32_t off;
+
+	if (b > c->bucket_mask)
+		return;
+	off = atomic_load_explicit(&c->buckets[b], memory_order_relaxed);
+	if (off)
+		__builtin_prefetch(pxc_item(c, off), 1);
+}
+
 /* Visit @max buckets from the cursor in one read-side section. */
 static int
 walk_buckets(struct px_cache *c, size_t max, px_cache_snap_fn fn, void *arg)
@@ -212,6 +230,8 @@ walk_buckets(struct px_cache *c, size_t max, px_cache_snap_fn fn, void *arg)
 	while (max-- && c->snap.bucket < nb && !err && !enough) {
 		uint32_t off = atomic_load_explicit(
 		    &c->buckets[c->snap.bucket++], memory_order_acquire);
+
+		prefetch_ahead(c, c->snap.bucket + SNAP_PREFETCH - 1);
 
 		/* A bucket is finished even after "enough": the walk can
 		 * only resume at a bucket boundary. */
