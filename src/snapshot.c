@@ -36,6 +36,8 @@ struct spill {
 	char *data;
 	size_t len, cap, limit;
 	uint32_t items;
+	char *spare; /* the saver's: swapped in by drain_spill() */
+	size_t spare_cap;
 };
 
 struct saver {
@@ -265,26 +267,43 @@ out_unlock:
 	return err;
 }
 
-/* Move spilled records into the current block. */
+/*
+ * Move spilled records into the current block.  The buffer is swapped
+ * for the spare under the lock and copied outside it, so writers that
+ * spill (holding the cache's writer lock) never wait for the copy.
+ */
 static int
 drain_spill(struct saver *s)
 {
 	struct spill *sp = &s->spill;
 	struct pxs_buf *b = s->cur;
-	int err = 0;
+	char *data;
+	size_t len, cap;
+	uint32_t items;
 
 	pthread_mutex_lock(&sp->lock);
-	if (sp->len && b->len + sp->len > b->cap)
-		err = grow(b, sp->len);
-	if (sp->len && !err) {
-		memcpy(b->data + b->len, sp->data, sp->len);
-		b->len += sp->len;
-		b->items += sp->items;
+	data = sp->data;
+	len = sp->len;
+	cap = sp->cap;
+	items = sp->items;
+	if (len) {
+		sp->data = sp->spare;
+		sp->cap = sp->spare_cap;
 		sp->len = 0;
 		sp->items = 0;
 	}
 	pthread_mutex_unlock(&sp->lock);
-	return err;
+	if (!len)
+		return 0;
+
+	sp->spare = data;
+	sp->spare_cap = cap;
+	if (b->len + len > b->cap && grow(b, len))
+		return -ENOMEM;
+	memcpy(b->data + b->len, data, len);
+	b->len += len;
+	b->items += items;
+	return 0;
 }
 
 /* ---- Blocks ------------------------------------------------------------- */
@@ -520,6 +539,7 @@ px_snapshot_save(struct px_cache *c, const char *path,
 out_free:
 	bufs_destroy(&s);
 	free(s.spill.data);
+	free(s.spill.spare);
 	free(tmp);
 	return err;
 }
