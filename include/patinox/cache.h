@@ -405,7 +405,7 @@ typedef int (*px_cache_snap_fn)(void *arg, const struct px_cache_ref *item);
  *       call is one read-side section, so keep it small (hundreds)
  *
  * Returns 1 when more remains, 0 when every item of the image was handed
- * over, @fn's non-zero return, -ENOSPC when the retention limit was hit
+ * over, @fn's negative return, -ENOSPC when the retention limit was hit
  * (the image cannot be completed), -EINVAL with no snapshot active.
  */
 PX_API int px_cache_snap_walk(struct px_cache *c, size_t max,
