@@ -55,6 +55,19 @@ static const struct px_context_error px_context_errors[] = {
     {PX_PART_REGION, EPERM,
      "the region needs a privilege (EPERM): mlock needs RLIMIT_MEMLOCK "
      "or CAP_IPC_LOCK"},
+    {PX_PART_REGION, EOPNOTSUPP,
+     "NUMA placement is not available (EOPNOTSUPP): the library was built "
+     "without CONFIG_PX_REGION_NUMA, or libnuma reports no NUMA support"},
+    {PX_PART_REGION, EINVAL,
+     "the region request is invalid (EINVAL): size 0, an unknown backing, "
+     "a NUMA node the machine lacks, or a memfd that cannot be sealed "
+     "against shrinking"},
+    {PX_PART_MMAP, EIO,
+     "the file shrank under the mapping (EIO): the accessor caught the "
+     "SIGBUS; the data past the file's new end is gone"},
+    {PX_PART_MMAP, EACCES,
+     "the mapping or its file is read-only (EACCES): open the file "
+     "read-write for a shared writable map, or use px_mmap_make_writable"},
     {PX_PART_MMAP, ENODEV,
      "the file cannot be mapped (ENODEV): pipes, sockets and some "
      "/proc files do not support mmap; the pread fallback serves reads"},
@@ -80,6 +93,19 @@ static const struct px_context_error px_context_errors[] = {
      "timed out waiting for, creating or recycling a pooled object"},
     {PX_PART_POOL, EAGAIN,
      "the pool's waiter queue is full (EAGAIN): back off and retry"},
+    {PX_PART_POOL, PX_ECLOSED,
+     "the pool is closed: pending and new gets fail, objects are "
+     "destroyed when they come back"},
+    {PX_PART_POOL, ECANCELED, "the get was cancelled by its caller"},
+    {PX_PART_POOL, ECONNREFUSED,
+     "the pool's backend refused the connection (ECONNREFUSED); new "
+     "creates back off and gets fail fast until it is back"},
+    {PX_PART_GUARD, PX_ECLOSED,
+     "the guard is shutting down: no new resources or operations are "
+     "accepted"},
+    {PX_PART_GUARD, ETIMEDOUT,
+     "guard shutdown reached its deadline with cleanups unfinished; "
+     "they were reported and still complete later"},
 };
 
 const char *

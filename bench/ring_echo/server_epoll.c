@@ -143,6 +143,7 @@ epoll_main(void *arg)
 	int lfd = s->listen_fd;
 
 	echo_pin(s->cpu);
+	pthread_setname_np(pthread_self(), "epoll-srv");
 	__atomic_store_n(&p->ready, 1, __ATOMIC_RELEASE);
 	for (;;) {
 		int n = epoll_wait(p->ep, ev, MAX_EVENTS, -1);

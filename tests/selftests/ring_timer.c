@@ -146,6 +146,55 @@ TEST(ring_periodic_timer_does_not_drift)
 	px_ring_destroy(ring);
 }
 
+struct never {
+	int ticks;
+	int ends;
+	int end_res;
+};
+
+static void
+never_tick(struct px_ring *ring, int res, bool more, void *ctx)
+{
+	struct never *n = ctx;
+
+	if (more) {
+		n->ticks++;
+		return;
+	}
+	n->ends++;
+	n->end_res = res;
+}
+
+/*
+ * A period of centuries puts the deadline start + k * period past the
+ * 64-bit clock: it must saturate (never fire), not wrap to a past
+ * instant that fires on every turn.
+ */
+TEST(ring_periodic_timer_with_a_huge_period_never_fires)
+{
+	struct never n = {0};
+	struct px_ring_op *op;
+	struct px_ring *ring;
+	int ret;
+
+	ret = px_ring_create(NULL, &ring);
+	if (ret < 0)
+		SKIP(return, "%s", px_strerror_in(PX_PART_RING, ret));
+	ASSERT_EQ(px_ring_timer(ring, UINT64_MAX - 1000, PX_RING_TIMER_PERIODIC,
+				never_tick, &n, &op),
+		  0);
+	for (int i = 0; i < 10; i++)
+		ASSERT_GE(px_ring_run_once(ring, 5 * MS), 0);
+	EXPECT_EQ(n.ticks, 0);
+	EXPECT_EQ(n.ends, 0);
+	ASSERT_EQ(px_ring_cancel(ring, op), 0);
+	while (!n.ends)
+		ASSERT_GE(px_ring_run_once(ring, 1000 * MS), 0);
+	EXPECT_EQ(n.ticks, 0);
+	EXPECT_EQ(n.end_res, -ECANCELED);
+	px_ring_destroy(ring);
+}
+
 struct burst {
 	int fired;
 	int other;
