@@ -19,13 +19,16 @@
  *  - each request's reply is well formed: complete lines, VALUE/VA data
  *    blocks of their announced length followed by CRLF, a retrieval ends
  *    with END, a noreply request answers nothing, and every request that
- *    is not noreply or quiet (meta q) answers something.
+ *    is not noreply or quiet (meta q) answers something;
+ *  - with -Y (when the first input byte has its top bit): nothing but the
+ *    credentials is served before them, and a refusal closes.
  */
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../../apps/pxcached/pxcached.h"
 
@@ -280,9 +283,55 @@ struct fconn {
 	bool exec;
 };
 
+static struct pxc_auth *auth;
+
+/* The -Y table, loaded once from a file as the server does. */
+static struct pxc_auth *
+auth_table(void)
+{
+	char path[] = "/tmp/fuzz_proto_authXXXXXX";
+	static const char lines[] = "alice:s3cret\nbob:x\n";
+	int fd;
+
+	if (auth)
+		return auth;
+	fd = mkstemp(path);
+	if (fd < 0 || write(fd, lines, sizeof(lines) - 1) < 0 ||
+	    pxc_auth_load(path, &auth) < 0)
+		abort();
+	close(fd);
+	unlink(path);
+	return auth;
+}
+
+/* The reply to the first request under -Y: STORED, or a refusal. */
+static void
+check_auth_reply(struct fconn *f, const struct mc_req *r)
+{
+	static const char stored[] = "STORED\r\n";
+
+	if (f->c.authed) {
+		if (r->cmd != MC_CMD_SET)
+			bad("authenticated by something else than a set", r);
+		if (r->noreply ? rlen != 0
+			       : rlen != sizeof(stored) - 1 ||
+				     memcmp(rbuf, stored, rlen))
+			bad("authentication not answered STORED", r);
+		return;
+	}
+	if (!drained)
+		bad("an unauthenticated request was served", r);
+	if (rlen < 14 || memcmp(rbuf, "CLIENT_ERROR ", 13) ||
+	    line_at(rbuf, rlen) != rlen)
+		bad("a refusal is not one CLIENT_ERROR line", r);
+	f->stopped = true; /* the refusal closes */
+}
+
 static void
 one_req(struct fconn *f, const struct mc_req *r, const char *buf, size_t len)
 {
+	bool was_authed = f->c.authed;
+
 	check_req(r, buf, len);
 	if (f->nreq < MAX_REQS)
 		f->digests[f->nreq] = digest(r);
@@ -294,7 +343,10 @@ one_req(struct fconn *f, const struct mc_req *r, const char *buf, size_t len)
 	rlen = 0;
 	drained = 0;
 	pxc_cmd_exec(&f->c, r);
-	check_reply(r, rbuf, rlen);
+	if (was_authed)
+		check_reply(r, rbuf, rlen);
+	else
+		check_auth_reply(f, r);
 	if (drained && !f->stopped)
 		bad("a request closed the connection unexpectedly", r);
 }
@@ -347,7 +399,7 @@ feed(struct fconn *f, const char *data, size_t len)
 }
 
 static void
-fconn_init(struct fconn *f, struct px_cache *cache, bool exec)
+fconn_init(struct fconn *f, struct px_cache *cache, bool exec, bool with_auth)
 {
 	memset(f, 0, sizeof(*f));
 	f->srv.cache = cache;
@@ -358,7 +410,8 @@ fconn_init(struct fconn *f, struct px_cache *cache, bool exec)
 	f->srv.backing_note = "";
 	f->w.srv = &f->srv;
 	f->c.w = &f->w;
-	f->c.authed = true; /* no -Y, as conn_new() sets it */
+	f->c.authed = !with_auth; /* as conn_new() sets it */
+	f->srv.auth = with_auth ? auth_table() : NULL;
 	f->exec = exec;
 	mc_parser_init(&f->c.parser, ITEM_MAX, LINE_MAX_, KEY_LINE_MAX);
 }
@@ -374,10 +427,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct px_cache_opts o;
 	uint32_t seed;
 	size_t off = 0;
+	bool with_auth;
 
 	if (size < 2)
 		return 0;
 	seed = (uint32_t)(data[0] | data[1] << 8) * 2654435761u + 1;
+	with_auth = data[0] & 0x80;
 	data += 2;
 	size -= 2;
 	/*
@@ -390,9 +445,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (px_cache_create(&cache, 1u << 20, &o))
 		abort();
 
-	fconn_init(&whole, cache, false);
+	fconn_init(&whole, cache, false, false);
 	feed(&whole, (const char *)data, size);
-	fconn_init(&cut, cache, true);
+	fconn_init(&cut, cache, true, with_auth);
 	while (off < size && !cut.stopped) {
 		size_t n;
 
@@ -403,10 +458,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		feed(&cut, (const char *)data + off, n);
 		off += n;
 	}
-	if (whole.nreq != cut.nreq)
+	/* An auth refusal stops the cut run early: compare what it saw. */
+	if (cut.c.authed ? whole.nreq != cut.nreq : whole.nreq < cut.nreq)
 		bad("whole and cut input give different request counts",
 		    &(struct mc_req){.cmd = MC_CMD_ERROR});
-	for (size_t i = 0; i < whole.nreq && i < MAX_REQS; i++)
+	for (size_t i = 0; i < cut.nreq && i < MAX_REQS; i++)
 		if (whole.digests[i] != cut.digests[i])
 			bad("whole and cut input give different requests",
 			    &(struct mc_req){.cmd = MC_CMD_ERROR});
