@@ -1071,12 +1071,13 @@ px_pool_get(struct px_pool *p, int32_t timeout_ms, px_pool_get_fn fn, void *ctx,
 	p->nwait++;
 	if (wait)
 		*wait = w;
+	/* The deadline goes in before pump(): pump starts creates that take
+	 * heap slots of their own, so the slot reserved above must be used
+	 * now.  A get that pump() serves at once leaves the heap again. */
+	heap_insert(&p->heap, &w->tmo, t + tmo);
 	pump(p);
-	/* Only a get that has to wait needs its deadline in the heap. */
-	if (w->state == W_QUEUED) {
-		heap_insert(&p->heap, &w->tmo, t + tmo);
+	if (w->state == W_QUEUED)
 		rearm(p);
-	}
 	return 0;
 }
 

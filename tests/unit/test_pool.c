@@ -514,6 +514,34 @@ test_pool_wait_timeout_and_try_get(void **state)
 	check_empty_destroy(pool);
 }
 
+/* Each get's create takes a heap slot inside pump(); the get's own
+ * deadline must still find room (ASan shows the overflow, the deadlines
+ * below show a lost or corrupt heap entry). */
+static void
+test_pool_get_deadline_fits_heap_filled_by_its_create(void **state)
+{
+	struct px_pool_opts o;
+	struct px_pool *pool;
+	struct got g[80];
+
+	fm_reset();
+	memset(g, 0, sizeof(g));
+	fm.mode[S_CREATE] = M_NEVER;
+	fm_opts(&o, 1000);
+	o.leak_threshold_ms = 100000; /* housekeeping holds a heap slot */
+	o.create_timeout_ms = 10000;
+	pool = make_pool(1000, &o);
+	for (int i = 0; i < 80; i++)
+		assert_int_equal(px_pool_get(pool, 50 + i, on_got, &g[i], NULL),
+				 0);
+	advance(pool, 200 * MS);
+	for (int i = 0; i < 80; i++) {
+		assert_int_equal(g[i].calls, 1);
+		assert_int_equal(g[i].res, -ETIMEDOUT);
+	}
+	check_empty_destroy(pool);
+}
+
 static void
 test_pool_bounded_waiter_queue_fails_fast(void **state)
 {
@@ -1272,6 +1300,7 @@ main(void)
 	    cmocka_unit_test(
 		test_pool_no_lost_wakeup_when_returned_before_wait),
 	    cmocka_unit_test(test_pool_wait_timeout_and_try_get),
+	    cmocka_unit_test(test_pool_get_deadline_fits_heap_filled_by_its_create),
 	    cmocka_unit_test(test_pool_bounded_waiter_queue_fails_fast),
 	    cmocka_unit_test(test_pool_close_fails_every_waiter_at_once),
 	    cmocka_unit_test(test_pool_destroy_runs_pending_callbacks),
