@@ -1055,7 +1055,8 @@ px_pool_get(struct px_pool *p, int32_t timeout_ms, px_pool_get_fn fn, void *ctx,
 	 * which their own timeouts bound. */
 	tmo = timeout_ms
 		  ? (uint64_t)timeout_ms * MS
-		  : (p->o.create_timeout_ms + p->o.recycle_timeout_ms) * MS;
+		  : ((uint64_t)p->o.create_timeout_ms +
+		     p->o.recycle_timeout_ms) * MS;
 	w = wait_alloc(p);
 	if (!w || heap_reserve(&p->heap)) {
 		free(w);

@@ -542,6 +542,27 @@ test_pool_get_deadline_fits_heap_filled_by_its_create(void **state)
 	check_empty_destroy(pool);
 }
 
+/* create + recycle timeouts are summed in 64 bits: two valid uint32_t
+ * timeouts must not wrap into an immediate try-get timeout. */
+static void
+test_pool_try_get_deadline_does_not_wrap(void **state)
+{
+	struct px_pool_opts o;
+	struct px_pool *pool;
+	struct got a = {0};
+
+	fm_reset();
+	fm.mode[S_CREATE] = M_NEVER;
+	fm_opts(&o, 1);
+	o.create_timeout_ms = UINT32_MAX;
+	o.recycle_timeout_ms = 1;
+	pool = make_pool(1, &o);
+	assert_int_equal(px_pool_get(pool, 0, on_got, &a, NULL), 0);
+	advance(pool, 10 * MS);
+	assert_int_equal(a.calls, 0);
+	check_empty_destroy(pool);
+}
+
 static void
 test_pool_bounded_waiter_queue_fails_fast(void **state)
 {
@@ -1301,6 +1322,7 @@ main(void)
 		test_pool_no_lost_wakeup_when_returned_before_wait),
 	    cmocka_unit_test(test_pool_wait_timeout_and_try_get),
 	    cmocka_unit_test(test_pool_get_deadline_fits_heap_filled_by_its_create),
+	    cmocka_unit_test(test_pool_try_get_deadline_does_not_wrap),
 	    cmocka_unit_test(test_pool_bounded_waiter_queue_fails_fast),
 	    cmocka_unit_test(test_pool_close_fails_every_waiter_at_once),
 	    cmocka_unit_test(test_pool_destroy_runs_pending_callbacks),
