@@ -1116,6 +1116,8 @@ void
 px_pool_put(struct px_pool *p, struct px_pool_obj *o)
 {
 	enter(p);
+	if (p->mgr.put && o->value)
+		p->mgr.put(p, o->value, p->mgr.arg);
 	leave_use(p, o);
 	if (p->closed || p->size > p->o.max_size) {
 		p->size--;
