@@ -233,7 +233,10 @@ struct sigbus_guard {
 
 static __thread struct sigbus_guard guard
     __attribute__((tls_model("initial-exec")));
+/* The disposition before our first install, written once before the
+ * handler that reads it is in place, and never again. */
 static struct sigaction sigbus_prev;
+static bool sigbus_prev_set;
 static pthread_mutex_t sigbus_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void
@@ -264,8 +267,10 @@ sigbus_handler(int sig, siginfo_t *si, void *uc)
 
 /*
  * Installs the handler unless it is in place.  Called at every creation
- * of a file map, so a handler that a program (or a test framework)
- * installed over ours since is chained to from then on.
+ * of a file map, so guarded copies keep working when a program (or a test
+ * framework) installed a handler over ours since.  Faults not ours chain
+ * to the disposition found at the first install only: a later handler
+ * usually chains back to ours, and recording it would make a loop.
  */
 static int
 sigbus_install(void)
@@ -285,7 +290,10 @@ sigbus_install(void)
 		ret = -errno;
 	else if (!(cur.sa_flags & SA_SIGINFO) ||
 		 cur.sa_sigaction != sigbus_handler) {
-		sigbus_prev = cur;
+		if (!sigbus_prev_set) {
+			sigbus_prev = cur;
+			sigbus_prev_set = true;
+		}
 		if (sigaction(SIGBUS, &sa, NULL) != 0)
 			ret = -errno;
 	}
