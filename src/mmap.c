@@ -233,26 +233,54 @@ struct sigbus_guard {
 
 static __thread struct sigbus_guard guard
     __attribute__((tls_model("initial-exec")));
-/* The disposition before our first install, written once before the
- * handler that reads it is in place, and never again. */
-static struct sigaction sigbus_prev;
-static bool sigbus_prev_set;
+/*
+ * Where faults not ours go: the disposition found when ours went in.
+ * Written under sigbus_lock into the slot the handler does not read,
+ * then published; the handler reads the published slot without a lock.
+ */
+static struct sigaction sigbus_prev_slot[2];
+static const struct sigaction *_Atomic sigbus_prev;
 static pthread_mutex_t sigbus_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void
 sigbus_chain(int sig, siginfo_t *si, void *uc)
 {
-	if (sigbus_prev.sa_flags & SA_SIGINFO) {
-		sigbus_prev.sa_sigaction(sig, si, uc);
+	const struct sigaction *prev =
+	    atomic_load_explicit(&sigbus_prev, memory_order_acquire);
+
+	if (prev && (prev->sa_flags & SA_SIGINFO)) {
+		prev->sa_sigaction(sig, si, uc);
 		return;
 	}
-	if (sigbus_prev.sa_handler != SIG_DFL &&
-	    sigbus_prev.sa_handler != SIG_IGN) {
-		sigbus_prev.sa_handler(sig);
+	if (prev && prev->sa_handler != SIG_DFL &&
+	    prev->sa_handler != SIG_IGN) {
+		prev->sa_handler(sig);
 		return;
 	}
 	signal(sig, SIG_DFL);
 	raise(sig);
+}
+
+/*
+ * Records @cur as the disposition to chain to, the first time and when a
+ * program reset SIGBUS to SIG_DFL or SIG_IGN.  Never a handler found over
+ * ours later: it usually chains back to ours, and would make a loop.
+ * Lock held.
+ */
+static void
+sigbus_record(const struct sigaction *cur)
+{
+	const struct sigaction *prev = atomic_load(&sigbus_prev);
+	struct sigaction *slot;
+
+	if (prev && (cur->sa_flags & SA_SIGINFO ||
+		     (cur->sa_handler != SIG_DFL &&
+		      cur->sa_handler != SIG_IGN)))
+		return;
+	slot = prev == &sigbus_prev_slot[0] ? &sigbus_prev_slot[1]
+					     : &sigbus_prev_slot[0];
+	*slot = *cur;
+	atomic_store_explicit(&sigbus_prev, slot, memory_order_release);
 }
 
 static void
@@ -269,8 +297,7 @@ sigbus_handler(int sig, siginfo_t *si, void *uc)
  * Installs the handler unless it is in place.  Called at every creation
  * of a file map, so guarded copies keep working when a program (or a test
  * framework) installed a handler over ours since.  Faults not ours chain
- * to the disposition found at the first install only: a later handler
- * usually chains back to ours, and recording it would make a loop.
+ * as sigbus_record() says.
  */
 static int
 sigbus_install(void)
@@ -290,10 +317,7 @@ sigbus_install(void)
 		ret = -errno;
 	else if (!(cur.sa_flags & SA_SIGINFO) ||
 		 cur.sa_sigaction != sigbus_handler) {
-		if (!sigbus_prev_set) {
-			sigbus_prev = cur;
-			sigbus_prev_set = true;
-		}
+		sigbus_record(&cur);
 		if (sigaction(SIGBUS, &sa, NULL) != 0)
 			ret = -errno;
 	}
