@@ -651,12 +651,30 @@ in_bounds(uint64_t off, size_t len, size_t size)
 	return off <= size && len <= size - off;
 }
 
+/*
+ * The file position of view offset @off, for the pread and stream
+ * fallbacks: -ERANGE when m->offset + off wraps or passes what off_t
+ * holds.  @len is cut so that the end stays within off_t too.
+ */
+static int
+file_pos(const struct px_mmap *m, uint64_t off, size_t *len, uint64_t *pos)
+{
+	if (off > UINT64_MAX - m->offset || m->offset + off > INT64_MAX)
+		return -ERANGE;
+	*pos = m->offset + off;
+	if (*len > INT64_MAX - *pos)
+		*len = (size_t)(INT64_MAX - *pos);
+	return 0;
+}
+
 static ssize_t
 pread_upto(struct px_mmap *m, uint64_t off, char *buf, size_t len)
 {
 	size_t got = 0;
 	ssize_t n;
 
+	if (file_pos(m, off, &len, &(uint64_t){0}) < 0)
+		return -ERANGE;
 	while (got < len) {
 		n = os.pread(m->fd, buf + got, len - got,
 			     (off_t)(m->offset + off + got));
@@ -703,11 +721,11 @@ stream_fill_locked(struct px_mmap *m, size_t need)
 static ssize_t
 stream_upto(struct px_mmap *m, uint64_t off, char *buf, size_t len)
 {
-	uint64_t at = m->offset + off;
+	uint64_t at;
 	ssize_t ret = 0;
 	size_t n;
 
-	if (at > SIZE_MAX - len)
+	if (file_pos(m, off, &len, &at) < 0 || at > SIZE_MAX - len)
 		return -ERANGE;
 	pthread_mutex_lock(&m->stream_lock);
 	ret = stream_fill_locked(m, (size_t)at + len);
@@ -767,9 +785,11 @@ px_mmap_read(struct px_mmap *m, uint64_t off, void *buf, size_t len)
 static int
 pwrite_all(struct px_mmap *m, uint64_t off, const char *buf, size_t len)
 {
-	size_t done = 0;
+	size_t done = 0, room = len;
 	ssize_t n;
 
+	if (file_pos(m, off, &room, &(uint64_t){0}) < 0 || room < len)
+		return -ERANGE;
 	while (done < len) {
 		n = os.pwrite(m->fd, buf + done, len - done,
 			      (off_t)(m->offset + off + done));

@@ -381,6 +381,38 @@ test_mmap_pipe_uses_the_stream_fallback(void **state)
 	px_mmap_destroy(m);
 }
 
+/* m->offset + off must neither wrap nor pass off_t in the fallbacks. */
+static void
+test_mmap_fallback_offset_overflow_is_erange(void **state)
+{
+	struct px_mmap_opts o = opts(PX_MMAP_RO, 10, 0);
+	struct px_mmap *m;
+	char b[8] = {0};
+	int p[2], fd;
+
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(write(p[1], "0123456789ABCDEFGHIJ", 20), 20);
+	close(p[1]);
+	assert_int_equal(px_mmap_create(&m, p[0], &o), 0);
+	close(p[0]);
+	assert_int_equal(px_mmap_backend(m), PX_MMAP_STREAM);
+	assert_int_equal(px_mmap_read_upto(m, UINT64_MAX - 5, b, 4), -ERANGE);
+	assert_int_equal(px_mmap_read(m, UINT64_MAX - 5, b, 4), -ERANGE);
+	assert_int_equal(px_mmap_read(m, 0, b, 4), 0);
+	assert_memory_equal(b, "ABCD", 4);
+	px_mmap_destroy(m);
+
+	fd = open("/proc/self/status", O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(px_mmap_create(&m, fd, &o), 0);
+	assert_int_equal(px_mmap_backend(m), PX_MMAP_PREAD);
+	assert_int_equal(px_mmap_read_upto(m, UINT64_MAX - 5, b, 4), -ERANGE);
+	assert_int_equal(px_mmap_read_upto(m, INT64_MAX, b, 4), -ERANGE);
+	assert_int_equal(px_mmap_read(m, INT64_MAX - 10, b, 4), -ERANGE);
+	px_mmap_destroy(m);
+	close(fd);
+}
+
 static void
 test_mmap_proc_file_uses_pread(void **state)
 {
@@ -844,6 +876,7 @@ main(void)
 	    cmocka_unit_test(test_mmap_anon_rejects_bad_arguments),
 	    cmocka_unit_test(test_mmap_pipe_uses_the_stream_fallback),
 	    cmocka_unit_test(test_mmap_proc_file_uses_pread),
+	    cmocka_unit_test(test_mmap_fallback_offset_overflow_is_erange),
 	    cmocka_unit_test(test_mmap_stream_serves_readers_on_threads),
 	    FAKE_TEST(test_mmap_refused_mmap_falls_back_to_pread),
 	    FAKE_TEST(test_mmap_other_mmap_errors_are_returned),
