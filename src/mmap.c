@@ -454,6 +454,8 @@ probe_empty(struct px_mmap *m)
 		return ret;
 	os.munmap(p, page);
 	m->len = 0;
+	/* Where the view will start in a mapping px_mmap_remap() makes. */
+	m->delta = (size_t)(m->offset & (page - 1));
 	return 0;
 }
 

@@ -298,6 +298,27 @@ test_mmap_sigbus_outside_the_accessors_still_kills(void **state)
 	close(fd);
 }
 
+/* An empty view at an unaligned offset (the end of the file) grows
+ * into the bytes appended later. */
+static void
+test_mmap_remap_of_empty_view_at_unaligned_offset(void **state)
+{
+	struct px_mmap_opts o = opts(PX_MMAP_RO, 5, 0);
+	struct px_mmap *m;
+	char b[6] = {0};
+	int fd = make_file(5, O_RDWR);
+
+	assert_int_equal(px_mmap_create(&m, fd, &o), 0);
+	assert_int_equal(px_mmap_len(m), 0);
+	assert_int_equal(pwrite(fd, "world", 5, 5), 5);
+	assert_int_equal(px_mmap_remap(m, 5, true), 0);
+	assert_int_equal(px_mmap_read(m, 0, b, 5), 0);
+	assert_string_equal(b, "world");
+	assert_memory_equal(px_mmap_data(m), "world", 5);
+	px_mmap_destroy(m);
+	close(fd);
+}
+
 static void
 test_mmap_remap_grows_anon_and_file_maps(void **state)
 {
@@ -873,6 +894,7 @@ main(void)
 	    cmocka_unit_test(
 		test_mmap_sigbus_outside_the_accessors_still_kills),
 	    cmocka_unit_test(test_mmap_remap_grows_anon_and_file_maps),
+	    cmocka_unit_test(test_mmap_remap_of_empty_view_at_unaligned_offset),
 	    cmocka_unit_test(test_mmap_anon_rejects_bad_arguments),
 	    cmocka_unit_test(test_mmap_pipe_uses_the_stream_fallback),
 	    cmocka_unit_test(test_mmap_proc_file_uses_pread),
