@@ -486,11 +486,12 @@ view_len(const struct px_mmap_opts *o, const struct stat *st, size_t *len)
 	uint64_t size = S_ISREG(st->st_mode) ? (uint64_t)st->st_size : 0;
 
 	*len = o->len;
-	if (o->len || !S_ISREG(st->st_mode) || size == 0)
+	if (!S_ISREG(st->st_mode) || size == 0)
 		return 0;
 	if (o->offset > size)
-		return -EINVAL;
-	*len = (size_t)(size - o->offset);
+		return -EINVAL; /* with or without a length */
+	if (!o->len)
+		*len = (size_t)(size - o->offset);
 	return 0;
 }
 
@@ -510,8 +511,10 @@ open_view(struct px_mmap *m, const struct px_mmap_opts *o)
 	ret = len ? map_file(m, len, o) : probe_empty(m);
 	if (mmap_refused(ret))
 		return use_fallback(m, o, &st);
-	/* An empty view of a mappable file: not past its end. */
-	if (ret == 0 && len == 0 && o->offset > (uint64_t)st.st_size)
+	/* A view of a mappable file, empty or of a regular file that says
+	 * it is empty: not past its end. */
+	if (ret == 0 && (len == 0 || S_ISREG(st.st_mode)) &&
+	    o->offset > (uint64_t)st.st_size)
 		return -EINVAL;
 	return ret;
 }

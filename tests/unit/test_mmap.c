@@ -152,6 +152,25 @@ test_mmap_empty_file_and_offset_at_end(void **state)
 	close(fd);
 }
 
+/* An offset past the end of the file is -EINVAL, with a length too. */
+static void
+test_mmap_offset_past_eof_with_length_is_einval(void **state)
+{
+	struct px_mmap_opts o = opts(PX_MMAP_RO, 1 << 20, 16);
+	struct px_mmap *m;
+	int fd = make_file(5, O_RDONLY), empty = make_file(0, O_RDONLY);
+
+	assert_int_equal(px_mmap_create(&m, fd, &o), -EINVAL);
+	o.offset = 6;
+	assert_int_equal(px_mmap_create(&m, fd, &o), -EINVAL);
+	assert_int_equal(px_mmap_create(&m, empty, &o), -EINVAL);
+	o.offset = 5; /* at the end: allowed, the length reads as -EIO */
+	assert_int_equal(px_mmap_create(&m, fd, &o), 0);
+	px_mmap_destroy(m);
+	close(empty);
+	close(fd);
+}
+
 static void
 test_mmap_rw_shared_reaches_the_file(void **state)
 {
@@ -887,6 +906,7 @@ main(void)
 	    cmocka_unit_test(test_mmap_ro_whole_file_reads_and_checks_bounds),
 	    cmocka_unit_test(test_mmap_unaligned_offset_and_length),
 	    cmocka_unit_test(test_mmap_empty_file_and_offset_at_end),
+	    cmocka_unit_test(test_mmap_offset_past_eof_with_length_is_einval),
 	    cmocka_unit_test(test_mmap_rw_shared_reaches_the_file),
 	    cmocka_unit_test(test_mmap_cow_keeps_writes_private),
 	    cmocka_unit_test(test_mmap_rw_of_read_only_fd_is_eacces),
