@@ -459,15 +459,35 @@ probe_empty(struct px_mmap *m)
 	return 0;
 }
 
+/* -EACCES when the fd's access mode does not allow @mode, as mmap says
+ * it for a mapping; the fallbacks make no mapping to say it. */
+static int
+fd_allows(int fd, enum px_mmap_mode mode)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0)
+		return -errno;
+	if ((fl & O_ACCMODE) == O_WRONLY)
+		return -EACCES;
+	if (mode == PX_MMAP_RW && (fl & O_ACCMODE) != O_RDWR)
+		return -EACCES;
+	return 0;
+}
+
 static int
 use_fallback(struct px_mmap *m, const struct px_mmap_opts *o,
 	     const struct stat *st)
 {
 	char probe;
 	ssize_t n;
+	int ret;
 
 	if (o->no_fallback)
 		return -ENODEV;
+	ret = fd_allows(m->fd, o->mode);
+	if (ret < 0)
+		return ret;
 	n = os.pread(m->fd, &probe, 0, (off_t)m->offset);
 	if (n < 0 && n != -ESPIPE)
 		return (int)n;

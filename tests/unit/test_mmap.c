@@ -765,6 +765,27 @@ test_mmap_refused_mmap_falls_back_to_pread(void **state)
 	close(fd);
 }
 
+/* The fallbacks check the fd's access mode as mmap would. */
+static void
+test_mmap_fallback_rw_of_read_only_fd_is_eacces(void **state)
+{
+	struct px_mmap_opts o = opts(PX_MMAP_RW, 0, 0);
+	struct px_mmap *m;
+	int fd = make_file(PAGE, O_RDONLY), p[2];
+
+	ff.fail[O_MMAP] = -ENODEV;
+	assert_int_equal(px_mmap_create(&m, fd, &o), -EACCES);
+	o.mode = PX_MMAP_RO;
+	assert_int_equal(px_mmap_create(&m, fd, &o), 0);
+	assert_int_equal(px_mmap_backend(m), PX_MMAP_PREAD);
+	px_mmap_destroy(m);
+	close(fd);
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(px_mmap_create(&m, p[1], &o), -EACCES);
+	close(p[0]);
+	close(p[1]);
+}
+
 static void
 test_mmap_other_mmap_errors_are_returned(void **state)
 {
@@ -921,6 +942,7 @@ main(void)
 	    cmocka_unit_test(test_mmap_fallback_offset_overflow_is_erange),
 	    cmocka_unit_test(test_mmap_stream_serves_readers_on_threads),
 	    FAKE_TEST(test_mmap_refused_mmap_falls_back_to_pread),
+	    FAKE_TEST(test_mmap_fallback_rw_of_read_only_fd_is_eacces),
 	    FAKE_TEST(test_mmap_other_mmap_errors_are_returned),
 	    FAKE_TEST(test_mmap_operation_errors_are_returned),
 	    FAKE_TEST(test_mmap_stream_read_errors_are_returned),
