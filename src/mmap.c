@@ -273,12 +273,12 @@ sigbus_record(const struct sigaction *cur)
 	const struct sigaction *prev = atomic_load(&sigbus_prev);
 	struct sigaction *slot;
 
-	if (prev && (cur->sa_flags & SA_SIGINFO ||
-		     (cur->sa_handler != SIG_DFL &&
-		      cur->sa_handler != SIG_IGN)))
+	if (prev &&
+	    (cur->sa_flags & SA_SIGINFO ||
+	     (cur->sa_handler != SIG_DFL && cur->sa_handler != SIG_IGN)))
 		return;
 	slot = prev == &sigbus_prev_slot[0] ? &sigbus_prev_slot[1]
-					     : &sigbus_prev_slot[0];
+					    : &sigbus_prev_slot[0];
 	*slot = *cur;
 	atomic_store_explicit(&sigbus_prev, slot, memory_order_release);
 }

@@ -1053,10 +1053,10 @@ px_pool_get(struct px_pool *p, int32_t timeout_ms, px_pool_get_fn fn, void *ctx,
 	}
 	/* A try-get that found a slot still waits for its create or recycle,
 	 * which their own timeouts bound. */
-	tmo = timeout_ms
-		  ? (uint64_t)timeout_ms * MS
-		  : ((uint64_t)p->o.create_timeout_ms +
-		     p->o.recycle_timeout_ms) * MS;
+	tmo = (uint64_t)p->o.create_timeout_ms + p->o.recycle_timeout_ms;
+	if (timeout_ms)
+		tmo = (uint64_t)timeout_ms;
+	tmo *= MS;
 	w = wait_alloc(p);
 	if (!w || heap_reserve(&p->heap)) {
 		free(w);

@@ -1321,7 +1321,8 @@ main(void)
 	    cmocka_unit_test(
 		test_pool_no_lost_wakeup_when_returned_before_wait),
 	    cmocka_unit_test(test_pool_wait_timeout_and_try_get),
-	    cmocka_unit_test(test_pool_get_deadline_fits_heap_filled_by_its_create),
+	    cmocka_unit_test(
+		test_pool_get_deadline_fits_heap_filled_by_its_create),
 	    cmocka_unit_test(test_pool_try_get_deadline_does_not_wrap),
 	    cmocka_unit_test(test_pool_bounded_waiter_queue_fails_fast),
 	    cmocka_unit_test(test_pool_close_fails_every_waiter_at_once),
