@@ -40,7 +40,7 @@ NAMES=(memcached pxcached)
 declare -A PID PORT
 T0=$(date +%s)
 STEP=0
-STEPS=$((3 + 3 * ROUNDS * 2 + 2 + 2))
+STEPS=$((2 + 3 * ROUNDS * 2 + 2 + 1))
 
 die() { echo "bench-server: $*" >&2; exit 1; }
 step() {
@@ -208,7 +208,7 @@ if command -v gnuplot >/dev/null; then
 		set style fill solid 0.8 border -1
 		set grid ytics
 		set yrange [0:*]
-		set key top left
+		set key below
 		set title 'throughput (ops/s)'
 		plot '$dat' using 2:xtic(1) title 'memcached', '' using 3 title 'pxcached'
 		set title 'p99 latency (us)'
