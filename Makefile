@@ -212,7 +212,7 @@ check-unit: all
 check-self: all
 	$(Q)OUT=$(OUT) tests/run.sh selftests
 
-STYLE_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || \
+STYLE_FILES = $(shell git ls-files -co --exclude-standard '*.c' '*.h' 2>/dev/null || \
 	find src include uring apps bench tests -name '*.[ch]')
 check-style:
 	$(Q)clang-format --dry-run -Werror $(STYLE_FILES)

@@ -28,8 +28,8 @@ void
 px_region_opts_init(struct px_region_opts *opts)
 {
 	*opts = (struct px_region_opts){
-		.backing = PX_REGION_DEFAULT,
-		.numa_node = -1,
+	    .backing = PX_REGION_DEFAULT,
+	    .numa_node = -1,
 	};
 }
 
@@ -48,7 +48,7 @@ map_hugetlb(struct px_region *r, size_t size, size_t page)
 	size = round_up(size, page);
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB |
-			 (shift << MAP_HUGE_SHIFT),
+		     (shift << MAP_HUGE_SHIFT),
 		 -1, 0);
 	if (p == MAP_FAILED)
 		return -errno;
@@ -174,8 +174,7 @@ px_region_create(struct px_region **out, size_t size,
 		return -ENOMEM;
 	b = opts->backing == PX_REGION_DEFAULT ? default_backing()
 					       : opts->backing;
-	ret = b == PX_REGION_BEST ? map_best(r, size)
-				  : map_backing(r, size, b);
+	ret = b == PX_REGION_BEST ? map_best(r, size) : map_backing(r, size, b);
 	if (ret < 0)
 		goto out_free;
 	if (opts->populate &&
@@ -291,10 +290,10 @@ int
 px_region_stats(const struct px_region *r, struct px_region_stats *st)
 {
 	*st = (struct px_region_stats){
-		.size = r->size,
-		.page_size = r->page_size,
-		.carved = atomic_load(&r->carved),
-		.backing = r->backing,
+	    .size = r->size,
+	    .page_size = r->page_size,
+	    .carved = atomic_load(&r->carved),
+	    .backing = r->backing,
 	};
 	return 0;
 }

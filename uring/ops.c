@@ -432,9 +432,12 @@ msg_target_handler(struct px_ring *r, struct px_ring_op *op,
 		   const struct io_uring_cqe *cqe)
 {
 	struct ring_msg *m = (struct ring_msg *)op;
-	px_ring_fn fn = m->fn;
-	void *ctx = m->ctx;
+	px_ring_fn fn;
+	void *ctx;
 
+	__atomic_load_n(&m->published, __ATOMIC_ACQUIRE);
+	fn = m->fn;
+	ctx = m->ctx;
 	free(m);
 	RING_STAT_ADD(r, msgs_in, 1);
 	fn(r, 0, false, ctx);
@@ -473,6 +476,7 @@ px_ring_post(struct px_ring *src, struct px_ring *dst, px_ring_fn fn, void *ctx)
 	m->handler = msg_target_handler;
 	m->fn = fn;
 	m->ctx = ctx;
+	__atomic_store_n(&m->published, 1, __ATOMIC_RELEASE);
 	op = ring_op_alloc(src, NULL, NULL);
 	if (!op)
 		goto out_free_msg;

@@ -76,6 +76,12 @@ struct ring_msg {
 	ring_handler_fn handler; /* first, as in struct px_ring_op */
 	px_ring_fn fn;
 	void *ctx;
+	/*
+	 * Stored with release by the sender, loaded with acquire by the
+	 * target: the kernel orders the two, but thread sanitizers cannot
+	 * see that, and callers rely on this edge for what @ctx points to.
+	 */
+	uint32_t published;
 };
 
 /* One queued send of a connection. */

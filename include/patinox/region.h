@@ -91,8 +91,8 @@ PX_API const char *px_region_backing_name(enum px_region_backing b);
  * -EINVAL for a bad alignment.  Carved memory is never taken back
  * individually; px_region_release() gives its pages back to the kernel.
  */
-PX_API int px_region_carve(struct px_region *r, size_t len, size_t align,
-			   void **out);
+PX_API int
+px_region_carve(struct px_region *r, size_t len, size_t align, void **out);
 
 /*
  * px_region_release - give the pages of [@addr, @addr + @len) back to the
@@ -109,7 +109,7 @@ PX_API int px_region_release(struct px_region *r, void *addr, size_t len);
 PX_API int px_region_fd(const struct px_region *r);
 
 /* px_region_stats - fill @st; reads /proc/self/smaps.  0 or -errno. */
-PX_API int px_region_stats(const struct px_region *r,
-			   struct px_region_stats *st);
+PX_API int
+px_region_stats(const struct px_region *r, struct px_region_stats *st);
 
 #endif

@@ -89,11 +89,11 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_region_4k_rounds_up_and_is_usable),
-		cmocka_unit_test(test_region_best_always_gets_memory),
-		cmocka_unit_test(test_region_carve_is_aligned_and_bounded),
-		cmocka_unit_test(test_region_release_zeroes_pages),
-		cmocka_unit_test(test_region_rejects_bad_arguments),
+	    cmocka_unit_test(test_region_4k_rounds_up_and_is_usable),
+	    cmocka_unit_test(test_region_best_always_gets_memory),
+	    cmocka_unit_test(test_region_carve_is_aligned_and_bounded),
+	    cmocka_unit_test(test_region_release_zeroes_pages),
+	    cmocka_unit_test(test_region_rejects_bad_arguments),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
