@@ -20,8 +20,10 @@ progs=()
 want() { [ "$kind" = all ] || [ "$kind" = "$1" ]; }
 picked() {
 	[ $# -eq 1 ] && return 0
-	local n=$1; shift
-	for p in "$@"; do [ "$(basename "$n" .sh)" = "$p" ] && return 0; done
+	local n=$1 want; shift
+	for want in "$@"; do
+		[ "$(basename "$n" .sh)" = "$want" ] && return 0
+	done
 	return 1
 }
 if want unit; then

@@ -24,7 +24,8 @@ run_sample(struct __test_meta *_metadata)
 	self[n] = '\0';
 	/* build/.../tests/selftests/harness -> build/.../tests/harness/ */
 	snprintf(cmd, sizeof(cmd),
-		 "ASAN_OPTIONS=handle_segv=0 %s/../harness/sample 2>&1",
+		 "ASAN_OPTIONS=handle_segv=0 TSAN_OPTIONS=handle_segv=0 "
+		 "%s/../harness/sample 2>&1",
 		 dirname(self));
 	p = popen(cmd, "r");
 	ASSERT_NOT_NULL(p);
