@@ -116,7 +116,7 @@ SCEN=(a b c)
 declare -A TITLE ARGS
 TITLE[a]="(a) 50 conns, depth 1"
 TITLE[b]="(b) 50 conns, depth 16"
-TITLE[c]="(c) 1M keys uniform, 100 B, 90% gets"
+TITLE[c]="(c) $ITEMS keys uniform, 100 B, 90% gets"
 common=(-w "$WARM" -t "$DUR" -V 100 -r 9:1 -S 1 --prefix k:)
 ARGS[a]="-c 50 -d 1 -k 100000 -z 0.99"
 ARGS[b]="-c 50 -d 16 -k 100000 -z 0.99"
@@ -142,13 +142,14 @@ stop_all
 
 # --- 3. Hit ratio at equal, small memory. -----------------------------------
 start_servers "$REPLAY_MEM"
-declare -A HIT PER
+declare -A HIT PER REPERR
 for s in "${NAMES[@]}"; do
 	step "replaying $(basename "$TRACE") into $s (-m $REPLAY_MEM," \
 		"$REPLAY_VALUE B values)"
 	r=$("$REPLAY" -q --progress -p "${PORT[$s]}" -f "$TRACE" \
 		-V "$REPLAY_VALUE" | grep '^RESULT ')
 	HIT[$s]=$(res_field "$r" hit_ratio)
+	REPERR[$s]=$(res_field "$r" errors)
 	[ "$(res_field "$r" errors)" = 0 ] ||
 		echo "bench-server: replay on $s: $r" >&2
 done
@@ -161,8 +162,11 @@ mean() { # mean SCENARIO SERVER COLUMN
 		$1 == sc && $3 == s { t += $col; n++ }
 		END { if (n) printf "%.1f", t / n; else print "nan" }' "$CSV"
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {
-	if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+ratio() { # ratio A B [DECIMALS]
+	awk -v a="$1" -v b="$2" -v d="${3:-2}" 'BEGIN {
+		if (b > 0) printf "%.*f", d, a / b; else print "n/a" }'
+}
+errsum() { awk -F, -v s="$1" '$3 == s { t += $8 } END { print t + 0 }' "$CSV"; }
 {
 	echo "pxcached vs memcached $(memcached -V | cut -d' ' -f2):" \
 		"-m $MEM -t $THREADS, pxload -T $CLIENT_THREADS," \
@@ -189,7 +193,10 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {
 	printf '%-40s %12s %12s %6s\n' \
 		"hit ratio $(basename "$TRACE") -m $REPLAY_MEM" \
 		"${HIT[memcached]:-nan}" "${HIT[pxcached]:-nan}" \
-		"$(ratio "${HIT[pxcached]:-0}" "${HIT[memcached]:-0}")"
+		"$(ratio "${HIT[pxcached]:-0}" "${HIT[memcached]:-0}" 3)"
+	printf '%-40s %12s %12s\n' "errors (pxload runs + replay)" \
+		"$(errsum memcached) + ${REPERR[memcached]:-?}" \
+		"$(errsum pxcached) + ${REPERR[pxcached]:-?}"
 } >"$TABLE"
 cat "$TABLE"
 
