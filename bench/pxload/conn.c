@@ -148,46 +148,64 @@ pxload_conn_pump(struct pxload_conn *c, uint64_t now)
 	flush(c);
 }
 
+/* The outcome of a reply to a request, before it is counted. */
+enum outcome {
+	OUT_STORED,
+	OUT_HIT,
+	OUT_MISS,
+	OUT_PROTOCOL, /* ERROR, CLIENT_ERROR, SERVER_ERROR */
+	OUT_UNEXPECTED,
+};
+
+static enum outcome
+classify(const struct pxload_worker *w, const struct pxload_req *r,
+	 const struct mc_reply *m)
+{
+	if (m->kind == MC_ERROR || m->kind == MC_CLIENT_ERROR ||
+	    m->kind == MC_SERVER_ERROR)
+		return OUT_PROTOCOL;
+	if (r->is_set)
+		return m->kind == MC_STORED ? OUT_STORED : OUT_UNEXPECTED;
+	if (m->kind == MC_MISS)
+		return OUT_MISS;
+	if (m->kind == MC_HIT && m->nvalues == 1 &&
+	    m->value_len == w->o->value_size)
+		return OUT_HIT;
+	return OUT_UNEXPECTED;
+}
+
+/*
+ * Errors count whenever they come; a good reply counts (ops, gets, sets,
+ * hits, misses, latency) only when its request was sent inside the
+ * measured window and the reply came before the window closed.
+ */
 static void
 count_reply(struct pxload_worker *w, const struct pxload_req *r,
 	    const struct mc_reply *m, uint64_t now)
 {
 	struct pxload_stats *st = &w->st;
-	bool ok = false;
+	enum outcome out = classify(w, r, m);
 
-	if (m->kind == MC_ERROR || m->kind == MC_CLIENT_ERROR ||
-	    m->kind == MC_SERVER_ERROR) {
-		st->err_protocol++;
-		return;
-	}
-	if (r->is_set && m->kind == MC_STORED) {
-		ok = true;
-		if (r->preload)
-			st->preloaded++;
+	if (out == OUT_PROTOCOL || out == OUT_UNEXPECTED) {
+		if (out == OUT_PROTOCOL)
+			st->err_protocol++;
 		else
-			st->sets++;
-	} else if (!r->is_set && m->kind == MC_MISS) {
-		ok = true;
-		st->gets++;
-		st->misses++;
-	} else if (!r->is_set && m->kind == MC_HIT && m->nvalues == 1 &&
-		   m->value_len == w->o->value_size) {
-		ok = true;
-		st->gets++;
-		st->hits++;
-	}
-	if (!ok) {
-		st->err_unexpected++;
+			st->err_unexpected++;
 		return;
 	}
-	if (r->preload || (r->measured && w->measuring)) {
-		__atomic_store_n(&w->done_ops, w->done_ops + 1,
-				 __ATOMIC_RELAXED);
-	}
-	if (r->measured && w->measuring) {
+	if (r->preload) {
+		st->preloaded++;
+	} else if (r->measured && w->measuring) {
 		st->ops++;
+		st->sets += out == OUT_STORED;
+		st->gets += out != OUT_STORED;
+		st->hits += out == OUT_HIT;
+		st->misses += out == OUT_MISS;
 		hist_record(&st->lat, now - r->t_ns);
+	} else {
+		return;
 	}
+	__atomic_store_n(&w->done_ops, w->done_ops + 1, __ATOMIC_RELAXED);
 }
 
 /* Parses whole replies from @p; returns bytes consumed or -EPROTO. */
