@@ -94,6 +94,11 @@ pxload_run() {
 	echo "$out" | grep '^RESULT '
 }
 
+ratio() { # ratio A B [DECIMALS]
+	awk -v a="$1" -v b="$2" -v d="${3:-2}" 'BEGIN {
+		if (b > 0) printf "%.*f", d, a / b; else print "n/a" }'
+}
+
 # --- 1. Load ITEMS items into each; RSS per item. ---------------------------
 start_servers "$MEM"
 declare -A RSS0 RSS ITEMSN
@@ -121,20 +126,32 @@ common=(-w "$WARM" -t "$DUR" -V 100 -r 9:1 -S 1 --prefix k:)
 ARGS[a]="-c 50 -d 1 -k 100000 -z 0.99"
 ARGS[b]="-c 50 -d 16 -k 100000 -z 0.99"
 ARGS[c]="-c 50 -d 4 -k $ITEMS -u"
-echo "scenario,round,server,ops_per_s,p50_us,p99_us,p999_us,errors" >"$CSV"
+# Server CPU over a run (utime + stime), to tell a busy server from a
+# starved one on a shared machine: busy cores, and ops per CPU-second.
+TCK=$(getconf CLK_TCK)
+srv_cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+now_s() { date +%s.%N; }
+echo "scenario,round,server,ops_per_s,p50_us,p99_us,p999_us,errors," \
+	"cpu_cores,ops_per_cpu_s" | tr -d ' ' >"$CSV"
 for sc in "${SCEN[@]}"; do
 	for round in $(seq 1 "$ROUNDS"); do
 		for s in "${NAMES[@]}"; do
 			step "${TITLE[$sc]}: round $round, $s"
+			c0=$(srv_cpu_ticks "${PID[$s]}") t0=$(now_s)
 			# shellcheck disable=SC2086
 			r=$(pxload_run "$s" ${ARGS[$sc]} "${common[@]}")
-			echo "$sc,$round,$s,$(res_field "$r" ops_per_s)," \
-				"$(res_field "$r" p50_us),$(res_field "$r" p99_us)," \
-				"$(res_field "$r" p999_us),$(res_field "$r" errors)" |
+			c1=$(srv_cpu_ticks "${PID[$s]}") t1=$(now_s)
+			ops=$(res_field "$r" ops_per_s)
+			cores=$(awk -v c=$((c1 - c0)) -v k="$TCK" -v a="$t0" \
+				-v b="$t1" 'BEGIN { printf "%.2f", c / k / (b - a) }')
+			eff=$(ratio "$ops" "$cores" 0)
+			echo "$sc,$round,$s,$ops,$(res_field "$r" p50_us)," \
+				"$(res_field "$r" p99_us),$(res_field "$r" p999_us)," \
+				"$(res_field "$r" errors),$cores,$eff" |
 				tr -d ' ' >>"$CSV"
-			echo "    $s: $(res_field "$r" ops_per_s) ops/s," \
-				"p99 $(res_field "$r" p99_us) us," \
-				"errors $(res_field "$r" errors)" >&2
+			echo "    $s: $ops ops/s, p99 $(res_field "$r" p99_us) us," \
+				"errors $(res_field "$r" errors), server" \
+				"$cores cores busy" >&2
 		done
 	done
 done
@@ -161,10 +178,6 @@ mean() { # mean SCENARIO SERVER COLUMN
 	awk -F, -v sc="$1" -v s="$2" -v col="$3" '
 		$1 == sc && $3 == s { t += $col; n++ }
 		END { if (n) printf "%.1f", t / n; else print "nan" }' "$CSV"
-}
-ratio() { # ratio A B [DECIMALS]
-	awk -v a="$1" -v b="$2" -v d="${3:-2}" 'BEGIN {
-		if (b > 0) printf "%.*f", d, a / b; else print "n/a" }'
 }
 errsum() { awk -F, -v s="$1" '$3 == s { t += $8 } END { print t + 0 }' "$CSV"; }
 {
@@ -194,6 +207,13 @@ errsum() { awk -F, -v s="$1" '$3 == s { t += $8 } END { print t + 0 }' "$CSV"; }
 		"hit ratio $(basename "$TRACE") -m $REPLAY_MEM" \
 		"${HIT[memcached]:-nan}" "${HIT[pxcached]:-nan}" \
 		"$(ratio "${HIT[pxcached]:-0}" "${HIT[memcached]:-0}" 3)"
+	for sc in "${SCEN[@]}"; do
+		mc=$(mean "$sc" memcached 9) pc=$(mean "$sc" pxcached 9)
+		me=$(mean "$sc" memcached 10) pe=$(mean "$sc" pxcached 10)
+		printf '%-40s %12s %12s %6s   (server cores busy: %s / %s)\n' \
+			"${TITLE[$sc]%%,*}: ops per CPU-s" "${me%.*}" "${pe%.*}" \
+			"$(ratio "$pe" "$me")" "$mc" "$pc"
+	done
 	printf '%-40s %12s %12s\n' "errors (pxload runs + replay)" \
 		"$(errsum memcached) + ${REPERR[memcached]:-?}" \
 		"$(errsum pxcached) + ${REPERR[pxcached]:-?}"
