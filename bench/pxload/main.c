@@ -252,9 +252,7 @@ parse_args(struct pxload_opts *o, bool *quiet, int argc, char **argv)
 		}
 		if (c == '?' || !parse_opt(o, c, optarg)) {
 			if (c != '?')
-				fprintf(stderr,
-					"pxload: bad value for -%c%s: %s\n",
-					c < 256 ? c : '-', c < 256 ? "" : "-",
+				fprintf(stderr, "pxload: bad value '%s'\n",
 					optarg ? optarg : "");
 			usage(stderr);
 			return -1;
