@@ -158,8 +158,10 @@ struct pxc_server {
 	int port;               /* bound port */
 	_Atomic uint32_t conns; /* open connections, all workers */
 	_Atomic unsigned started;
+	_Atomic bool go;           /* workers may serve */
 	_Atomic unsigned finished; /* workers out of their loop */
 	_Atomic unsigned stopped;
+	_Atomic bool stop_requested; /* SIGTERM/SIGINT arrived */
 	struct pxc_settings settings;
 	int64_t start_time;
 	char listen_desc[80];

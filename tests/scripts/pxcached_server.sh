@@ -29,13 +29,18 @@ pxc_cleanup() {
 trap pxc_cleanup EXIT
 
 # pxc_start [pxcached options...]: sets PXC_PID and PXC_PORT; returns 1
-# when the server did not come up (its log is in $PXC_TMP/log).
+# when the server did not come up within $PXC_START_TIMEOUT seconds (its
+# log is in $PXC_TMP/log).  $PXC_WRAP runs it under a tool, for example
+# PXC_WRAP="valgrind --error-exitcode=9" PXC_START_TIMEOUT=120, and
+# $PXC_EXTRA_ARGS adds options last (PXC_EXTRA_ARGS="-t 1" under
+# valgrind, which hangs with several threads blocked in io_uring_enter).
 pxc_start() {
 	rm -f "$PXC_TMP/port"
+	# shellcheck disable=SC2086 # words on purpose
 	${PXC_WRAP:-} "$PXC_BIN" -p 0 --port-file "$PXC_TMP/port" "$@" \
-		>"$PXC_TMP/log" 2>&1 &
+		${PXC_EXTRA_ARGS:-} >"$PXC_TMP/log" 2>&1 &
 	PXC_PID=$!
-	for _ in $(seq 1 300); do
+	for _ in $(seq 1 $((${PXC_START_TIMEOUT:-30} * 10))); do
 		if [ -s "$PXC_TMP/port" ]; then
 			PXC_PORT=$(cat "$PXC_TMP/port")
 			return 0
@@ -50,7 +55,7 @@ pxc_start() {
 pxc_stop() {
 	local rc
 	kill -"${1:-TERM}" "$PXC_PID" 2>/dev/null
-	for _ in $(seq 1 300); do
+	for _ in $(seq 1 $((${PXC_START_TIMEOUT:-30} * 10))); do
 		kill -0 "$PXC_PID" 2>/dev/null || break
 		sleep 0.1
 	done
