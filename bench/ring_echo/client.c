@@ -21,6 +21,7 @@
 
 struct cconn {
 	int fd;
+	bool out; /* EPOLLOUT is armed */
 	size_t sent;
 	size_t got;
 	uint64_t t0;
@@ -28,6 +29,8 @@ struct cconn {
 
 struct client {
 	const struct echo_case *c;
+	const struct echo_server *s;
+	uint64_t cpu0;
 	int ep;
 	char *msg;
 	char *scratch;
@@ -56,12 +59,16 @@ connect_one(uint16_t port)
 	return fd;
 }
 
+/* Changes the interest set only when it differs: no syscall per op. */
 static int
 watch(struct client *cl, struct cconn *k, int op, bool out)
 {
 	struct epoll_event ev = {.events = EPOLLIN | (out ? EPOLLOUT : 0),
 				 .data.ptr = k};
 
+	if (op == EPOLL_CTL_MOD && k->out == out)
+		return 0;
+	k->out = out;
 	return epoll_ctl(cl->ep, op, k->fd, &ev);
 }
 
@@ -160,16 +167,18 @@ drive(struct client *cl, struct cconn *k, int n)
 		if (!cl->measuring && now >= warm) {
 			cl->measuring = true;
 			t_measure = now;
+			cl->cpu0 = echo_cpu_ns(cl->s->cpu_clock);
 		}
 	}
 	return (int)((now - t_measure) / 1000);
 }
 
 int
-echo_client_run(uint16_t port, const struct echo_case *c,
+echo_client_run(const struct echo_server *s, const struct echo_case *c,
 		struct echo_result *out)
 {
-	struct client cl = {.c = c};
+	struct client cl = {.c = c, .s = s};
+	uint64_t cpu;
 	struct cconn *k = calloc((size_t)c->conns, sizeof(*k));
 	int us, ret = 0;
 
@@ -184,17 +193,19 @@ echo_client_run(uint16_t port, const struct echo_case *c,
 	}
 	memset(cl.msg, 'x', c->msg_size);
 	for (int i = 0; i < c->conns; i++) {
-		k[i].fd = connect_one(port);
+		k[i].fd = connect_one(s->port);
 		if (k[i].fd < 0 || watch(&cl, &k[i], EPOLL_CTL_ADD, false)) {
 			ret = -ECONNREFUSED;
 			goto out_close;
 		}
 	}
 	us = drive(&cl, k, c->conns);
+	cpu = echo_cpu_ns(s->cpu_clock) - cl.cpu0;
 	if (us < 0) {
 		ret = us;
 		goto out_close;
 	}
+	out->server_cpu_us = cl.ops ? cpu / 1e3 / (double)cl.ops : 0;
 	qsort(cl.lat, cl.nlat, sizeof(*cl.lat), cmp_u32);
 	out->ops = cl.ops;
 	out->seconds = us / 1e6;

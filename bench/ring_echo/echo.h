@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* Receive buffer of both servers: one provided buffer of the ring. */
 #define ECHO_BUF_SIZE 4096
@@ -23,6 +24,7 @@ struct echo_server {
 	uint16_t port;
 	int cpu;
 	pthread_t thread;
+	clockid_t cpu_clock; /* the server thread's CPU time */
 	void *priv;
 	int error;
 };
@@ -41,6 +43,7 @@ struct echo_result {
 	double ops_per_s;
 	double p50_us;
 	double p99_us;
+	double server_cpu_us; /* server CPU time per round trip */
 	int error;
 };
 
@@ -50,7 +53,8 @@ int echo_listen(struct echo_server *s);
 void echo_pin(int cpu);
 uint64_t echo_now_ns(void);
 
-int echo_client_run(uint16_t port, const struct echo_case *c,
+int echo_client_run(const struct echo_server *s, const struct echo_case *c,
 		    struct echo_result *out);
+uint64_t echo_cpu_ns(clockid_t clock);
 
 #endif

@@ -10,6 +10,7 @@
  *                  [-S server_cpu] [-C client_cpu] [-r repeats]
  */
 #include <errno.h>
+#include <signal.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,8 +110,9 @@ parse(int argc, char **argv, struct opts *o)
 static void
 print_result(const char *name, const struct echo_result *r)
 {
-	printf("  %-5s %10.0f ops/s  p50 %8.1f us  p99 %8.1f us\n", name,
-	       r->ops_per_s, r->p50_us, r->p99_us);
+	printf("  %-5s %9.0f ops/s  p50 %8.1f us  p99 %8.1f us  "
+	       "server cpu %5.2f us/op\n",
+	       name, r->ops_per_s, r->p50_us, r->p99_us, r->server_cpu_us);
 }
 
 static int
@@ -123,7 +125,7 @@ run_case(struct echo_server *srv, const struct echo_case *c, int repeats)
 			/* Alternate who goes first, so drift hurts both. */
 			int k = (rep % 2) ? 1 - i : i;
 
-			if (echo_client_run(srv[k].port, c, &r) < 0) {
+			if (echo_client_run(&srv[k], c, &r) < 0) {
 				LOG_ERROR("%s: %zu B x %d: %s", srv[k].name,
 					  c->msg_size, c->conns,
 					  px_strerror(r.error));
@@ -137,9 +139,13 @@ run_case(struct echo_server *srv, const struct echo_case *c, int repeats)
 	       c->conns, c->conns > 1 ? "s" : "", repeats, c->seconds);
 	print_result(srv[0].name, &best[0]);
 	print_result(srv[1].name, &best[1]);
-	printf("  ratio ring/epoll %.2f\n",
+	printf("  ratio ring/epoll %.2f (ops/s), %.2f (server cpu per op, "
+	       "epoll/ring)\n",
 	       best[1].ops_per_s > 0 ? best[0].ops_per_s / best[1].ops_per_s
-				     : 0.0);
+				     : 0.0,
+	       best[0].server_cpu_us > 0
+		   ? best[1].server_cpu_us / best[0].server_cpu_us
+		   : 0.0);
 	fflush(stdout);
 	return 0;
 }
@@ -171,6 +177,8 @@ main(int argc, char **argv)
 	int ret = 0;
 
 	parse(argc, argv, &o);
+	/* A client closing mid-echo must not kill the benchmark. */
+	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
 	memset(srv, 0, sizeof(srv));
 	echo_server_ring_init(&srv[0]);
@@ -178,6 +186,9 @@ main(int argc, char **argv)
 	for (int i = 0; i < 2; i++) {
 		srv[i].cpu = o.server_cpu;
 		ret = srv[i].start(&srv[i]);
+		if (ret == 0)
+			ret = -pthread_getcpuclockid(srv[i].thread,
+						     &srv[i].cpu_clock);
 		if (ret < 0) {
 			LOG_ERROR("%s server: %s", srv[i].name,
 				  px_strerror_in(PX_PART_RING, ret));

@@ -73,7 +73,7 @@ pend_add(struct epoll_conn *c, const char *data, size_t len)
 static int
 conn_flush(struct epoll_priv *p, struct epoll_conn *c)
 {
-	ssize_t n = write(c->fd, c->pend, c->plen);
+	ssize_t n = send(c->fd, c->pend, c->plen, MSG_NOSIGNAL);
 
 	if (n < 0)
 		return errno == EAGAIN ? 0 : -1;
@@ -96,7 +96,7 @@ conn_read(struct epoll_priv *p, struct epoll_conn *c)
 	if (n < 0)
 		return 0;
 	if (c->plen == 0) {
-		w = write(c->fd, buf, (size_t)n);
+		w = send(c->fd, buf, (size_t)n, MSG_NOSIGNAL);
 		if (w < 0 && errno != EAGAIN)
 			return -1;
 		if (w < 0)
@@ -143,6 +143,7 @@ epoll_main(void *arg)
 	int lfd = s->listen_fd;
 
 	echo_pin(s->cpu);
+	pthread_setname_np(pthread_self(), "epoll-srv");
 	__atomic_store_n(&p->ready, 1, __ATOMIC_RELEASE);
 	for (;;) {
 		int n = epoll_wait(p->ep, ev, MAX_EVENTS, -1);

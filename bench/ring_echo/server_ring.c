@@ -71,6 +71,7 @@ ring_main(void *arg)
 	int ret;
 
 	echo_pin(s->cpu);
+	pthread_setname_np(pthread_self(), "ring-srv");
 	ret = px_ring_create(NULL, &p->ring);
 	if (ret == 0)
 		ret = px_ring_accept(p->ring, s->listen_fd, 0, echo_accept, s,
