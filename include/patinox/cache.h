@@ -379,6 +379,8 @@ PX_API size_t px_cache_items(const struct px_cache *c);
 	X(touches, COUNTER, "successful touches and gats")                    \
 	X(incr_decr, COUNTER, "successful incr and decr")                     \
 	X(evictions, COUNTER, "items removed by the policy for space")        \
+	X(evict_windows, COUNTER,                                             \
+	  "large stores that evicted a contiguous run")                       \
 	X(expired_reclaimed, COUNTER, "expired items reclaimed")              \
 	X(flushed_reclaimed, COUNTER, "flushed items reclaimed")              \
 	X(loads, COUNTER, "loader calls by get_or_load")                      \

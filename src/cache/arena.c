@@ -204,6 +204,21 @@ pxc_arena_free(struct pxc_arena *a, uint32_t off)
 	list_insert(a, off, size);
 }
 
+/*
+ * pxc_arena_fit_units - the size of a free block that pxc_arena_alloc()
+ * is sure to find for @units (lists hold ranges of sizes; the search
+ * skips the range a request falls in, as TLSF does, to stay O(1)).
+ */
+size_t
+pxc_arena_fit_units(size_t units)
+{
+	if (units < PXC_MIN_UNITS)
+		units = PXC_MIN_UNITS;
+	if (units >= PXC_SL_COUNT)
+		units += ((size_t)1 << (log2_floor(units) - PXC_SL_LOG2)) - 1;
+	return units;
+}
+
 /* The largest block that could ever be allocated: the whole arena. */
 size_t
 pxc_arena_largest(const struct pxc_arena *a)

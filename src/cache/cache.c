@@ -295,14 +295,75 @@ evict_units(struct px_cache *c, size_t target, int64_t now)
 }
 
 /*
+ * Whether the blocks from @start on can become one free block of @units
+ * units once the live ones among them are evicted: none of them is pinned
+ * and the arena does not end first.  *@end is the end of that window.
+ */
+static bool
+window_fits(const struct px_cache *c, uint32_t start, size_t units,
+	    uint32_t *end)
+{
+	uint32_t off = start;
+	size_t got = 0;
+
+	while (got < units) {
+		const struct pxc_item *b = pxc_item(c, off);
+
+		if (off >= c->arena.end)
+			return false;
+		if (!(pxc_meta(b) & PXC_M_FREE) && pxc_pinned(c, b))
+			return false;
+		got += b->size;
+		off += b->size;
+	}
+	*end = off;
+	return true;
+}
+
+/*
+ * Evict the policy's victim and, if a window of @units units starting
+ * there can be freed, every live item in that window: a large store then
+ * costs about its own size in evictions instead of scattered small items
+ * until some hole happens to be big enough.  Returns the units evicted.
+ */
+static size_t
+evict_window(struct px_cache *c, size_t units, int64_t now)
+{
+	struct pxc_item *v = pxc_policy_victim(c), *b;
+	uint32_t off, end;
+	size_t done = 0;
+
+	if (!v)
+		return 0;
+	off = pxc_off(c, v);
+	if (window_fits(c, off, pxc_arena_fit_units(units), &end))
+		PXC_COUNT(c, evict_windows, 1);
+	else
+		end = off + v->size;
+	while (off < end) {
+		b = pxc_item(c, off);
+		off += b->size;
+		if (!pxc_linked(b))
+			continue;
+		done += b->size;
+		evict_one(c, b, now);
+	}
+	return done;
+}
+
+/*
  * Allocate @units, evicting by policy as needed.  Eviction goes in
  * batches of at least batch_units() so that one grace period pays for
- * many stores.  Returns 0 when nothing is left to evict.
+ * many stores.  Large requests (a quarter batch and more), and any
+ * request once policy eviction has freed as much as it without producing
+ * a fitting block (fragmentation), evict contiguous windows instead.
+ * Returns 0 when nothing is left to evict.
  */
 static uint32_t
 alloc_units(struct px_cache *c, size_t units, int64_t now)
 {
 	size_t target = units > batch_units(c) ? units : batch_units(c);
+	size_t evicted = 0, n;
 	uint32_t off;
 
 	for (;;) {
@@ -311,7 +372,12 @@ alloc_units(struct px_cache *c, size_t units, int64_t now)
 			return off;
 		if (c->limbo && pxc_reclaim(c))
 			continue;
-		if (!evict_units(c, target, now) && !c->pinned)
+		if (evicted >= units || units >= batch_units(c) / 4)
+			n = evict_window(c, units, now);
+		else
+			n = evict_units(c, target, now);
+		evicted += n;
+		if (!n && !c->pinned)
 			return 0;
 		if (!c->limbo && !pxc_reclaim(c))
 			return 0;
@@ -901,7 +967,8 @@ px_cache_maintain(struct px_cache *c, size_t work)
 	if (!work || work > total)
 		work = total;
 	while (done < work) {
-		n = work - done < 256 ? work - done : 256;
+		n = work - done < PXC_SWEEP_SLICE ? work - done
+						  : PXC_SWEEP_SLICE;
 		pxc_lock(c);
 		apply_flush(c, pxc_now(c));
 		reclaimed += sweep(c, n, pxc_now(c));

@@ -24,14 +24,15 @@
 #include <patinox/cache.h>
 #include <patinox/region.h>
 
-#define PXC_UNIT       8u  /* allocation unit and offset scale */
-#define PXC_HDR        32u /* sizeof(struct pxc_item) */
-#define PXC_MIN_UNITS  3u  /* smallest free block: header + footer */
-#define PXC_LIMIT_MIN  (1ull << 20)
-#define PXC_LIMIT_MAX  (32ull << 30)
-#define PXC_VALUE_CAP  (64ull << 20)
-#define PXC_PIN_SLOTS  4096u /* pin counters; sharing a slot only delays */
-#define PXC_GHOST_WAYS 8u    /* entries per ghost bucket (one line) */
+#define PXC_UNIT        8u  /* allocation unit and offset scale */
+#define PXC_HDR         32u /* sizeof(struct pxc_item) */
+#define PXC_MIN_UNITS   3u  /* smallest free block: header + footer */
+#define PXC_LIMIT_MIN   (1ull << 20)
+#define PXC_LIMIT_MAX   (32ull << 30)
+#define PXC_VALUE_CAP   (64ull << 20)
+#define PXC_PIN_SLOTS   4096u /* pin counters; sharing a slot only delays */
+#define PXC_GHOST_WAYS  8u    /* entries per ghost bucket (one line) */
+#define PXC_SWEEP_SLICE 256u  /* buckets px_cache_maintain() sweeps per lock */
 
 /*
  * Item header, 32 bytes, followed by the client flags (4 bytes, only when
@@ -265,6 +266,7 @@ pxc_arena_init(struct pxc_arena *a, char *base, uint32_t start, uint32_t end);
 uint32_t pxc_arena_alloc(struct pxc_arena *a, size_t units);
 void pxc_arena_free(struct pxc_arena *a, uint32_t off);
 size_t pxc_arena_largest(const struct pxc_arena *a);
+size_t pxc_arena_fit_units(size_t units);
 
 /* ---- Policy (policy.c), writer lock held ---------------------------- */
 

@@ -106,9 +106,12 @@ index_buckets(const struct px_cache_opts *o, size_t size)
 	size_t per = o->expected_item_bytes
 			 ? o->expected_item_bytes
 			 : CONFIG_PX_CACHE_EXPECTED_ITEM_BYTES;
-	size_t n = o->max_items ? o->max_items : size / per;
+	size_t want = o->max_items ? o->max_items : size / per;
+	size_t n = pow2_at_least(want < 64 ? 64 : want);
 
-	n = pow2_at_least(n < 64 ? 64 : n);
+	/* An estimate in byte mode: take the nearer power of two. */
+	if (!o->max_items && n > 64 && (double)want * 1.4142 < (double)n)
+		n >>= 1;
 	while (n > 64 && n * sizeof(uint32_t) > size / 8)
 		n >>= 1;
 	return n;

@@ -22,6 +22,7 @@
 
 #define NKEYS   3000
 #define VAL_MAX 2000
+#define VAL_BIG 40000 /* 1 write in 64: big enough to evict windows */
 
 static double
 now_s(void)
@@ -32,13 +33,18 @@ now_s(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* A value that names its key and length and fills the rest from both. */
+/*
+ * A value that names its key and length in its first 15 bytes and fills
+ * the rest from both.
+ */
 static size_t
 make_value(char *buf, unsigned key, unsigned seed)
 {
 	size_t len = 16 + (seed * 2654435761u) % (VAL_MAX - 16), i;
 
-	snprintf(buf, 16, "%05u:%06zu", key, len);
+	if ((seed >> 3) % 64 == 0) /* seed % 8 picks the operation */
+		len = VAL_BIG;
+	snprintf(buf, 16, "%05u:%09zu", key, len);
 	for (i = 15; i < len; i++)
 		buf[i] = (char)('a' + (key + i) % 26);
 	return len;
@@ -50,7 +56,7 @@ value_ok(const char *v, size_t len, unsigned key)
 	char head[16];
 	size_t i;
 
-	snprintf(head, sizeof(head), "%05u:%06zu", key, len);
+	snprintf(head, sizeof(head), "%05u:%09zu", key, len);
 	if (len < 16 || memcmp(v, head, 15))
 		return false;
 	for (i = 15; i < len; i++)
@@ -79,7 +85,7 @@ do_get(struct stress *s, unsigned k, char *buf)
 	char key[16];
 
 	key_of(key, k);
-	if (px_cache_get(s->c, key, strlen(key), buf, VAL_MAX, &info) == 0 &&
+	if (px_cache_get(s->c, key, strlen(key), buf, VAL_BIG, &info) == 0 &&
 	    !value_ok(buf, info.vlen, k))
 		s->bad++;
 }
@@ -90,8 +96,9 @@ do_ref(struct stress *s, unsigned k, struct px_cache_ref *held)
 	char key[16];
 
 	if (held->priv) {
-		if (!value_ok(held->value, held->vlen,
-			      (unsigned)atoi((const char *)held->key + 3)))
+		snprintf(key, sizeof(key), "%.*s", (int)held->klen,
+			 (const char *)held->key);
+		if (!value_ok(held->value, held->vlen, (unsigned)atoi(key + 3)))
 			s->bad++;
 		px_cache_ref_put(s->c, held);
 		return;
@@ -134,10 +141,11 @@ mixed_worker(void *arg)
 	struct stress *s = arg;
 	struct px_cache_ref held = {0};
 	unsigned seed = s->id * 7919 + 1;
-	char *buf = malloc(VAL_MAX);
+	char *buf = malloc(VAL_BIG);
 
 	while (now_s() < s->until) {
-		unsigned r = (unsigned)rand_r(&seed), k = r % NKEYS;
+		unsigned r = (unsigned)rand_r(&seed);
+		unsigned k = (unsigned)rand_r(&seed) % NKEYS;
 
 		if (r % 100 < 60)
 			do_get(s, k, buf);
@@ -172,6 +180,7 @@ mixed(struct __test_meta *_metadata, enum px_cache_policy pol, int n)
 	struct px_cache_opts o;
 	struct px_cache_memory m;
 	struct stress s[4];
+	uint64_t vals[PX_CACHE_METRIC_COUNT];
 	unsigned long ops = 0;
 	size_t limit = 2u << 20;
 	int i;
@@ -191,8 +200,14 @@ mixed(struct __test_meta *_metadata, enum px_cache_policy pol, int n)
 	px_cache_memory(s[0].c, &m);
 	EXPECT_LE(m.region_bytes, limit);
 	EXPECT_EQ(m.used_bytes + m.limbo_bytes + m.free_bytes, m.arena_bytes);
-	TH_LOG("%s, %d threads: %lu ops, %zu items", px_cache_policy_name(pol),
-	       n, ops, m.items);
+	px_cache_metrics(s[0].c, vals);
+	TH_LOG("%s, %d threads: %lu ops, %zu items, %llu evictions, "
+	       "%llu windows, %llu grace periods",
+	       px_cache_policy_name(pol), n, ops, m.items,
+	       (unsigned long long)vals[PX_CACHE_M_evictions],
+	       (unsigned long long)vals[PX_CACHE_M_evict_windows],
+	       (unsigned long long)vals[PX_CACHE_M_grace_periods]);
+	EXPECT_GT(vals[PX_CACHE_M_evict_windows], 0);
 	EXPECT_GT(ops, 1000);
 	px_cache_destroy(s[0].c);
 }

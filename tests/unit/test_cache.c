@@ -615,6 +615,67 @@ test_cache_sizes_shift_without_calcification(void **state)
 	free(val);
 }
 
+static void
+test_cache_large_store_evicts_about_its_size(void **state)
+{
+	struct px_cache *c = make(8 * MIB, PX_CACHE_POLICY_LRU, 0);
+	char *val = calloc(1, MIB), key[16];
+	uint64_t before;
+	int i;
+
+	assert_non_null(val);
+	/* random churn scatters free space in small holes */
+	srandom(11);
+	for (i = 0; i < 200000; i++) {
+		snprintf(key, sizeof(key), "k%ld", random() % 50000);
+		assert_int_equal(px_cache_set(c, key, strlen(key), val,
+					      20 + (size_t)(random() % 400), 0,
+					      0),
+				 0);
+	}
+	before = metric(c, PX_CACHE_M_bytes);
+	assert_true(before > 7 * MIB);
+	assert_int_equal(px_cache_set(c, "big", 3, val, MIB, 0, 0), 0);
+	/* about 1 MiB evicted, not the whole cache */
+	assert_true(before + MIB - metric(c, PX_CACHE_M_bytes) < 2 * MIB);
+	assert_true(metric(c, PX_CACHE_M_evict_windows) >= 1);
+	px_cache_destroy(c);
+	free(val);
+}
+
+/*
+ * The metadata figure of docs/cache.md, at a tenth of the scale: 100,000
+ * items of 100-byte values under 14-byte keys in a budget sized for them.
+ */
+static void
+test_cache_metadata_per_item(void **state)
+{
+	struct px_cache *c = make(18 * MIB, PX_CACHE_POLICY_SIEVE, 0);
+	struct px_cache_memory m;
+	char key[16], val[100];
+	double hdr, all;
+	int i;
+
+	memset(val, 'v', sizeof(val));
+	for (i = 0; i < 100000; i++) {
+		snprintf(key, sizeof(key), "key:%010d", i);
+		assert_int_equal(px_cache_set(c, key, 14, val, 100, 0, 0), 0);
+	}
+	px_cache_memory(c, &m);
+	assert_int_equal(m.items, 100000);
+	hdr = (double)(m.used_bytes - m.key_value_bytes) / (double)m.items;
+	all = (double)(m.used_bytes + m.index_bytes + m.ghost_bytes +
+		       m.other_bytes - m.key_value_bytes) /
+	      (double)m.items;
+	print_message("metadata per item: header+pad %.1f B, index %.1f B, "
+		      "all %.1f B\n",
+		      hdr, (double)m.index_bytes / (double)m.items, all);
+	assert_int_equal(m.item_header, 32);
+	assert_true(hdr <= 40.0);
+	assert_true(all <= 46.0);
+	px_cache_destroy(c);
+}
+
 /* ---- Policies ----------------------------------------------------------- */
 
 static void
@@ -1047,6 +1108,8 @@ main(void)
 	    cmocka_unit_test(test_cache_budget_is_exact),
 	    cmocka_unit_test(test_cache_full_cache_evicts_every_policy),
 	    cmocka_unit_test(test_cache_sizes_shift_without_calcification),
+	    cmocka_unit_test(test_cache_large_store_evicts_about_its_size),
+	    cmocka_unit_test(test_cache_metadata_per_item),
 	    cmocka_unit_test(test_cache_lru_evicts_least_recent),
 	    cmocka_unit_test(test_cache_sieve_keeps_visited),
 	    cmocka_unit_test(test_cache_s3fifo_ghost_readmits_to_main),
