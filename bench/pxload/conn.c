@@ -139,6 +139,9 @@ pxload_conn_pump(struct pxload_conn *c, uint64_t now)
 
 	if (c->dead || !c->rc)
 		return;
+	/* In batch mode a connection refills only once it has all replies. */
+	if (c->w->o->batch && c->w->phase == PHASE_LOAD && c->qlen)
+		depth = 0;
 	while (c->qlen < depth && (r = queue_request(c, now)) > 0)
 		;
 	if (r < 0) {

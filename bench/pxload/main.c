@@ -28,6 +28,7 @@ enum {
 	OPT_PREFIX,
 	OPT_CONNECT_MS,
 	OPT_STALL_MS,
+	OPT_BATCH,
 	OPT_PROGRESS,
 };
 
@@ -51,6 +52,7 @@ static const struct option long_opts[] = {
     {"prefix", required_argument, NULL, OPT_PREFIX},
     {"connect-timeout", required_argument, NULL, OPT_CONNECT_MS},
     {"reply-timeout", required_argument, NULL, OPT_STALL_MS},
+    {"batch", no_argument, NULL, OPT_BATCH},
     {"progress", no_argument, NULL, OPT_PROGRESS},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
@@ -61,38 +63,42 @@ static const struct option long_opts[] = {
 static void
 usage(FILE *f)
 {
-	fprintf(f,
-		"usage: pxload [options]\n"
-		"  -H, --host ADDR         IPv4 address (default 127.0.0.1)\n"
-		"  -p, --port N            port (default %d)\n"
-		"  -c, --conns N           connections (default %d)\n"
-		"  -d, --depth N           requests in flight per connection "
-		"(default %d)\n"
-		"  -k, --keys N            distinct keys (default %d)\n"
-		"  -z, --zipf S            Zipf exponent, 0 = uniform "
-		"(default %.2f)\n"
-		"  -u, --uniform           uniform keys (same as -z 0)\n"
-		"  -V, --value-size N      bytes per value (default %d)\n"
-		"  -r, --ratio G:S         gets to sets (default 9:1)\n"
-		"  -t, --time SEC          measured seconds (default %.0f)\n"
-		"  -n, --requests N        measured requests instead of -t\n"
-		"  -w, --warmup SEC        unmeasured load first (default 0)\n"
-		"  -P, --preload           set every key once before the load\n"
-		"      --preload-only      preload, then stop\n"
-		"  -T, --threads N         worker threads, one ring each "
-		"(default %d)\n"
-		"  -S, --seed N            random seed (default %d)\n"
-		"      --prefix STR        key prefix (default \"%s\")\n"
-		"      --connect-timeout MS  (default %d)\n"
-		"      --reply-timeout MS    give up on the connections after\n"
-		"                            MS without a reply (default %d)\n"
-		"      --progress          a progress line each second\n"
-		"  -q, --quiet             print only the RESULT line\n"
-		"  -v, --verbose           log connection failures\n",
-		PXLOAD_DEF_PORT, PXLOAD_DEF_CONNS, PXLOAD_DEF_DEPTH,
-		PXLOAD_DEF_KEYS, PXLOAD_DEF_ZIPF, PXLOAD_DEF_VALUE,
-		PXLOAD_DEF_DURATION_S, PXLOAD_DEF_THREADS, PXLOAD_DEF_SEED,
-		PXLOAD_DEF_PREFIX, PXLOAD_DEF_CONNECT_MS, PXLOAD_DEF_STALL_MS);
+	fprintf(
+	    f,
+	    "usage: pxload [options]\n"
+	    "  -H, --host ADDR         IPv4 address (default 127.0.0.1)\n"
+	    "  -p, --port N            port (default %d)\n"
+	    "  -c, --conns N           connections (default %d)\n"
+	    "  -d, --depth N           requests in flight per connection "
+	    "(default %d)\n"
+	    "      --batch             send depth requests at once and wait\n"
+	    "                          for all replies (default: refill a\n"
+	    "                          slot as soon as its reply arrives)\n"
+	    "  -k, --keys N            distinct keys (default %d)\n"
+	    "  -z, --zipf S            Zipf exponent, 0 = uniform "
+	    "(default %.2f)\n"
+	    "  -u, --uniform           uniform keys (same as -z 0)\n"
+	    "  -V, --value-size N      bytes per value (default %d)\n"
+	    "  -r, --ratio G:S         gets to sets (default 9:1)\n"
+	    "  -t, --time SEC          measured seconds (default %.0f)\n"
+	    "  -n, --requests N        measured requests instead of -t\n"
+	    "  -w, --warmup SEC        unmeasured load first (default 0)\n"
+	    "  -P, --preload           set every key once before the load\n"
+	    "      --preload-only      preload, then stop\n"
+	    "  -T, --threads N         worker threads, one ring each "
+	    "(default %d)\n"
+	    "  -S, --seed N            random seed (default %d)\n"
+	    "      --prefix STR        key prefix (default \"%s\")\n"
+	    "      --connect-timeout MS  (default %d)\n"
+	    "      --reply-timeout MS    give up on the connections after\n"
+	    "                            MS without a reply (default %d)\n"
+	    "      --progress          a progress line each second\n"
+	    "  -q, --quiet             print only the RESULT line\n"
+	    "  -v, --verbose           log connection failures\n",
+	    PXLOAD_DEF_PORT, PXLOAD_DEF_CONNS, PXLOAD_DEF_DEPTH,
+	    PXLOAD_DEF_KEYS, PXLOAD_DEF_ZIPF, PXLOAD_DEF_VALUE,
+	    PXLOAD_DEF_DURATION_S, PXLOAD_DEF_THREADS, PXLOAD_DEF_SEED,
+	    PXLOAD_DEF_PREFIX, PXLOAD_DEF_CONNECT_MS, PXLOAD_DEF_STALL_MS);
 }
 
 static void
@@ -224,6 +230,9 @@ parse_opt(struct pxload_opts *o, int c, const char *a)
 		return parse_u32(a, 0, 3600000, &o->connect_ms);
 	case OPT_STALL_MS:
 		return parse_u32(a, 10, 3600000, &o->stall_ms);
+	case OPT_BATCH:
+		o->batch = true;
+		return true;
 	case OPT_PROGRESS:
 		o->progress = true;
 		return true;

@@ -70,6 +70,7 @@ struct pxload_opts {
 	uint32_t connect_ms;
 	uint32_t stall_ms; /* reply timeout, see PXLOAD_DEF_STALL_MS */
 	bool progress;
+	bool batch; /* send depth requests, await all, repeat */
 };
 
 /* What a worker counts; merged over workers for the report. */

@@ -89,6 +89,13 @@ t_timed() {
 			'BEGIN { exit !(a > 0 && a <= b && b <= c) }'
 }
 
+# Batch mode: whole batches of depth requests, each answered in full.
+t_batch() {
+	pxload -p "$1" -c 4 -d 8 -k 1000 -n 800 --batch -P --prefix "$2"
+	[ "$(rc)" = 0 ] && [ "$(field ops)" = 800 ] &&
+		[ "$(field hits)" = "$(field gets)" ] && [ "$(field errors)" = 0 ]
+}
+
 # Fresh keys: the hit ratio is exactly 1 - distinct / requests.
 t_replay_cold() {
 	replay -p "$1" -f "$TRACE" --prefix "$2"
@@ -112,6 +119,7 @@ run_suite() { # run_suite NAME PORT
 	check "pxload $1: same seed, same request mix" t_same_seed "$2" "s$RANDOM:"
 	check "pxload $1: 2 threads, 8 conns, depth 4, sane latency" \
 		t_timed "$2" "t$RANDOM:"
+	check "pxload $1: batch mode, 4 conns x 8" t_batch "$2" "b$RANDOM:"
 	local pre="r$RANDOM:"
 	check "replay $1: cold hit ratio is 1 - distinct/requests" \
 		t_replay_cold "$2" "$pre"
@@ -120,9 +128,9 @@ run_suite() { # run_suite NAME PORT
 }
 
 echo "TAP version 13"
-echo "1..14"
+echo "1..16"
 if [ ! -x "$PXLOAD" ] || [ ! -x "$REPLAY" ]; then
-	for i in $(seq 1 14); do skip "pxload test $i" "$PXLOAD not built"; done
+	for i in $(seq 1 16); do skip "pxload test $i" "$PXLOAD not built"; done
 	exit 0
 fi
 
@@ -183,19 +191,19 @@ check "pxload: a server that never answers is timed out" t_mute
 # memcached on a free port, 64 MiB: room for every key of the tests.
 read -ra MEMCACHED <<<"$(srv_memcached_cmd 64 2)"
 if ! command -v memcached >/dev/null; then
-	for i in $(seq 4 8); do skip "memcached test $i" "memcached not installed"; done
+	for i in $(seq 4 9); do skip "memcached test $i" "memcached not installed"; done
 elif ! srv_start "$tmp/memcached.log" "${MEMCACHED[@]}"; then
-	for i in $(seq 4 8); do skip "memcached test $i" "memcached did not start"; done
+	for i in $(seq 4 9); do skip "memcached test $i" "memcached did not start"; done
 else
 	PIDS+=("$SRV_PID") SERVERS+=("$SRV_PID")
 	run_suite memcached "$SRV_PORT"
 fi
 
 if [ ! -x "$PXCACHED" ]; then
-	for i in $(seq 9 13); do skip "pxcached test $i" "$PXCACHED not built"; done
+	for i in $(seq 10 15); do skip "pxcached test $i" "$PXCACHED not built"; done
 elif ! srv_start "$tmp/pxcached.log" "$PXCACHED" -l 127.0.0.1 -m 64 -t 2; then
 	sed 's/^/# /' "$tmp/pxcached.log"
-	for i in $(seq 9 13); do not_ok "pxcached test $i: server did not start"; done
+	for i in $(seq 10 15); do not_ok "pxcached test $i: server did not start"; done
 else
 	PIDS+=("$SRV_PID") SERVERS+=("$SRV_PID")
 	run_suite pxcached "$SRV_PORT"
