@@ -150,8 +150,18 @@ struct pxc_settings {
 	_Atomic uint32_t verbosity;
 };
 
+/* --snapshot: the saver thread and what the last save did (snapshot.c). */
+struct pxc_snap {
+	pthread_t thread;
+	bool running; /* the --snapshot-interval thread was started */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop; /* under lock: the thread should end */
+};
+
 struct pxc_server {
 	struct pxc_opts opts;
+	struct pxc_snap snap;
 	struct px_cache *cache;
 	struct pxc_auth *auth; /* -Y credentials, or NULL */
 	const char *backing;   /* page backing obtained, for logs and stats */
@@ -183,6 +193,17 @@ void pxc_out_free_list(struct pxc_worker *w);
 /* Commands (cmd.c, stats.c). */
 void pxc_cmd_exec(struct pxc_conn *c, const struct mc_req *req);
 void pxc_cmd_stats(struct pxc_conn *c, const struct mc_req *req);
+
+/*
+ * Warm restart (snapshot.c), all on the main thread.  pxc_snap_load:
+ * before the listeners; 0, or the error when --snapshot-strict refuses
+ * the file.  pxc_snap_start: the --snapshot-interval thread, once the
+ * workers serve.  pxc_snap_stop: after the workers stopped, joins it and
+ * saves once more; 0 or the final save's error.
+ */
+int pxc_snap_load(struct pxc_server *s);
+int pxc_snap_start(struct pxc_server *s);
+int pxc_snap_stop(struct pxc_server *s);
 
 /* Connections (conn.c). */
 void pxc_conn_accept(struct pxc_worker *w, int fd);

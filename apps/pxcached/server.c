@@ -486,12 +486,17 @@ serve(struct pxc_server *s)
 	if (rc == 0)
 		log_start(s);
 	atomic_store(&s->go, true);
+	if (rc == 0)
+		rc = pxc_snap_start(s);
 	if (rc == 0) {
 		sig = wait_signal();
 		LOG_NOTICE("signal %d: stopping; finishing requests in flight",
 			   sig);
 	}
 	stop_workers(s);
+	/* No request in flight now: the final snapshot holds every reply. */
+	if (rc == 0)
+		rc = pxc_snap_stop(s);
 	return rc;
 }
 
@@ -575,8 +580,9 @@ pxc_server_run(const struct pxc_opts *o)
 		rc = setup_cache(s);
 	if (rc < 0)
 		goto out_free;
-
-	rc = run_workers(s);
+	rc = pxc_snap_load(s);
+	if (rc == 0)
+		rc = run_workers(s);
 	if (rc == 0)
 		LOG_NOTICE("stopped cleanly");
 	px_cache_destroy(s->cache);
