@@ -23,6 +23,7 @@
 #include <patinox/ring.h>
 
 #include "auth.h"
+#include "live.h"
 #include "options.h"
 #include "proto.h"
 
@@ -145,11 +146,6 @@ struct pxc_worker {
 	int start_err; /* 0, or why the worker could not start */
 };
 
-/* Live settings; see docs/pxcached.md (issue 8 moves them to px_cow). */
-struct pxc_settings {
-	_Atomic uint32_t verbosity;
-};
-
 /* --snapshot: the saver thread and what the last save did (snapshot.c). */
 struct pxc_snap {
 	pthread_t thread;
@@ -175,7 +171,6 @@ struct pxc_server {
 	_Atomic unsigned finished; /* workers out of their loop */
 	_Atomic unsigned stopped;
 	_Atomic bool stop_requested; /* SIGTERM/SIGINT arrived */
-	struct pxc_settings settings;
 	int64_t start_time;
 	char listen_desc[80];
 };
@@ -193,6 +188,7 @@ void pxc_out_free_list(struct pxc_worker *w);
 /* Commands (cmd.c, stats.c). */
 void pxc_cmd_exec(struct pxc_conn *c, const struct mc_req *req);
 void pxc_cmd_stats(struct pxc_conn *c, const struct mc_req *req);
+void pxc_cmd_live(struct pxc_conn *c, const struct mc_req *req);
 
 /*
  * Warm restart (snapshot.c), all on the main thread.  pxc_snap_load:

@@ -537,6 +537,20 @@ setup_cache(struct pxc_server *s)
 	return rc;
 }
 
+/* The live settings cell, from the options (verbosity: -v count). */
+static int
+start_live(struct pxc_server *s)
+{
+	struct pxc_live init = {.verbosity = (uint32_t)s->opts.verbose,
+				.max_conns = s->opts.max_conns};
+	int rc = pxc_live_init(&init);
+
+	if (rc < 0)
+		LOG_ERROR("cannot create the live settings: %s",
+			  px_strerror(rc));
+	return rc;
+}
+
 /* Workers and their listeners, then serving until a signal. */
 static int
 run_workers(struct pxc_server *s)
@@ -582,7 +596,11 @@ pxc_server_run(const struct pxc_opts *o)
 		goto out_free;
 	rc = pxc_snap_load(s);
 	if (rc == 0)
+		rc = start_live(s);
+	if (rc == 0) {
 		rc = run_workers(s);
+		pxc_live_destroy();
+	}
 	if (rc == 0)
 		LOG_NOTICE("stopped cleanly");
 	px_cache_destroy(s->cache);

@@ -48,6 +48,7 @@ stats_process(struct pxc_conn *c, const struct pxc_server *s)
 {
 	struct rusage ru;
 	int64_t now = (int64_t)time(NULL);
+	struct pxc_live live;
 
 	getrusage(RUSAGE_SELF, &ru);
 	stat_u64(c, "pid", (uint64_t)getpid());
@@ -60,7 +61,8 @@ stats_process(struct pxc_conn *c, const struct pxc_server *s)
 		       (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec);
 	pxc_out_printf(c, "STAT rusage_system %ld.%06ld\r\n",
 		       (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec);
-	stat_u64(c, "max_connections", s->opts.max_conns);
+	pxc_live_get(&live);
+	stat_u64(c, "max_connections", live.max_conns);
 	stat_u64(c, "threads", s->nworkers);
 }
 
@@ -162,15 +164,15 @@ static void
 stats_settings(struct pxc_conn *c, const struct pxc_server *s)
 {
 	const struct pxc_opts *o = &s->opts;
+	struct pxc_live live;
 
+	pxc_live_get(&live);
 	stat_u64(c, "maxbytes", o->memory_mb << 20);
-	stat_u64(c, "maxconns", o->max_conns);
+	stat_u64(c, "maxconns", live.max_conns);
 	stat_u64(c, "tcpport", (uint64_t)s->port);
 	stat_u64(c, "udpport", 0);
 	stat_str(c, "inter", o->listen);
-	stat_u64(
-	    c, "verbosity",
-	    atomic_load_explicit(&s->settings.verbosity, memory_order_relaxed));
+	stat_u64(c, "verbosity", live.verbosity);
 	stat_str(c, "evictions", "on");
 	stat_u64(c, "num_threads", s->nworkers);
 	stat_str(c, "cas_enabled", "yes");
