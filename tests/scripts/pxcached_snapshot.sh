@@ -129,7 +129,7 @@ pxc_check "expired items are gone, the others are there" bash -c "
 	grep -q '^ttl_long .* t=long ' '$PXC_TMP/after' &&
 	grep -q '^flags f=4294967295 ' '$PXC_TMP/after'"
 [ -s "$PXC_TMP/after" ] || diff "$PXC_TMP/before" "$PXC_TMP/after" | head -5
-pxc_stop TERM
+pxc_stop TERM || { echo "# server exit status $?"; PXC_FAILED=1; }
 cp "$SNAP" "$PXC_TMP/good.snap"
 
 # Damaged files: the server starts empty and says why, or exits with
@@ -197,7 +197,7 @@ got=$(client get early)
 pxc_check "kill -9 during writes and saves: the previous snapshot loads ($got)" \
 	bash -c "[ '$got' = 'kept across kill -9' ] &&
 		grep -q 'loaded [1-9][0-9]* items' '$PXC_TMP/log'"
-pxc_stop TERM
+pxc_stop TERM || { echo "# server exit status $?"; PXC_FAILED=1; }
 pxc_check "--snapshot-interval without --snapshot is refused" bash -c \
 	'"$0" --snapshot-interval 5 2>&1 | grep -q "need --snapshot"' "$PXC_BIN"
 exit "$PXC_FAILED"
