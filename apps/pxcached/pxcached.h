@@ -153,6 +153,11 @@ struct pxc_snap {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool stop; /* under lock: the thread should end */
+	/* The last save, for stats (relaxed: written by one thread). */
+	_Atomic uint64_t saves;      /* saves attempted */
+	_Atomic uint64_t last_items; /* items of the last good save */
+	_Atomic int64_t last_time;   /* its Unix time, 0 for none yet */
+	_Atomic int last_error;      /* -errno of the last save, or 0 */
 };
 
 struct pxc_server {

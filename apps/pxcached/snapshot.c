@@ -56,6 +56,18 @@ pxc_snap_load(struct pxc_server *s)
 	return 0;
 }
 
+static void
+record(struct pxc_snap *sn, int rc, const struct px_snapshot_info *si)
+{
+	atomic_fetch_add_explicit(&sn->saves, 1, memory_order_relaxed);
+	atomic_store_explicit(&sn->last_error, rc, memory_order_relaxed);
+	if (rc < 0)
+		return;
+	atomic_store_explicit(&sn->last_items, si->items, memory_order_relaxed);
+	atomic_store_explicit(&sn->last_time, si->taken_at,
+			      memory_order_relaxed);
+}
+
 /* One save with its log line; the final one is logged at notice level. */
 static int
 save(struct pxc_server *s, bool final)
@@ -64,6 +76,7 @@ save(struct pxc_server *s, bool final)
 	const char *why = final ? "final" : "periodic";
 	int rc = px_snapshot_save(s->cache, s->opts.snapshot, NULL, &si);
 
+	record(&s->snap, rc, &si);
 	if (rc == 0)
 		LOG_AT(final ? LOG_LVL_NOTICE : LOG_LVL_INFO,
 		       "%s snapshot %s: %llu items, %llu bytes in %llu ms", why,

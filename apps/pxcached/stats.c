@@ -146,6 +146,26 @@ stats_region(struct pxc_conn *c, const struct pxc_server *s)
 	stat_u64(c, "region_limbo_bytes", mem.limbo_bytes);
 }
 
+/* --snapshot: the saves so far and the last one (docs/pxcached.md). */
+static void
+stats_snapshot(struct pxc_conn *c, const struct pxc_server *s)
+{
+	const struct pxc_snap *sn = &s->snap;
+	int err = atomic_load_explicit(&sn->last_error, memory_order_relaxed);
+
+	if (!s->opts.snapshot)
+		return;
+	stat_u64(c, "snapshot_saves",
+		 atomic_load_explicit(&sn->saves, memory_order_relaxed));
+	stat_u64(c, "snapshot_last_items",
+		 atomic_load_explicit(&sn->last_items, memory_order_relaxed));
+	stat_u64(c, "snapshot_last_time",
+		 (uint64_t)atomic_load_explicit(&sn->last_time,
+						memory_order_relaxed));
+	/* One token, as stats values are: the errno (0), text in the log. */
+	pxc_out_printf(c, "STAT snapshot_last_error %d\r\n", err);
+}
+
 static void
 stats_general(struct pxc_conn *c, const struct pxc_server *s)
 {
@@ -158,6 +178,7 @@ stats_general(struct pxc_conn *c, const struct pxc_server *s)
 	stats_cache(c, s, m);
 	stats_rings(c, s);
 	stats_region(c, s);
+	stats_snapshot(c, s);
 }
 
 static void

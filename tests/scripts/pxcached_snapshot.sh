@@ -86,6 +86,9 @@ elif cmd == "count":
     r = ask(s, b"stats\r\n", b"END\r\n")
     print([l.split()[2] for l in r.decode().split("\r\n")
            if l.startswith("STAT curr_items ")][0])
+elif cmd == "stats":
+    r = ask(s, b"stats\r\n", b"END\r\n").decode()
+    print(" ".join(l[5:] for l in r.split("\r\n") if "snapshot_" in l))
 elif cmd == "set":
     r = ask(s, b"set %s 0 0 %d\r\n%s\r\n" % (sys.argv[2].encode(),
             len(sys.argv[3]), sys.argv[3].encode()), b"\r\n")
@@ -180,9 +183,11 @@ saves_after() { # N: wait until N more periodic saves are logged
 	return 1
 }
 saves_after 2
-pxc_check "--snapshot-interval 1 writes the file while serving" \
+st=$(client stats)
+pxc_check "--snapshot-interval 1 writes the file while serving ($st)" \
 	bash -c "[ -s '$SNAP' ] && grep -q 'periodic snapshot .*: [1-9]' \
-		'$PXC_TMP/log'"
+		'$PXC_TMP/log' && grep -q 'snapshot_last_items 1 ' <<<'$st' &&
+		grep -q 'snapshot_last_error 0' <<<'$st'"
 
 # kill -9 while clients write and periodic saves run.
 client hammer &
