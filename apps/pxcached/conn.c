@@ -268,6 +268,7 @@ reject(struct pxc_worker *w, int fd)
 	static const char msg[] = "ERROR Too many open connections\r\n";
 
 	pxc_stat_add(&w->stats, PXC_ST_rejected_connections, 1);
+	LOG_INFO("refusing a connection: the maxconns limit is reached");
 	if (send(fd, msg, sizeof(msg) - 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
 		LOG_DEBUG("rejecting a connection: %s", strerror(errno));
 	close(fd);
@@ -292,13 +293,15 @@ void
 pxc_conn_accept(struct pxc_worker *w, int fd)
 {
 	struct pxc_conn *c;
+	struct pxc_live live;
 	int one = 1;
 
 	if (w->stopping) {
 		close(fd);
 		return;
 	}
-	if (atomic_fetch_add(&w->srv->conns, 1) >= w->srv->opts.max_conns) {
+	pxc_live_get(&live);
+	if (atomic_fetch_add(&w->srv->conns, 1) >= live.max_conns) {
 		atomic_fetch_sub(&w->srv->conns, 1);
 		reject(w, fd);
 		return;

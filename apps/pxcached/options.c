@@ -22,6 +22,9 @@ enum {
 	OPT_HUGEPAGES,
 	OPT_FEATURES,
 	OPT_PORT_FILE,
+	OPT_SNAPSHOT,
+	OPT_SNAPSHOT_INTERVAL,
+	OPT_SNAPSHOT_STRICT,
 };
 
 static const struct option long_opts[] = {
@@ -38,6 +41,9 @@ static const struct option long_opts[] = {
     {"features", no_argument, NULL, OPT_FEATURES},
     {"port-file", required_argument, NULL, OPT_PORT_FILE},
     {"auth-file", required_argument, NULL, 'Y'},
+    {"snapshot", required_argument, NULL, OPT_SNAPSHOT},
+    {"snapshot-interval", required_argument, NULL, OPT_SNAPSHOT_INTERVAL},
+    {"snapshot-strict", no_argument, NULL, OPT_SNAPSHOT_STRICT},
     {NULL, 0, NULL, 0},
 };
 
@@ -70,6 +76,15 @@ static const char usage_text[] =
     "                           and exit\n"
     "      --port-file=PATH     write the port actually bound to PATH once\n"
     "                           listening (for -p 0)\n"
+    "      --snapshot=FILE      warm restart: load FILE at start (a missing\n"
+    "                           file starts empty), save the cache to it\n"
+    "                           on SIGTERM/SIGINT once requests are done\n"
+    "      --snapshot-interval=N  also save every N seconds while serving\n"
+    "                           (default 0: only at shutdown; needs\n"
+    "                           --snapshot)\n"
+    "      --snapshot-strict    exit non-zero when FILE exists but is\n"
+    "                           refused (corrupt, truncated, foreign)\n"
+    "                           instead of starting empty\n"
     "  -h, --help               this text\n"
     "\n"
     "No UDP, no binary protocol: the text and meta protocols over TCP.\n"
@@ -252,6 +267,19 @@ parse_one(struct pxc_opts *o, int c, const char *arg, char *err, size_t errlen)
 	case OPT_PORT_FILE:
 		o->port_file = arg;
 		return 0;
+	case OPT_SNAPSHOT:
+		o->snapshot = arg;
+		return 0;
+	case OPT_SNAPSHOT_INTERVAL:
+		if (parse_ranged(arg, 0, 1u << 30, &v) < 0)
+			return opt_fail(err, errlen,
+					"--snapshot-interval: bad seconds '%s'",
+					arg);
+		o->snapshot_interval = (uint32_t)v;
+		return 0;
+	case OPT_SNAPSHOT_STRICT:
+		o->snapshot_strict = true;
+		return 0;
 	default:
 		return opt_fail(err, errlen, "unknown option (see --help)");
 	}
@@ -280,5 +308,9 @@ pxc_opts_parse(struct pxc_opts *o, int argc, char **argv, char *err,
 				argv[optind]);
 	if (o->item_max > o->memory_mb << 20)
 		return opt_fail(err, errlen, "-I is larger than -m");
+	if (!o->snapshot && (o->snapshot_interval || o->snapshot_strict))
+		return opt_fail(err, errlen,
+				"--snapshot-interval and --snapshot-strict "
+				"need --snapshot FILE");
 	return 0;
 }

@@ -486,12 +486,17 @@ serve(struct pxc_server *s)
 	if (rc == 0)
 		log_start(s);
 	atomic_store(&s->go, true);
+	if (rc == 0)
+		rc = pxc_snap_start(s);
 	if (rc == 0) {
 		sig = wait_signal();
 		LOG_NOTICE("signal %d: stopping; finishing requests in flight",
 			   sig);
 	}
 	stop_workers(s);
+	/* No request in flight now: the final snapshot holds every reply. */
+	if (rc == 0)
+		rc = pxc_snap_stop(s);
 	return rc;
 }
 
@@ -528,6 +533,20 @@ setup_cache(struct pxc_server *s)
 	else if (rc < 0)
 		LOG_ERROR("cannot create a %llu MiB cache on %s pages: %s",
 			  (unsigned long long)o->memory_mb, s->backing,
+			  px_strerror(rc));
+	return rc;
+}
+
+/* The live settings cell, from the options (verbosity: -v count). */
+static int
+start_live(struct pxc_server *s)
+{
+	struct pxc_live init = {.verbosity = (uint32_t)s->opts.verbose,
+				.max_conns = s->opts.max_conns};
+	int rc = pxc_live_init(&init);
+
+	if (rc < 0)
+		LOG_ERROR("cannot create the live settings: %s",
 			  px_strerror(rc));
 	return rc;
 }
@@ -575,8 +594,13 @@ pxc_server_run(const struct pxc_opts *o)
 		rc = setup_cache(s);
 	if (rc < 0)
 		goto out_free;
-
-	rc = run_workers(s);
+	rc = pxc_snap_load(s);
+	if (rc == 0)
+		rc = start_live(s);
+	if (rc == 0) {
+		rc = run_workers(s);
+		pxc_live_destroy();
+	}
 	if (rc == 0)
 		LOG_NOTICE("stopped cleanly");
 	px_cache_destroy(s->cache);
