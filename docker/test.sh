@@ -259,7 +259,7 @@ mc_talk() {
 }
 
 test_pxcached_entry() {
-	local port i rc
+	local port rc
 	if ! in_image 'test -x build/apps/pxcached/pxcached'; then
 		WHY="pxcached is not built in this tree yet"
 		return 77
@@ -269,7 +269,7 @@ test_pxcached_entry() {
 		--name "$NAME" --network=host --ulimit nofile=1024:1024 \
 		--ulimit nproc=1024:1024 --security-opt seccomp="$PROFILE" \
 		"$IMAGE" pxcached -p "$port" -t 1 -m 64 -c 256 || return 1
-	for i in $(seq 1 100); do
+	for _ in $(seq 1 100); do
 		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
 		sleep 0.1
 	done
