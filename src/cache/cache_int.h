@@ -1,0 +1,312 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private layout of the cache: the item header, the arena allocator, the
+ * policies and the control block, shared by the files of src/cache/.
+ *
+ * Everything lives in one px_region.  Items are addressed by 32-bit
+ * offsets in 8-byte units from the region base (so a region is at most
+ * 32 GiB); offset 0 is the control block and means "none".
+ *
+ * Lock order: load_lock (get_or_load bookkeeping) is never held while
+ * taking lock (the writer lock); lock is never held while waiting on
+ * load_lock's condition.  Readers take neither (LRU readers only try lock).
+ */
+#ifndef PX_CACHE_INT_H
+#define PX_CACHE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <patinox/cache.h>
+#include <patinox/region.h>
+
+#define PXC_UNIT        8u  /* allocation unit and offset scale */
+#define PXC_HDR         32u /* sizeof(struct pxc_item) */
+#define PXC_MIN_UNITS   3u  /* smallest free block: header + footer */
+#define PXC_LIMIT_MIN   (1ull << 20)
+#define PXC_LIMIT_MAX   (32ull << 30)
+#define PXC_VALUE_CAP   (64ull << 20)
+#define PXC_PIN_SLOTS   4096u /* pin counters; sharing a slot only delays */
+#define PXC_GHOST_WAYS  8u    /* entries per ghost bucket (one line) */
+#define PXC_SWEEP_SLICE 256u  /* buckets px_cache_maintain() sweeps per lock */
+
+/*
+ * Item header, 32 bytes, followed by the client flags (4 bytes, only when
+ * they are not 0: PXC_M_FLAGS), the key and the value.  Free blocks reuse
+ * size and meta, keep their free-list links in prev/next, and store their
+ * size again in their last 4 bytes (the footer).
+ *
+ * Fields readers see: meta (klen, pad, hot bits) and exptime are atomic
+ * because writers change bits of them while readers look; hnext is atomic
+ * because writers relink chains under readers; size, cas, the flags, the
+ * key and the value are written before the item is published and never
+ * again while it can be reached.  prev/next belong to the writer lock.
+ */
+struct pxc_item {
+	uint32_t size;            /* block size in units */
+	_Atomic uint32_t meta;    /* see PXC_M_* */
+	_Atomic uint32_t hnext;   /* next item in the index chain */
+	uint32_t prev;            /* policy list: older; free list */
+	uint32_t next;            /* policy list: newer; free list; limbo */
+	_Atomic uint32_t exptime; /* absolute Unix seconds, 0 never */
+	uint64_t cas;             /* cas id */
+	char data[];              /* [flags], key, value, pad */
+};
+
+_Static_assert(sizeof(struct pxc_item) == PXC_HDR, "item header size");
+
+#define PXC_M_KLEN      0xffu
+#define PXC_M_PAD_SHIFT 8 /* 5 bits: bytes after the value */
+#define PXC_M_PAD_MASK  (0x1fu << PXC_M_PAD_SHIFT)
+#define PXC_M_FREE      (1u << 13) /* block is free */
+#define PXC_M_PREV_FREE (1u << 14) /* block before is free (footer valid) */
+#define PXC_M_LINKED    (1u << 15) /* in the index and a policy list */
+#define PXC_M_MAIN      (1u << 16) /* S3-FIFO: in the main queue */
+#define PXC_M_HOT_SHIFT 17         /* 2 bits: visited / frequency */
+#define PXC_M_HOT_MASK  (3u << PXC_M_HOT_SHIFT)
+#define PXC_M_FLAGS     (1u << 19) /* 4 bytes of client flags in data */
+
+/* TLSF-style segregated free lists: 16 sub-lists per power of two. */
+#define PXC_SL_LOG2  4
+#define PXC_SL_COUNT (1u << PXC_SL_LOG2)
+#define PXC_FL_COUNT 30
+
+struct pxc_arena {
+	char *base;         /* region base; offsets count from here */
+	uint32_t start;     /* first block */
+	uint32_t end;       /* sentinel block (never free) */
+	uint32_t fl_bitmap; /* first levels with a non-empty sub-list */
+	uint32_t sl_bitmap[PXC_FL_COUNT];
+	uint32_t heads[PXC_FL_COUNT][PXC_SL_COUNT];
+	size_t free_units;
+	size_t total_units; /* between start and end */
+};
+
+/* A policy queue: head is the newest item, tail the oldest. */
+struct pxc_list {
+	uint32_t head;
+	uint32_t tail;
+	size_t count;
+	size_t charge; /* items (count mode) or units */
+};
+
+struct pxc_policy {
+	enum px_cache_policy kind;
+	struct pxc_list q[2]; /* LRU, SIEVE: q[0]; S3-FIFO: small, main */
+	uint32_t hand;        /* SIEVE hand, 0: start at the tail */
+	bool count_mode;      /* capacity counted in items */
+	size_t capacity;      /* items or units */
+	size_t small_cap;     /* S3-FIFO small queue share */
+	unsigned move_threshold;
+	uint64_t *ghost;      /* fingerprint << 32 | insertion seq */
+	size_t ghost_buckets; /* power of two */
+	size_t ghost_fixed;   /* count mode: entries the ghost remembers */
+	uint32_t ghost_seq;
+};
+
+struct pxc_stripe {
+	_Atomic uint64_t v[PX_CACHE_METRIC_COUNT];
+} __attribute__((aligned(64)));
+
+struct pxc_load; /* get_or_load in flight, see cache_load.c */
+
+struct px_cache {
+	struct px_region *region;
+	char *base;
+	size_t limit;
+	size_t region_bytes;
+	size_t item_max;
+	size_t max_items;
+	px_cache_listener_fn listener;
+	void *listener_arg;
+	struct px_cache_hooks hooks;
+
+	pthread_mutex_t lock; /* the writer lock */
+	struct pxc_arena arena;
+	struct pxc_policy pol;
+	_Atomic uint32_t *buckets;
+	size_t bucket_mask;
+	size_t sweep_cursor;
+	_Atomic uint64_t cas_next; /* last cas id handed out */
+
+	/* flush_all: items with cas <= flush_cas are dead; flush_at is a
+	 * pending delayed flush (Unix seconds) or 0. */
+	_Atomic uint64_t flush_cas;
+	_Atomic int64_t flush_at;
+
+	/* Removed items awaiting a grace period, and those past it still
+	 * pinned by references; singly linked through next. */
+	uint32_t limbo;
+	uint32_t pinned;
+	_Atomic size_t limbo_units;
+
+	_Atomic size_t items;
+	_Atomic size_t used_units;
+	_Atomic size_t kv_bytes;
+
+	_Atomic uint32_t *pins;
+	struct pxc_stripe *stripes;
+	unsigned nstripes;
+	size_t index_bytes, ghost_bytes, other_bytes;
+
+	pthread_mutex_t load_lock;
+	pthread_cond_t load_cond;
+	struct pxc_load *loads;
+};
+
+/* ---- Offsets and fields -------------------------------------------- */
+
+static inline struct pxc_item *
+pxc_item(const struct px_cache *c, uint32_t off)
+{
+	return off ? (struct pxc_item *)(c->base + (size_t)off * PXC_UNIT)
+		   : NULL;
+}
+
+static inline uint32_t
+pxc_off(const struct px_cache *c, const struct pxc_item *it)
+{
+	return it ? (uint32_t)(((const char *)it - c->base) / PXC_UNIT) : 0;
+}
+
+static inline uint32_t
+pxc_meta(const struct pxc_item *it)
+{
+	return atomic_load_explicit(&it->meta, memory_order_relaxed);
+}
+
+static inline size_t
+pxc_klen(const struct pxc_item *it)
+{
+	return pxc_meta(it) & PXC_M_KLEN;
+}
+
+static inline size_t
+pxc_extra(uint32_t meta)
+{
+	return meta & PXC_M_FLAGS ? sizeof(uint32_t) : 0;
+}
+
+static inline size_t
+pxc_vlen(const struct pxc_item *it)
+{
+	uint32_t m = pxc_meta(it);
+	size_t pad = (m & PXC_M_PAD_MASK) >> PXC_M_PAD_SHIFT;
+
+	return (size_t)it->size * PXC_UNIT - PXC_HDR - pxc_extra(m) -
+	       (m & PXC_M_KLEN) - pad;
+}
+
+static inline const char *
+pxc_key(const struct pxc_item *it)
+{
+	return it->data + pxc_extra(pxc_meta(it));
+}
+
+static inline char *
+pxc_value(struct pxc_item *it)
+{
+	return (char *)pxc_key(it) + pxc_klen(it);
+}
+
+static inline uint32_t
+pxc_flags(const struct pxc_item *it)
+{
+	uint32_t f = 0;
+
+	if (pxc_meta(it) & PXC_M_FLAGS)
+		memcpy(&f, it->data, sizeof(f));
+	return f;
+}
+
+static inline uint64_t
+pxc_cas(const struct pxc_item *it)
+{
+	return it->cas;
+}
+
+static inline bool
+pxc_linked(const struct pxc_item *it)
+{
+	return pxc_meta(it) & PXC_M_LINKED;
+}
+
+static inline unsigned
+pxc_hot(const struct pxc_item *it)
+{
+	return (pxc_meta(it) & PXC_M_HOT_MASK) >> PXC_M_HOT_SHIFT;
+}
+
+void pxc_set_hot(struct pxc_item *it, unsigned v);
+
+static inline size_t
+pxc_units_for(size_t klen, size_t vlen, uint32_t flags)
+{
+	size_t extra = flags ? sizeof(flags) : 0;
+
+	return (PXC_HDR + extra + klen + vlen + PXC_UNIT - 1) / PXC_UNIT;
+}
+
+/* ---- Counters ------------------------------------------------------ */
+
+struct pxc_stripe *pxc_stripe(const struct px_cache *c);
+
+#define PXC_COUNT(c, name, n)                                                \
+	atomic_fetch_add_explicit(&pxc_stripe(c)->v[PX_CACHE_M_##name], (n), \
+				  memory_order_relaxed)
+
+/* ---- Arena (arena.c), writer lock held ------------------------------ */
+
+void
+pxc_arena_init(struct pxc_arena *a, char *base, uint32_t start, uint32_t end);
+uint32_t pxc_arena_alloc(struct pxc_arena *a, size_t units);
+void pxc_arena_free(struct pxc_arena *a, uint32_t off);
+size_t pxc_arena_largest(const struct pxc_arena *a);
+size_t pxc_arena_fit_units(size_t units);
+
+/* ---- Policy (policy.c), writer lock held ---------------------------- */
+
+size_t pxc_ghost_entries(const struct px_cache *c, size_t buckets);
+void pxc_policy_init(struct px_cache *c, enum px_cache_policy kind,
+		     uint64_t *ghost, size_t ghost_buckets);
+void pxc_policy_insert(struct px_cache *c, struct pxc_item *it, uint64_t h);
+void pxc_policy_remove(struct px_cache *c, struct pxc_item *it);
+void pxc_policy_replace(struct px_cache *c, struct pxc_item *old,
+			struct pxc_item *it);
+struct pxc_item *pxc_policy_victim(struct px_cache *c);
+void pxc_policy_hit_locked(struct px_cache *c, struct pxc_item *it);
+/* Lock-free: any thread inside a read-side section. */
+void pxc_policy_hit(struct px_cache *c, struct pxc_item *it);
+
+/* ---- Reclamation (reclaim.c) ---------------------------------------- */
+
+void pxc_read_lock(void);
+void pxc_read_unlock(void);
+void pxc_limbo_push(struct px_cache *c, struct pxc_item *it);
+size_t pxc_reclaim(struct px_cache *c);
+void pxc_pin(struct px_cache *c, struct pxc_item *it);
+void pxc_unpin(struct px_cache *c, struct pxc_item *it);
+bool pxc_pinned(const struct px_cache *c, const struct pxc_item *it);
+
+/* ---- Core (cache.c) -------------------------------------------------- */
+
+uint64_t pxc_hash(const void *key, size_t klen);
+int64_t pxc_now(const struct px_cache *c);
+struct pxc_item *
+pxc_find(const struct px_cache *c, uint64_t h, const void *key, size_t klen);
+int pxc_dead(const struct px_cache *c, const struct pxc_item *it, int64_t now);
+void pxc_remove_locked(struct px_cache *c, struct pxc_item *it,
+		       enum px_cache_cause cause);
+int
+pxc_store_locked(struct px_cache *c, enum px_cache_mode mode, const void *key,
+		 size_t klen, const void *val, size_t vlen, uint32_t flags,
+		 int64_t ttl, uint64_t cas, struct pxc_item **out);
+void pxc_fill_ref(const struct pxc_item *it, struct px_cache_ref *ref);
+void pxc_lock(struct px_cache *c);
+void pxc_unlock(struct px_cache *c);
+
+#endif

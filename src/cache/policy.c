@@ -1,0 +1,371 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Eviction policies at item granularity: LRU, SIEVE and S3-FIFO.  Each
+ * keeps its queues as doubly linked lists threaded through the items'
+ * prev/next offsets (head = newest, tail = oldest), changed only under the
+ * writer lock.  A hit is recorded in two "hot" bits of the item's meta
+ * word: SIEVE's visited bit, S3-FIFO's 0..3 frequency.  Those need no lock;
+ * only LRU moves an item on a hit, under the writer lock if it is free.
+ *
+ * S3-FIFO follows the SOSP'23 paper: new items enter the small queue,
+ * or the main queue when their key is in the ghost; the small queue
+ * evicts when it holds at least its share of the capacity (or main is
+ * empty), moving items hit at least move_threshold times to main and
+ * remembering the others' keys in the ghost; main reinserts items with a
+ * non-zero frequency, decrementing it.  The ghost remembers as many keys
+ * as main holds items: a bucketed table of (32-bit fingerprint, insertion
+ * number) pairs, where an entry counts only while fewer than that many
+ * keys were inserted after it.
+ */
+#include <string.h>
+
+#include "cache_int.h"
+
+static struct pxc_list *
+queue_of(struct px_cache *c, const struct pxc_item *it)
+{
+	bool main = c->pol.kind == PX_CACHE_POLICY_S3FIFO &&
+		    (pxc_meta(it) & PXC_M_MAIN);
+
+	return &c->pol.q[main];
+}
+
+static size_t
+charge_of(const struct px_cache *c, const struct pxc_item *it)
+{
+	return c->pol.count_mode ? 1 : it->size;
+}
+
+static void
+list_push(struct px_cache *c, struct pxc_list *l, struct pxc_item *it)
+{
+	uint32_t off = pxc_off(c, it);
+
+	it->next = 0;
+	it->prev = l->head;
+	if (l->head)
+		pxc_item(c, l->head)->next = off;
+	else
+		l->tail = off;
+	l->head = off;
+	l->count++;
+	l->charge += charge_of(c, it);
+}
+
+static void
+list_unlink(struct px_cache *c, struct pxc_list *l, struct pxc_item *it)
+{
+	if (it->prev)
+		pxc_item(c, it->prev)->next = it->next;
+	else
+		l->tail = it->next;
+	if (it->next)
+		pxc_item(c, it->next)->prev = it->prev;
+	else
+		l->head = it->prev;
+	l->count--;
+	l->charge -= charge_of(c, it);
+}
+
+void
+pxc_set_hot(struct pxc_item *it, unsigned v)
+{
+	uint32_t m = pxc_meta(it), n;
+
+	do {
+		n = (m & ~PXC_M_HOT_MASK) | (v << PXC_M_HOT_SHIFT);
+		if (n == m)
+			return;
+	} while (!atomic_compare_exchange_weak_explicit(
+	    &it->meta, &m, n, memory_order_relaxed, memory_order_relaxed));
+}
+
+static void
+set_main(struct pxc_item *it, bool main)
+{
+	if (main)
+		atomic_fetch_or_explicit(&it->meta, PXC_M_MAIN,
+					 memory_order_relaxed);
+	else
+		atomic_fetch_and_explicit(&it->meta, ~PXC_M_MAIN,
+					  memory_order_relaxed);
+}
+
+/* ---- Ghost --------------------------------------------------------- */
+
+size_t
+pxc_ghost_entries(const struct px_cache *c, size_t buckets)
+{
+	size_t small = c->pol.small_cap;
+
+	if (c->pol.count_mode)
+		return c->pol.capacity - small;
+	return buckets * PXC_GHOST_WAYS / 2;
+}
+
+static size_t
+ghost_limit(const struct px_cache *c)
+{
+	if (c->pol.count_mode)
+		return c->pol.ghost_fixed;
+	return c->pol.q[1].count;
+}
+
+static uint64_t *
+ghost_bucket(const struct px_cache *c, uint64_t h)
+{
+	size_t b = (size_t)h & (c->pol.ghost_buckets - 1);
+
+	return c->pol.ghost + b * PXC_GHOST_WAYS;
+}
+
+static uint32_t
+ghost_fp(uint64_t h)
+{
+	uint32_t fp = (uint32_t)(h >> 32);
+
+	return fp ? fp : 1;
+}
+
+static uint32_t
+ghost_age(const struct px_cache *c, uint64_t e)
+{
+	return c->pol.ghost_seq - (uint32_t)e;
+}
+
+static void
+ghost_insert(struct px_cache *c, uint64_t h)
+{
+	uint64_t *b = ghost_bucket(c, h);
+	uint32_t fp = ghost_fp(h), oldest = 0;
+	unsigned i, victim = 0;
+
+	for (i = 0; i < PXC_GHOST_WAYS; i++) {
+		if (!b[i] || (uint32_t)(b[i] >> 32) == fp) {
+			victim = i;
+			break;
+		}
+		if (ghost_age(c, b[i]) >= oldest) {
+			oldest = ghost_age(c, b[i]);
+			victim = i;
+		}
+	}
+	c->pol.ghost_seq++;
+	b[victim] = (uint64_t)fp << 32 | c->pol.ghost_seq;
+}
+
+/* True if @h's key is in the ghost; the entry is consumed. */
+static bool
+ghost_take(struct px_cache *c, uint64_t h)
+{
+	uint64_t *b = ghost_bucket(c, h);
+	uint32_t fp = ghost_fp(h);
+	unsigned i;
+
+	for (i = 0; i < PXC_GHOST_WAYS; i++) {
+		uint64_t e = b[i];
+
+		if ((uint32_t)(e >> 32) != fp)
+			continue;
+		b[i] = 0;
+		return ghost_age(c, e) < ghost_limit(c);
+	}
+	return false;
+}
+
+/* ---- Common --------------------------------------------------------- */
+
+void
+pxc_policy_init(struct px_cache *c, enum px_cache_policy kind, uint64_t *ghost,
+		size_t ghost_buckets)
+{
+	struct pxc_policy *p = &c->pol;
+
+	p->kind = kind;
+	p->count_mode = c->max_items != 0;
+	p->capacity = p->count_mode ? c->max_items : c->arena.total_units;
+	p->small_cap = p->capacity * CONFIG_PX_CACHE_S3FIFO_SMALL_PCT / 100;
+	if (!p->small_cap)
+		p->small_cap = 1;
+	p->move_threshold = CONFIG_PX_CACHE_S3FIFO_MOVE_THRESHOLD;
+	p->ghost = ghost;
+	p->ghost_buckets = ghost_buckets;
+	p->ghost_fixed = p->count_mode ? p->capacity - p->small_cap : 0;
+}
+
+void
+pxc_policy_insert(struct px_cache *c, struct pxc_item *it, uint64_t h)
+{
+	bool main = false;
+
+	if (c->pol.kind == PX_CACHE_POLICY_S3FIFO) {
+		main = ghost_take(c, h);
+		if (main)
+			PXC_COUNT(c, s3fifo_ghost_hits, 1);
+	}
+	set_main(it, main);
+	pxc_set_hot(it, 0);
+	atomic_fetch_or_explicit(&it->meta, PXC_M_LINKED, memory_order_relaxed);
+	list_push(c, &c->pol.q[main], it);
+}
+
+void
+pxc_policy_remove(struct px_cache *c, struct pxc_item *it)
+{
+	if (c->pol.hand == pxc_off(c, it))
+		c->pol.hand = it->next;
+	list_unlink(c, queue_of(c, it), it);
+	atomic_fetch_and_explicit(&it->meta, ~PXC_M_LINKED,
+				  memory_order_relaxed);
+}
+
+/* @it takes @old's place in its queue, with its hot bits, as a hit. */
+void
+pxc_policy_replace(struct px_cache *c, struct pxc_item *old,
+		   struct pxc_item *it)
+{
+	struct pxc_list *l = queue_of(c, old);
+	uint32_t off = pxc_off(c, it);
+
+	set_main(it, pxc_meta(old) & PXC_M_MAIN);
+	pxc_set_hot(it, pxc_hot(old));
+	atomic_fetch_or_explicit(&it->meta, PXC_M_LINKED, memory_order_relaxed);
+	it->prev = old->prev;
+	it->next = old->next;
+	if (it->prev)
+		pxc_item(c, it->prev)->next = off;
+	else
+		l->tail = off;
+	if (it->next)
+		pxc_item(c, it->next)->prev = off;
+	else
+		l->head = off;
+	l->charge += charge_of(c, it) - charge_of(c, old);
+	if (c->pol.hand == pxc_off(c, old))
+		c->pol.hand = off;
+	atomic_fetch_and_explicit(&old->meta, ~PXC_M_LINKED,
+				  memory_order_relaxed);
+	pxc_policy_hit_locked(c, it);
+}
+
+/* ---- Victims -------------------------------------------------------- */
+
+static struct pxc_item *
+lru_victim(struct px_cache *c)
+{
+	return pxc_item(c, c->pol.q[0].tail);
+}
+
+static struct pxc_item *
+sieve_victim(struct px_cache *c)
+{
+	struct pxc_list *l = &c->pol.q[0];
+	struct pxc_item *it = pxc_item(c, c->pol.hand ? c->pol.hand : l->tail);
+
+	while (it && pxc_hot(it)) {
+		pxc_set_hot(it, 0);
+		PXC_COUNT(c, sieve_hand_steps, 1);
+		it = pxc_item(c, it->next ? it->next : l->tail);
+	}
+	c->pol.hand = pxc_off(c, it); /* removal moves it to the next */
+	return it;
+}
+
+static struct pxc_item *
+s3fifo_main_victim(struct px_cache *c)
+{
+	struct pxc_list *m = &c->pol.q[1];
+	struct pxc_item *it;
+	unsigned f;
+
+	while ((it = pxc_item(c, m->tail)) && (f = pxc_hot(it)) > 0) {
+		list_unlink(c, m, it);
+		pxc_set_hot(it, f - 1);
+		list_push(c, m, it);
+		PXC_COUNT(c, s3fifo_reinserts, 1);
+	}
+	if (it)
+		PXC_COUNT(c, s3fifo_main_evictions, 1);
+	return it;
+}
+
+static struct pxc_item *
+s3fifo_victim(struct px_cache *c)
+{
+	struct pxc_list *s = &c->pol.q[0], *m = &c->pol.q[1];
+	struct pxc_item *it;
+
+	if (s->charge < c->pol.small_cap && m->count)
+		return s3fifo_main_victim(c);
+	while ((it = pxc_item(c, s->tail))) {
+		if (pxc_hot(it) < c->pol.move_threshold) {
+			ghost_insert(c, pxc_hash(pxc_key(it), pxc_klen(it)));
+			PXC_COUNT(c, s3fifo_small_evictions, 1);
+			return it;
+		}
+		list_unlink(c, s, it);
+		set_main(it, true);
+		list_push(c, m, it);
+		PXC_COUNT(c, s3fifo_promotions, 1);
+	}
+	return s3fifo_main_victim(c);
+}
+
+/*
+ * pxc_policy_victim - the item the policy evicts next, still linked (the
+ * caller removes it), or NULL when the cache is empty.
+ */
+struct pxc_item *
+pxc_policy_victim(struct px_cache *c)
+{
+	switch (c->pol.kind) {
+	case PX_CACHE_POLICY_SIEVE:
+		return sieve_victim(c);
+	case PX_CACHE_POLICY_S3FIFO:
+		return s3fifo_victim(c);
+	default:
+		return lru_victim(c);
+	}
+}
+
+/* ---- Hits ------------------------------------------------------------ */
+
+void
+pxc_policy_hit_locked(struct px_cache *c, struct pxc_item *it)
+{
+	struct pxc_list *l = &c->pol.q[0];
+
+	if (c->pol.kind != PX_CACHE_POLICY_LRU) {
+		pxc_policy_hit(c, it);
+		return;
+	}
+	if (!pxc_linked(it) || l->head == pxc_off(c, it))
+		return;
+	list_unlink(c, l, it);
+	list_push(c, l, it);
+	PXC_COUNT(c, lru_bumps, 1);
+}
+
+void
+pxc_policy_hit(struct px_cache *c, struct pxc_item *it)
+{
+	unsigned hot = pxc_hot(it);
+
+	switch (c->pol.kind) {
+	case PX_CACHE_POLICY_SIEVE:
+		if (!hot)
+			pxc_set_hot(it, 1);
+		break;
+	case PX_CACHE_POLICY_S3FIFO:
+		if (hot < 3)
+			pxc_set_hot(it, hot + 1);
+		break;
+	default:
+		if (pthread_mutex_trylock(&c->lock)) {
+			PXC_COUNT(c, lru_bumps_skipped, 1);
+			break;
+		}
+		pxc_policy_hit_locked(c, it);
+		pthread_mutex_unlock(&c->lock);
+	}
+}

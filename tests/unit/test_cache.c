@@ -1,0 +1,1122 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Unit tests of px_cache: every operation's memcached semantics with an
+ * injected clock, eviction order of each policy, the exact budget, the
+ * listener's causes, references, single-flight loads, counters, and a
+ * randomized model test that checks every result and the memory
+ * accounting after each operation.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <patinox/cache.h>
+
+#define MIB        (1u << 20)
+#define START_TIME 1700000000
+
+static int64_t fake_now = START_TIME;
+
+static int64_t
+clock_now(void *arg)
+{
+	return fake_now;
+}
+
+static const struct px_cache_hooks hooks = {.now = clock_now};
+
+/* Every listener event, in order. */
+struct event {
+	char key[64];
+	enum px_cache_cause cause;
+};
+static struct event events[4096];
+static unsigned nevents;
+
+static void
+record(void *arg, const void *key, size_t klen, enum px_cache_cause cause)
+{
+	struct event *e = &events[nevents++ % 4096];
+
+	snprintf(e->key, sizeof(e->key), "%.*s", (int)klen, (const char *)key);
+	e->cause = cause;
+}
+
+static struct px_cache *
+make(size_t limit, enum px_cache_policy pol, size_t max_items)
+{
+	struct px_cache_opts o;
+	struct px_cache *c;
+
+	px_cache_opts_init(&o);
+	o.policy = pol;
+	o.max_items = max_items;
+	o.hooks = &hooks;
+	o.listener = record;
+	o.region.backing = PX_REGION_4K;
+	fake_now = START_TIME;
+	nevents = 0;
+	assert_int_equal(px_cache_create(&c, limit, &o), 0);
+	return c;
+}
+
+static int
+set_s(struct px_cache *c, const char *k, const char *v, int64_t ttl)
+{
+	return px_cache_set(c, k, strlen(k), v, strlen(v), 0, ttl);
+}
+
+static int
+store_s(struct px_cache *c, enum px_cache_mode m, const char *k, const char *v,
+	uint64_t cas)
+{
+	return px_cache_store(c, m, k, strlen(k), v, strlen(v), 7, 0, cas,
+			      NULL);
+}
+
+/* The value of @k as a string, or NULL on a miss. */
+static const char *
+get_s(struct px_cache *c, const char *k)
+{
+	static char buf[4096];
+	struct px_cache_info info;
+	int err = px_cache_get(c, k, strlen(k), buf, sizeof(buf) - 1, &info);
+
+	if (err)
+		return NULL;
+	buf[info.vlen] = 0;
+	return buf;
+}
+
+static uint64_t
+metric(struct px_cache *c, enum px_cache_metric m)
+{
+	uint64_t v[PX_CACHE_METRIC_COUNT];
+
+	px_cache_metrics(c, v);
+	return v[m];
+}
+
+/* ---- Basic operations ------------------------------------------------ */
+
+static void
+test_cache_set_get_roundtrip(void **state)
+{
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_DEFAULT, 0);
+	struct px_cache_info info;
+	uint64_t cas1, cas2;
+	char buf[16];
+
+	assert_int_equal(px_cache_store(c, PX_CACHE_SET, "k", 1, "hello", 5,
+					0xdeadbeef, 0, 0, &cas1),
+			 0);
+	assert_int_equal(px_cache_get(c, "k", 1, buf, sizeof(buf), &info), 0);
+	assert_memory_equal(buf, "hello", 5);
+	assert_int_equal(info.vlen, 5);
+	assert_int_equal(info.flags, 0xdeadbeef);
+	assert_int_equal(info.cas, cas1);
+	assert_int_equal(info.exptime, 0);
+	assert_int_equal(
+	    px_cache_store(c, PX_CACHE_SET, "k", 1, "", 0, 0, 0, 0, &cas2), 0);
+	assert_true(cas2 > cas1);
+	assert_int_equal(px_cache_get(c, "k", 1, NULL, 0, &info), 0);
+	assert_int_equal(info.vlen, 0);
+	assert_int_equal(px_cache_get(c, "zz", 2, buf, 16, NULL), -ENOENT);
+	assert_int_equal(px_cache_items(c), 1);
+	assert_int_equal(metric(c, PX_CACHE_M_get_hits), 2);
+	assert_int_equal(metric(c, PX_CACHE_M_get_misses), 1);
+	px_cache_destroy(c);
+}
+
+static void
+test_cache_get_small_buffer_is_enospc(void **state)
+{
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_DEFAULT, 0);
+	struct px_cache_info info;
+	char buf[4] = "xxx";
+
+	assert_int_equal(set_s(c, "k", "0123456789", 0), 0);
+	assert_int_equal(px_cache_get(c, "k", 1, buf, 4, &info), -ENOSPC);
+	assert_int_equal(info.vlen, 10);
+	assert_string_equal(buf, "xxx");
+	px_cache_destroy(c);
+}
+
+static void
+test_cache_bad_keys_are_einval(void **state)
+{
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_DEFAULT, 0);
+	char key[CONFIG_PX_CACHE_KEY_MAX + 1];
+
+	memset(key, 'a', sizeof(key));
+	assert_int_equal(px_cache_set(c, key, 0, "v", 1, 0, 0), -EINVAL);
+	assert_int_equal(px_cache_set(c, key, sizeof(key), "v", 1, 0, 0),
+			 -EINVAL);
+	assert_int_equal(px_cache_set(c, key, sizeof(key) - 1, "v", 1, 0, 0),
+			 0);
+	assert_int_equal(px_cache_delete(c, key, 0), -EINVAL);
+	assert_int_equal(px_cache_get(c, key, sizeof(key), NULL, 0, NULL),
+			 -EINVAL);
+	px_cache_destroy(c);
+}
+
+static void
+test_cache_add_and_replace(void **state)
+{
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_DEFAULT, 0);
+
+	assert_int_equal(store_s(c, PX_CACHE_REPLACE, "k", "a", 0), -ENOENT);
+	assert_int_equal(store_s(c, PX_CACHE_ADD, "k", "a", 0), 0);
+	assert_int_equal(store_s(c, PX_CACHE_ADD, "k", "b", 0), -EEXIST);
+	assert_string_equal(get_s(c, "k"), "a");
+	assert_int_equal(store_s(c, PX_CACHE_REPLACE, "k", "c", 0), 0);
+	assert_string_equal(get_s(c, "k"), "c");
+	/* add succeeds over an expired item */
+	assert_int_equal(set_s(c, "e", "old", 5), 0);
+	fake_now += 5;
+	assert_int_equal(store_s(c, PX_CACHE_ADD, "e", "new", 0), 0);
+	assert_string_equal(get_s(c, "e"), "new");
+	assert_int_equal(metric(c, PX_CACHE_M_store_rejects), 2);
+	px_cache_destroy(c);
+}
+
+static void
+test_cache_cas_mismatch_and_missing(void **state)
+{
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_DEFAULT, 0);
+	struct px_cache_info info;
+	uint64_t cas, cas2;
+
+	assert_int_equal(store_s(c, PX_CACHE_CAS, "k", "a", 1), -ENOENT);
+	assert_int_equal(
+	    px_cache_store(c, PX_CACHE_SET, "k", 1, "a", 1, 0, 0, 0, &cas), 0);
+	assert_int_equal(store_s(c, PX_CACHE_CAS, "k", "b", cas + 1), -EEXIST);
+	assert_int_equal(
+	    px_cache_store(c, PX_CACHE_CAS, "k", 1, "c", 1, 9, 0, cas, &cas2),
+	    0);
+	assert_true(cas2 > cas);
+	assert_int_equal(px_cache_get(c, "k", 1, NULL, 0, &info), -ENOSPC);
+	assert_int_equal(info.cas, cas2);
+	assert_int_equal(info.flags, 9);
+	/* the old cas no longer matches */
+	assert_int_equal(store_s(c, PX_CACHE_CAS, "k", "d", cas), -EEXIST);
+	/* touch keeps the cas */
+	assert_int_equal(px_cache_touch(c, "k", 1, 100), 0);
+	assert_int_equal(store_s(c, PX_CACHE_CAS, "k", "e", cas2), 0);
+	px_cache_destroy(c);
+}
+
+static void
+test_cache_append_prepend(void **state)
+{
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_DEFAULT, 0);
+	struct px_cache_info info;
+
+	assert_int_equal(store_s(c, PX_CACHE_APPEND, "k", "x", 0), -ENOENT);
+	assert_int_equal(store_s(c, PX_CACHE_PREPEND, "k", "x", 0), -ENOENT);
+	assert_int_equal(px_cache_get(c, "k", 1, NULL, 0, NULL), -ENOENT);
+	assert_int_equal(px_cache_set(c, "k", 1, "mid", 3, 42, 100), 0);
+	assert_int_equal(px_cache_store(c, PX_CACHE_APPEND, "k", 1, "_end", 4,
+					1, 0, 0, NULL),
+			 0);
+	assert_int_equal(px_cache_store(c, PX_CACHE_PREPEND, "k", 1, "beg_", 4,
+					2, -1, 0, NULL),
+			 0);
+	assert_string_equal(get_s(c, "k"), "beg_mid_end");
+	/* append and prepend keep the flags and the TTL */
+	assert_int_equal(px_cache_get(c, "k", 1, NULL, 0, &info), -ENOSPC);
+	assert_int_equal(info.flags, 42);
+	assert_int_equal(info.exptime, START_TIME + 100);
+	assert_int_equal(store_s(c, PX_CACHE_APPEND, "k", "", 0), 0);
+	assert_string_equal(get_s(c, "k"), "beg_mid_end");
+	px_cache_destroy(c);
+}
+
+static void
+test_cache_incr_decr(void **state)
+{
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_DEFAULT, 0);
+	struct px_cache_info info;
+	uint64_t v, cas;
+
+	assert_int_equal(px_cache_incr(c, "n", 1, 1, &v, NULL), -ENOENT);
+	assert_int_equal(px_cache_decr(c, "n", 1, 1, &v, NULL), -ENOENT);
+	assert_int_equal(px_cache_set(c, "n", 1, "10", 2, 5, 0), 0);
+	assert_int_equal(px_cache_incr(c, "n", 1, 5, &v, &cas), 0);
+	assert_int_equal(v, 15);
+	assert_string_equal(get_s(c, "n"), "15");
+	assert_int_equal(px_cache_get(c, "n", 1, NULL, 0, &info), -ENOSPC);
+	assert_int_equal(info.cas, cas);
+	assert_int_equal(info.flags, 5);
+	/* decr stops at zero and shortens the value */
+	assert_int_equal(px_cache_decr(c, "n", 1, 100, &v, NULL), 0);
+	assert_int_equal(v, 0);
+	assert_string_equal(get_s(c, "n"), "0");
+	/* incr wraps modulo 2^64 */
+	assert_int_equal(set_s(c, "m", "18446744073709551615", 0), 0);
+	assert_int_equal(px_cache_incr(c, "m", 1, 2, &v, NULL), 0);
+	assert_int_equal(v, 1);
+	/* trailing spaces (memcached pads) are accepted */
+	assert_int_equal(set_s(c, "p", "7  ", 0), 0);
+	assert_int_equal(px_cache_incr(c, "p", 1, 1, &v, NULL), 0);
+	assert_int_equal(v, 8);
+	/* non-numeric values */
+	assert_int_equal(set_s(c, "x", "abc", 0), 0);
+	assert_int_equal(px_cache_incr(c, "x", 1, 1, &v, NULL), -EINVAL);
+	assert_int_equal(set_s(c, "x", "", 0), 0);
+	assert_int_equal(px_cache_incr(c, "x", 1, 1, &v, NULL), -EINVAL);
+	assert_int_equal(set_s(c, "x", "-1", 0), 0);
+	assert_int_equal(px_cache_decr(c, "x", 1, 1, &v, NULL), -EINVAL);
+	assert_int_equal(set_s(c, "x", "18446744073709551616", 0), 0);
+	assert_int_equal(px_cache_incr(c, "x", 1, 1, &v, NULL), -EINVAL);
+	assert_int_equal(set_s(c, "x", "12a", 0), 0);
+	assert_int_equal(px_cache_incr(c, "x", 1, 1, &v, NULL), -EINVAL);
+	assert_string_equal(get_s(c, "x"), "12a");
+	px_cache_destroy(c);
+}
+
+/* ---- Time ------------------------------------------------------------ */
+
+static void
+test_cache_ttl_boundaries(void **state)
+{
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_DEFAULT, 0);
+	struct px_cache_info info;
+
+	assert_int_equal(set_s(c, "rel", "v", 10), 0);
+	assert_int_equal(set_s(c, "max", "v", PX_CACHE_TTL_RELATIVE_MAX), 0);
+	assert_int_equal(set_s(c, "abs", "v", START_TIME + 20), 0);
+	assert_int_equal(set_s(c, "never", "v", 0), 0);
+	assert_int_equal(px_cache_get(c, "max", 3, NULL, 0, &info), -ENOSPC);
+	assert_int_equal(info.exptime, START_TIME + PX_CACHE_TTL_RELATIVE_MAX);
+	fake_now += 9;
+	assert_non_null(get_s(c, "rel"));
+	fake_now += 1; /* expiry time == now: dead, as memcached */
+	assert_null(get_s(c, "rel"));
+	assert_int_equal(metric(c, PX_CACHE_M_get_expired), 1);
+	assert_non_null(get_s(c, "abs"));
+	fake_now += 10;
+	assert_null(get_s(c, "abs"));
+	assert_non_null(get_s(c, "never"));
+	assert_non_null(get_s(c, "max"));
+
+	/* 30 days + 1 is an absolute time, here long past */
+	assert_int_equal(set_s(c, "past", "v", PX_CACHE_TTL_RELATIVE_MAX + 1),
+			 0);
+	assert_null(get_s(c, "past"));
+	/* a negative ttl stores nothing and removes the old item */
+	nevents = 0;
+	assert_int_equal(set_s(c, "never", "v", -1), 0);
+	assert_null(get_s(c, "never"));
+	assert_int_equal(nevents, 1);
+	assert_string_equal(events[0].key, "never");
+	assert_int_equal(events[0].cause, PX_CACHE_CAUSE_REPLACED);
+	px_cache_destroy(c);
+}
+
+static void
+test_cache_touch_and_gat(void **state)
+{
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_DEFAULT, 0);
+	struct px_cache_info info;
+	struct px_cache_ref ref;
+	char buf[8];
+
+	assert_int_equal(px_cache_touch(c, "k", 1, 10), -ENOENT);
+	assert_int_equal(set_s(c, "k", "v", 10), 0);
+	fake_now += 5;
+	assert_int_equal(px_cache_touch(c, "k", 1, 10), 0);
+	fake_now += 9;
+	assert_non_null(get_s(c, "k"));
+	assert_int_equal(px_cache_gat(c, "k", 1, 0, buf, sizeof(buf), &info),
+			 0);
+	assert_int_equal(info.exptime, 0);
+	fake_now += 1000;
+	assert_int_equal(px_cache_gat_ref(c, "k", 1, 3, &ref), 0);
+	assert_memory_equal(ref.value, "v", 1);
+	assert_int_equal(ref.exptime, fake_now + 3);
+	px_cache_ref_put(c, &ref);
+	assert_null(ref.priv);
+	fake_now += 3;
+	assert_int_equal(px_cache_gat(c, "k", 1, 0, buf, 8, NULL), -ENOENT);
+	/* touch with a negative ttl expires the item */
+	assert_int_equal(set_s(c, "t", "v", 0), 0);
+	assert_int_equal(px_cache_touch(c, "t", 1, -1), 0);
+	assert_null(get_s(c, "t"));
+	px_cache_destroy(c);
+}
+
+static void
+test_cache_flush_all_now_and_delayed(void **state)
+{
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_DEFAULT, 0);
+
+	assert_int_equal(set_s(c, "a", "1", 0), 0);
+	assert_int_equal(px_cache_flush_all(c, 0), 0);
+	assert_null(get_s(c, "a"));
+	assert_int_equal(metric(c, PX_CACHE_M_get_flushed), 1);
+	assert_int_equal(set_s(c, "b", "2", 0), 0);
+	assert_string_equal(get_s(c, "b"), "2");
+
+	/* delayed: items stored before the instant die, later ones live */
+	assert_int_equal(px_cache_flush_all(c, 10), 0);
+	fake_now += 5;
+	assert_int_equal(set_s(c, "c", "3", 0), 0);
+	assert_non_null(get_s(c, "b"));
+	assert_non_null(get_s(c, "c"));
+	fake_now += 5;
+	assert_null(get_s(c, "b"));
+	assert_null(get_s(c, "c"));
+	assert_int_equal(set_s(c, "d", "4", 0), 0);
+	assert_string_equal(get_s(c, "d"), "4");
+	assert_int_equal(store_s(c, PX_CACHE_ADD, "b", "5", 0), 0);
+	/* reclamation reports them as flushed */
+	nevents = 0;
+	assert_int_equal(px_cache_maintain(c, 0), 2); /* a and c */
+	assert_int_equal(nevents, 2);
+	assert_int_equal(events[0].cause, PX_CACHE_CAUSE_FLUSHED);
+	assert_int_equal(events[1].cause, PX_CACHE_CAUSE_FLUSHED);
+	assert_int_equal(px_cache_items(c), 2);
+	px_cache_destroy(c);
+}
+
+static void
+test_cache_expired_items_are_reclaimed_proactively(void **state)
+{
+	struct px_cache *c = make(8 * MIB, PX_CACHE_POLICY_DEFAULT, 0);
+	char key[16], val[200];
+	uint64_t before;
+	int i;
+
+	memset(val, 'v', sizeof(val));
+	for (i = 0; i < 1000; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		assert_int_equal(
+		    px_cache_set(c, key, strlen(key), val, sizeof(val), 0, 60),
+		    0);
+	}
+	before = metric(c, PX_CACHE_M_bytes);
+	assert_true(before >= 1000 * sizeof(val));
+	fake_now += 61;
+	nevents = 0;
+	assert_int_equal(px_cache_maintain(c, 0), 1000);
+	assert_int_equal(px_cache_items(c), 0);
+	assert_int_equal(metric(c, PX_CACHE_M_bytes), 0);
+	assert_int_equal(metric(c, PX_CACHE_M_expired_reclaimed), 1000);
+	assert_int_equal(metric(c, PX_CACHE_M_limbo_bytes), 0);
+	assert_int_equal(events[999].cause, PX_CACHE_CAUSE_EXPIRED);
+	px_cache_destroy(c);
+}
+
+static void
+test_cache_stores_sweep_expired_items(void **state)
+{
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_DEFAULT, 0);
+	char key[16];
+	int i;
+
+	for (i = 0; i < 500; i++) {
+		snprintf(key, sizeof(key), "t%d", i);
+		assert_int_equal(set_s(c, key, "v", 1), 0);
+	}
+	fake_now += 2;
+	/* enough stores to pass the sweep cursor over the whole index */
+	for (i = 0; i < 20000 && px_cache_items(c) > 1; i++)
+		assert_int_equal(set_s(c, "x", "y", 0), 0);
+	assert_int_equal(px_cache_items(c), 1);
+	assert_int_equal(metric(c, PX_CACHE_M_expired_reclaimed), 500);
+	px_cache_destroy(c);
+}
+
+/* ---- Listener, references, memory ----------------------------------- */
+
+static void
+test_cache_listener_causes(void **state)
+{
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_LRU, 2);
+
+	assert_int_equal(set_s(c, "a", "1", 0), 0);
+	assert_int_equal(set_s(c, "a", "2", 0), 0);
+	assert_int_equal(px_cache_delete(c, "a", 1), 0);
+	assert_int_equal(px_cache_delete(c, "a", 1), -ENOENT);
+	assert_int_equal(set_s(c, "b", "1", 5), 0);
+	fake_now += 5;
+	assert_int_equal(set_s(c, "c", "1", 0), 0);
+	assert_int_equal(set_s(c, "d", "1", 0), 0);
+	assert_int_equal(set_s(c, "e", "1", 0), 0);
+	assert_int_equal(nevents, 4);
+	assert_string_equal(events[0].key, "a");
+	assert_int_equal(events[0].cause, PX_CACHE_CAUSE_REPLACED);
+	assert_int_equal(events[1].cause, PX_CACHE_CAUSE_DELETED);
+	assert_string_equal(events[2].key, "b");
+	assert_int_equal(events[2].cause, PX_CACHE_CAUSE_EXPIRED);
+	assert_string_equal(events[3].key, "c");
+	assert_int_equal(events[3].cause, PX_CACHE_CAUSE_EVICTED);
+	px_cache_destroy(c);
+}
+
+static void
+test_cache_ref_survives_replace_and_delete(void **state)
+{
+	struct px_cache *c = make(2 * MIB, PX_CACHE_POLICY_DEFAULT, 0);
+	struct px_cache_ref ref;
+	char val[1000];
+	int i;
+
+	assert_int_equal(set_s(c, "k", "original", 0), 0);
+	assert_int_equal(px_cache_get_ref(c, "k", 1, &ref), 0);
+	assert_int_equal(ref.klen, 1);
+	assert_int_equal(ref.vlen, 8);
+	assert_int_equal(set_s(c, "k", "changed", 0), 0);
+	assert_int_equal(px_cache_delete(c, "k", 1), 0);
+	/* churn the whole budget: the pinned item must not be reused */
+	memset(val, 'z', sizeof(val));
+	for (i = 0; i < 10000; i++) {
+		char key[16];
+
+		snprintf(key, sizeof(key), "f%d", i);
+		assert_int_equal(
+		    px_cache_set(c, key, strlen(key), val, sizeof(val), 0, 0),
+		    0);
+	}
+	assert_memory_equal(ref.value, "original", 8);
+	assert_memory_equal(ref.key, "k", 1);
+	px_cache_ref_put(c, &ref);
+	px_cache_ref_put(c, &ref); /* a cleared ref is a no-op */
+	assert_int_equal(px_cache_get_ref(c, "nope", 4, &ref), -ENOENT);
+	px_cache_destroy(c);
+}
+
+static void
+test_cache_too_big_is_e2big(void **state)
+{
+	struct px_cache_opts o;
+	struct px_cache *c;
+	char *big = calloc(1, 3 * MIB);
+
+	assert_non_null(big);
+	c = make(2 * MIB, PX_CACHE_POLICY_DEFAULT, 0);
+	assert_int_equal(px_cache_set(c, "k", 1, big, 1024 * 1024 + 1, 0, 0),
+			 -E2BIG);
+	assert_int_equal(set_s(c, "k", "v", 0), 0);
+	assert_int_equal(px_cache_set(c, "k", 1, big, 1024 * 1024, 0, 0), 0);
+	assert_int_equal(store_s(c, PX_CACHE_APPEND, "k", "x", 0), -E2BIG);
+	px_cache_destroy(c);
+
+	/* a value under item_max that can never fit the budget */
+	px_cache_opts_init(&o);
+	o.item_max = 4 * MIB;
+	o.region.backing = PX_REGION_4K;
+	assert_int_equal(px_cache_create(&c, 2 * MIB, &o), 0);
+	assert_int_equal(set_s(c, "a", "b", 0), 0);
+	assert_int_equal(px_cache_set(c, "k", 1, big, 3 * MIB, 0, 0), -E2BIG);
+	assert_string_equal(get_s(c, "a"), "b");
+	px_cache_destroy(c);
+	free(big);
+}
+
+static void
+test_cache_budget_is_exact(void **state)
+{
+	size_t limits[] = {MIB, 3 * MIB + 12345, 5 * MIB + 4096, 16 * MIB};
+	struct px_cache_memory m;
+	struct px_cache *c;
+	unsigned i;
+
+	for (i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+		assert_int_equal(px_cache_create(&c, limits[i], NULL), 0);
+		px_cache_memory(c, &m);
+		assert_true(m.region_bytes <= limits[i]);
+		assert_true(m.region_bytes + 4096 > limits[i] ||
+			    m.region_bytes + (2u << 20) > limits[i]);
+		assert_int_equal(m.index_bytes + m.ghost_bytes + m.other_bytes +
+				     m.arena_bytes,
+				 m.region_bytes);
+		px_cache_destroy(c);
+	}
+	assert_int_equal(px_cache_create(&c, MIB - 1, NULL), -EINVAL);
+	px_cache_destroy(NULL);
+}
+
+static void
+fill_and_check(enum px_cache_policy pol)
+{
+	struct px_cache *c = make(2 * MIB, pol, 0);
+	struct px_cache_memory m;
+	char key[16], val[3000];
+	int i, found = 0;
+
+	memset(val, 'q', sizeof(val));
+	for (i = 0; i < 5000; i++) {
+		size_t len = (size_t)(i * 7919) % sizeof(val);
+
+		snprintf(key, sizeof(key), "k%d", i);
+		assert_int_equal(
+		    px_cache_set(c, key, strlen(key), val, len, 0, 0), 0);
+		px_cache_memory(c, &m);
+		assert_true(m.region_bytes <= 2 * MIB);
+		assert_int_equal(m.used_bytes + m.limbo_bytes + m.free_bytes,
+				 m.arena_bytes);
+	}
+	/* a large value still fits by evicting small ones */
+	assert_int_equal(px_cache_set(c, "big", 3, NULL, 0, 0, 0), 0);
+	for (i = 0; i < 5000; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		found += get_s(c, key) != NULL;
+	}
+	assert_true(found > 100);
+	assert_int_equal(found, px_cache_items(c) - 1);
+	assert_true(metric(c, PX_CACHE_M_evictions) > 1000);
+	px_cache_destroy(c);
+}
+
+static void
+test_cache_full_cache_evicts_every_policy(void **state)
+{
+	fill_and_check(PX_CACHE_POLICY_LRU);
+	fill_and_check(PX_CACHE_POLICY_SIEVE);
+	fill_and_check(PX_CACHE_POLICY_S3FIFO);
+}
+
+static void
+test_cache_sizes_shift_without_calcification(void **state)
+{
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_DEFAULT, 0);
+	char *val = calloc(1, 256 * 1024);
+	char key[16];
+	int i;
+
+	assert_non_null(val);
+	/* fill with small items, then only large ones: all must fit */
+	for (i = 0; i < 40000; i++) {
+		snprintf(key, sizeof(key), "s%d", i);
+		assert_int_equal(
+		    px_cache_set(c, key, strlen(key), val, 50, 0, 0), 0);
+	}
+	for (i = 0; i < 40; i++) {
+		snprintf(key, sizeof(key), "L%d", i);
+		assert_int_equal(
+		    px_cache_set(c, key, strlen(key), val, 256 * 1024, 0, 0),
+		    0);
+	}
+	/* the last large items are all resident: memory moved classes */
+	for (i = 30; i < 40; i++) {
+		snprintf(key, sizeof(key), "L%d", i);
+		assert_int_equal(
+		    px_cache_get(c, key, strlen(key), NULL, 0, NULL), -ENOSPC);
+	}
+	px_cache_destroy(c);
+	free(val);
+}
+
+static void
+test_cache_large_store_evicts_about_its_size(void **state)
+{
+	struct px_cache *c = make(8 * MIB, PX_CACHE_POLICY_LRU, 0);
+	char *val = calloc(1, MIB), key[16];
+	uint64_t before;
+	int i;
+
+	assert_non_null(val);
+	/* random churn scatters free space in small holes */
+	srandom(11);
+	for (i = 0; i < 200000; i++) {
+		snprintf(key, sizeof(key), "k%ld", random() % 50000);
+		assert_int_equal(px_cache_set(c, key, strlen(key), val,
+					      20 + (size_t)(random() % 400), 0,
+					      0),
+				 0);
+	}
+	before = metric(c, PX_CACHE_M_bytes);
+	assert_true(before > 7 * MIB);
+	assert_int_equal(px_cache_set(c, "big", 3, val, MIB, 0, 0), 0);
+	/* about 1 MiB evicted, not the whole cache */
+	assert_true(before + MIB - metric(c, PX_CACHE_M_bytes) < 2 * MIB);
+	assert_true(metric(c, PX_CACHE_M_evict_windows) >= 1);
+	px_cache_destroy(c);
+	free(val);
+}
+
+/*
+ * The metadata figure of docs/cache.md, at a tenth of the scale: 100,000
+ * items of 100-byte values under 14-byte keys in a budget sized for them.
+ */
+static void
+test_cache_metadata_per_item(void **state)
+{
+	struct px_cache *c = make(18 * MIB, PX_CACHE_POLICY_SIEVE, 0);
+	struct px_cache_memory m;
+	char key[16], val[100];
+	double hdr, all;
+	int i;
+
+	memset(val, 'v', sizeof(val));
+	for (i = 0; i < 100000; i++) {
+		snprintf(key, sizeof(key), "key:%010d", i);
+		assert_int_equal(px_cache_set(c, key, 14, val, 100, 0, 0), 0);
+	}
+	px_cache_memory(c, &m);
+	assert_int_equal(m.items, 100000);
+	hdr = (double)(m.used_bytes - m.key_value_bytes) / (double)m.items;
+	all = (double)(m.used_bytes + m.index_bytes + m.ghost_bytes +
+		       m.other_bytes - m.key_value_bytes) /
+	      (double)m.items;
+	print_message("metadata per item: header+pad %.1f B, index %.1f B, "
+		      "all %.1f B\n",
+		      hdr, (double)m.index_bytes / (double)m.items, all);
+	assert_int_equal(m.item_header, 32);
+	assert_true(hdr <= 40.0);
+	assert_true(all <= 46.0);
+	px_cache_destroy(c);
+}
+
+/* ---- Policies ----------------------------------------------------------- */
+
+static void
+test_cache_lru_evicts_least_recent(void **state)
+{
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_LRU, 3);
+
+	set_s(c, "a", "1", 0);
+	set_s(c, "b", "1", 0);
+	set_s(c, "c", "1", 0);
+	assert_non_null(get_s(c, "a"));
+	set_s(c, "d", "1", 0); /* evicts b */
+	assert_null(get_s(c, "b"));
+	assert_non_null(get_s(c, "c"));
+	set_s(c, "e", "1", 0); /* evicts a (c, then... a is older) */
+	assert_null(get_s(c, "a"));
+	assert_non_null(get_s(c, "d"));
+	assert_int_equal(px_cache_items(c), 3);
+	assert_int_equal(px_cache_policy(c), PX_CACHE_POLICY_LRU);
+	px_cache_destroy(c);
+}
+
+static void
+test_cache_sieve_keeps_visited(void **state)
+{
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_SIEVE, 3);
+
+	set_s(c, "a", "1", 0);
+	set_s(c, "b", "1", 0);
+	set_s(c, "c", "1", 0);
+	assert_non_null(get_s(c, "a"));
+	set_s(c, "d", "1", 0); /* hand passes a (clears), evicts b */
+	assert_null(get_s(c, "b"));
+	set_s(c, "e", "1", 0); /* hand at c: unvisited, evicted */
+	assert_null(get_s(c, "c"));
+	assert_non_null(get_s(c, "a"));
+	assert_true(metric(c, PX_CACHE_M_sieve_hand_steps) >= 1);
+	px_cache_destroy(c);
+}
+
+static void
+test_cache_s3fifo_ghost_readmits_to_main(void **state)
+{
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_S3FIFO, 10);
+	char key[8];
+	int i;
+
+	/* one-hit wonders go through small and into the ghost */
+	for (i = 0; i < 20; i++) {
+		snprintf(key, sizeof(key), "w%d", i);
+		set_s(c, key, "1", 0);
+	}
+	assert_null(get_s(c, "w9"));
+	assert_true(metric(c, PX_CACHE_M_s3fifo_small_evictions) >= 10);
+	set_s(c, "w9", "1", 0); /* in the ghost: goes to main */
+	assert_int_equal(metric(c, PX_CACHE_M_s3fifo_ghost_hits), 1);
+	/* a hit item in small is promoted rather than evicted */
+	set_s(c, "hot", "1", 0);
+	assert_non_null(get_s(c, "hot"));
+	for (i = 0; i < 30; i++) {
+		snprintf(key, sizeof(key), "x%d", i);
+		set_s(c, key, "1", 0);
+	}
+	assert_true(metric(c, PX_CACHE_M_s3fifo_promotions) >= 1);
+	assert_int_equal(px_cache_items(c), 10);
+	px_cache_destroy(c);
+}
+
+/* ---- Loads, counters -------------------------------------------------- */
+
+static int load_calls;
+
+static int
+loader(void *arg, const void *key, size_t klen, struct px_cache_value *out)
+{
+	load_calls++;
+	if (arg)
+		return -EIO;
+	out->data = strdup("loaded");
+	out->len = 6;
+	out->flags = 3;
+	out->ttl = 0;
+	out->release = free;
+	return 0;
+}
+
+static void
+test_cache_get_or_load(void **state)
+{
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_DEFAULT, 0);
+	struct px_cache_ref ref;
+
+	load_calls = 0;
+	assert_int_equal(px_cache_get_or_load(c, "k", 1, loader, NULL, &ref),
+			 0);
+	assert_memory_equal(ref.value, "loaded", 6);
+	assert_int_equal(ref.flags, 3);
+	px_cache_ref_put(c, &ref);
+	assert_int_equal(px_cache_get_or_load(c, "k", 1, loader, NULL, &ref),
+			 0);
+	px_cache_ref_put(c, &ref);
+	assert_int_equal(load_calls, 1);
+	assert_int_equal(
+	    px_cache_get_or_load(c, "e", 1, loader, (void *)1, &ref), -EIO);
+	assert_null(get_s(c, "e"));
+	assert_int_equal(metric(c, PX_CACHE_M_loads), 2);
+	px_cache_destroy(c);
+}
+
+static void
+count_metric(void *arg, const char *name, uint64_t value)
+{
+	(*(unsigned *)arg)++;
+	assert_non_null(name);
+}
+
+static void
+test_cache_metrics_table(void **state)
+{
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_DEFAULT, 0);
+	unsigned n = 0;
+
+	px_cache_metrics_foreach(c, count_metric, &n);
+	assert_int_equal(n, PX_CACHE_METRIC_COUNT);
+	assert_string_equal(px_cache_metric_name(PX_CACHE_M_get_hits),
+			    "get_hits");
+	assert_null(px_cache_metric_name(PX_CACHE_METRIC_COUNT));
+	assert_non_null(px_cache_metric_desc(PX_CACHE_M_evictions));
+	assert_int_equal(metric(c, PX_CACHE_M_limit_bytes), 4 * MIB);
+	assert_string_equal(px_cache_policy_name(PX_CACHE_POLICY_SIEVE),
+			    "sieve");
+	assert_int_equal(px_cache_item_size(10, 100), 144); /* 32 + 110 */
+	px_cache_destroy(c);
+}
+
+/* ---- Randomized model test -------------------------------------------- */
+
+#define MKEYS 2000
+#define MVAL  12000
+
+struct model_entry {
+	bool present;
+	bool flushed;
+	uint32_t flags;
+	uint32_t exptime;
+	uint64_t cas;
+	size_t vlen;
+	char val[MVAL + 64];
+};
+
+static struct model_entry model[MKEYS];
+
+static void
+model_listener(void *arg, const void *key, size_t klen,
+	       enum px_cache_cause cause)
+{
+	char buf[16];
+	int i;
+
+	snprintf(buf, sizeof(buf), "%.*s", (int)klen, (const char *)key);
+	i = atoi(buf + 1);
+	assert_true(i >= 0 && i < MKEYS && model[i].present);
+	if (cause != PX_CACHE_CAUSE_REPLACED && cause != PX_CACHE_CAUSE_DELETED)
+		model[i].present = false;
+}
+
+static bool
+model_live(const struct model_entry *e)
+{
+	return e->present && !e->flushed &&
+	       !(e->exptime && (int64_t)e->exptime <= fake_now);
+}
+
+static unsigned
+rnd(unsigned n)
+{
+	return (unsigned)random() % n;
+}
+
+static void
+random_value(char *buf, size_t *len)
+{
+	size_t i;
+
+	*len = rnd(3) == 0 ? rnd(MVAL) : rnd(300);
+	if (rnd(4) == 0) {
+		*len = (size_t)snprintf(buf, 24, "%u", (unsigned)random());
+		return;
+	}
+	for (i = 0; i < *len; i++)
+		buf[i] = (char)('a' + rnd(26));
+}
+
+static void
+check_get(struct px_cache *c, const char *key, struct model_entry *e)
+{
+	static char buf[MVAL + 64];
+	struct px_cache_info info;
+	int err = px_cache_get(c, key, strlen(key), buf, sizeof(buf), &info);
+
+	if (!model_live(e)) {
+		assert_int_equal(err, -ENOENT);
+		return;
+	}
+	assert_int_equal(err, 0);
+	assert_int_equal(info.vlen, e->vlen);
+	assert_memory_equal(buf, e->val, e->vlen);
+	assert_int_equal(info.flags, e->flags);
+	assert_int_equal(info.cas, e->cas);
+}
+
+static int
+expect_store(enum px_cache_mode m, const struct model_entry *e, uint64_t cas)
+{
+	bool live = model_live(e);
+
+	switch (m) {
+	case PX_CACHE_SET:
+		return 0;
+	case PX_CACHE_ADD:
+		return live ? -EEXIST : 0;
+	case PX_CACHE_CAS:
+		return !live ? -ENOENT : cas == e->cas ? 0 : -EEXIST;
+	default:
+		return live ? 0 : -ENOENT;
+	}
+}
+
+static void
+apply_store(struct model_entry *e, enum px_cache_mode m, const char *v,
+	    size_t len, uint32_t flags, int64_t ttl, uint64_t cas,
+	    const struct model_entry *old)
+{
+	if (m == PX_CACHE_APPEND || m == PX_CACHE_PREPEND) {
+		*e = *old;
+		if (m == PX_CACHE_APPEND) {
+			memcpy(e->val + old->vlen, v, len);
+		} else {
+			memcpy(e->val, v, len);
+			memcpy(e->val + len, old->val, old->vlen);
+		}
+		e->vlen = old->vlen + len;
+	} else {
+		memcpy(e->val, v, len);
+		e->vlen = len;
+		e->flags = flags;
+		e->exptime = ttl ? (uint32_t)(fake_now + ttl) : 0;
+	}
+	e->present = ttl >= 0 || m == PX_CACHE_APPEND || m == PX_CACHE_PREPEND;
+	e->flushed = false;
+	e->cas = cas;
+}
+
+static void
+model_store(struct px_cache *c, const char *key, struct model_entry *e)
+{
+	static struct model_entry old;
+	enum px_cache_mode m = (enum px_cache_mode)rnd(6);
+	char v[MVAL + 1];
+	size_t len;
+	uint32_t flags = (uint32_t)random();
+	int64_t ttl = rnd(10) ? 0 : (int64_t)rnd(20) - 2;
+	uint64_t cas = rnd(2) ? e->cas : e->cas + 1, cas_out;
+	int want, err;
+
+	random_value(v, &len);
+	if ((m == PX_CACHE_APPEND || m == PX_CACHE_PREPEND) &&
+	    e->vlen + len > MVAL)
+		len = 0;
+	old = *e;
+	want = expect_store(m, e, cas);
+	err = px_cache_store(c, m, key, strlen(key), v, len, flags, ttl, cas,
+			     &cas_out);
+	assert_int_equal(err, want);
+	if (err == 0 &&
+	    (ttl >= 0 || m == PX_CACHE_APPEND || m == PX_CACHE_PREPEND))
+		apply_store(e, m, v, len, flags, ttl, cas_out, &old);
+	else if (err == 0)
+		e->present = false;
+}
+
+static void
+model_delta(struct px_cache *c, const char *key, struct model_entry *e)
+{
+	bool incr = rnd(2);
+	uint64_t d = rnd(1000), v, cas, cur = 0;
+	int err = incr ? px_cache_incr(c, key, strlen(key), d, &v, &cas)
+		       : px_cache_decr(c, key, strlen(key), d, &v, &cas);
+	bool numeric = e->vlen > 0;
+	size_t i;
+
+	for (i = 0; numeric && i < e->vlen; i++) {
+		uint64_t digit = (uint64_t)(e->val[i] - '0');
+
+		numeric = e->val[i] >= '0' && e->val[i] <= '9' &&
+			  cur <= (UINT64_MAX - digit) / 10;
+		cur = cur * 10 + digit;
+	}
+	if (!model_live(e)) {
+		assert_int_equal(err, -ENOENT);
+		return;
+	}
+	if (!numeric) {
+		assert_int_equal(err, -EINVAL);
+		return;
+	}
+	assert_int_equal(err, 0);
+	cur = incr ? cur + d : (cur > d ? cur - d : 0);
+	assert_int_equal(v, cur);
+	e->vlen = (size_t)snprintf(e->val, 24, "%llu", (unsigned long long)cur);
+	e->cas = cas;
+}
+
+static void
+model_check_memory(struct px_cache *c, size_t limit)
+{
+	struct px_cache_memory m;
+	size_t n = 0, kv = 0;
+	unsigned i;
+
+	px_cache_memory(c, &m);
+	assert_true(m.region_bytes <= limit);
+	assert_int_equal(m.used_bytes + m.limbo_bytes + m.free_bytes,
+			 m.arena_bytes);
+	for (i = 0; i < MKEYS; i++) {
+		char key[16];
+
+		if (!model[i].present)
+			continue;
+		n++;
+		kv += model[i].vlen +
+		      (size_t)snprintf(key, sizeof(key), "k%u", i);
+	}
+	assert_int_equal(m.items, n);
+	assert_int_equal(m.key_value_bytes, kv);
+}
+
+static void
+model_step(struct px_cache *c, size_t limit)
+{
+	unsigned i = rnd(MKEYS), op = rnd(100);
+	struct model_entry *e = &model[i];
+	char key[16];
+
+	snprintf(key, sizeof(key), "k%u", i);
+	if (op < 35) {
+		check_get(c, key, e);
+	} else if (op < 75) {
+		model_store(c, key, e);
+	} else if (op < 79) {
+		int err = px_cache_delete(c, key, strlen(key));
+
+		assert_int_equal(err, model_live(e) ? 0 : -ENOENT);
+		if (!err)
+			e->present = false;
+	} else if (op < 90) {
+		model_delta(c, key, e);
+	} else if (op < 95) {
+		int err = px_cache_touch(c, key, strlen(key), 5);
+
+		assert_int_equal(err, model_live(e) ? 0 : -ENOENT);
+		if (!err)
+			e->exptime = (uint32_t)(fake_now + 5);
+	} else if (op < 99) {
+		fake_now += rnd(4);
+	} else if (rnd(200) == 0) {
+		px_cache_flush_all(c, 0);
+		for (i = 0; i < MKEYS; i++)
+			model[i].flushed = true;
+	} else {
+		px_cache_maintain(c, rnd(64));
+	}
+	model_check_memory(c, limit);
+}
+
+static void
+model_run(enum px_cache_policy pol, size_t max_items, unsigned seed)
+{
+	size_t limit = MIB + 777;
+	struct px_cache_opts o;
+	struct px_cache *c;
+	int n;
+
+	memset(model, 0, sizeof(model));
+	srandom(seed);
+	px_cache_opts_init(&o);
+	o.policy = pol;
+	o.max_items = max_items;
+	o.hooks = &hooks;
+	o.listener = model_listener;
+	o.item_max = MVAL;
+	fake_now = START_TIME;
+	assert_int_equal(px_cache_create(&c, limit, &o), 0);
+	for (n = 0; n < 20000; n++)
+		model_step(c, limit);
+	assert_true(metric(c, PX_CACHE_M_evictions) > 0);
+	px_cache_destroy(c);
+}
+
+static void
+test_cache_model_random_ops(void **state)
+{
+	model_run(PX_CACHE_POLICY_LRU, 0, 1);
+	model_run(PX_CACHE_POLICY_SIEVE, 0, 2);
+	model_run(PX_CACHE_POLICY_S3FIFO, 0, 3);
+	model_run(PX_CACHE_POLICY_S3FIFO, 100, 4);
+	model_run(PX_CACHE_POLICY_LRU, 50, 5);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_cache_set_get_roundtrip),
+	    cmocka_unit_test(test_cache_get_small_buffer_is_enospc),
+	    cmocka_unit_test(test_cache_bad_keys_are_einval),
+	    cmocka_unit_test(test_cache_add_and_replace),
+	    cmocka_unit_test(test_cache_cas_mismatch_and_missing),
+	    cmocka_unit_test(test_cache_append_prepend),
+	    cmocka_unit_test(test_cache_incr_decr),
+	    cmocka_unit_test(test_cache_ttl_boundaries),
+	    cmocka_unit_test(test_cache_touch_and_gat),
+	    cmocka_unit_test(test_cache_flush_all_now_and_delayed),
+	    cmocka_unit_test(
+		test_cache_expired_items_are_reclaimed_proactively),
+	    cmocka_unit_test(test_cache_stores_sweep_expired_items),
+	    cmocka_unit_test(test_cache_listener_causes),
+	    cmocka_unit_test(test_cache_ref_survives_replace_and_delete),
+	    cmocka_unit_test(test_cache_too_big_is_e2big),
+	    cmocka_unit_test(test_cache_budget_is_exact),
+	    cmocka_unit_test(test_cache_full_cache_evicts_every_policy),
+	    cmocka_unit_test(test_cache_sizes_shift_without_calcification),
+	    cmocka_unit_test(test_cache_large_store_evicts_about_its_size),
+	    cmocka_unit_test(test_cache_metadata_per_item),
+	    cmocka_unit_test(test_cache_lru_evicts_least_recent),
+	    cmocka_unit_test(test_cache_sieve_keeps_visited),
+	    cmocka_unit_test(test_cache_s3fifo_ghost_readmits_to_main),
+	    cmocka_unit_test(test_cache_get_or_load),
+	    cmocka_unit_test(test_cache_metrics_table),
+	    cmocka_unit_test(test_cache_model_random_ops),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
