@@ -39,6 +39,15 @@ static const struct px_context_error px_context_errors[] = {
     {PX_PART_RING, EINVAL,
      "io_uring rejected the setup parameters (EINVAL): a flag or size "
      "the kernel does not support"},
+    {PX_PART_RING, EEXIST,
+     "the ring was used from a thread other than the one that created it "
+     "(EEXIST): rings are SINGLE_ISSUER; create each ring on the thread "
+     "that runs it and reach it from others with px_ring_post()"},
+    {PX_PART_RING, EBUSY,
+     "the ring's completion queue is full (EBUSY): run the loop to reap "
+     "completions, or give the ring a larger CQ (CONFIG_PX_RING_CQ_FACTOR)"},
+    {PX_PART_RING, PX_ECLOSED,
+     "the connection is closing or the ring is being destroyed"},
     {PX_PART_REGION, ENOMEM,
      "no memory for the region (ENOMEM): no hugepages reserved or the "
      "memory limit was reached; reserve pages with "

@@ -1,0 +1,273 @@
+// SPDX-License-Identifier: MIT
+/*
+ * pxcached's command line parser (see options.h).  Defaults come from
+ * Kconfig; -t defaults to the number of online CPUs.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "options.h"
+
+/* Bounds of -I: memcached's lower one, and the cache's upper one. */
+#define PXC_ITEM_MIN (1024ull)
+#define PXC_ITEM_MAX (64ull << 20)
+
+enum {
+	OPT_POLICY = 256,
+	OPT_HUGEPAGES,
+	OPT_FEATURES,
+	OPT_PORT_FILE,
+};
+
+static const struct option long_opts[] = {
+    {"port", required_argument, NULL, 'p'},
+    {"listen", required_argument, NULL, 'l'},
+    {"memory-limit", required_argument, NULL, 'm'},
+    {"conn-limit", required_argument, NULL, 'c'},
+    {"threads", required_argument, NULL, 't'},
+    {"max-item-size", required_argument, NULL, 'I'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {"policy", required_argument, NULL, OPT_POLICY},
+    {"hugepages", required_argument, NULL, OPT_HUGEPAGES},
+    {"features", no_argument, NULL, OPT_FEATURES},
+    {"port-file", required_argument, NULL, OPT_PORT_FILE},
+    {NULL, 0, NULL, 0},
+};
+
+static const char usage_text[] =
+    "usage: pxcached [options]\n"
+    "A memcached-compatible cache server on io_uring and hugepages.\n"
+    "\n"
+    "  -p, --port=PORT          TCP port to listen on (default %d; 0 picks\n"
+    "                           a free port, see --port-file)\n"
+    "  -l, --listen=ADDR        IPv4 or IPv6 address to bind (default\n"
+    "                           127.0.0.1; a non-loopback address must be\n"
+    "                           given explicitly)\n"
+    "  -m, --memory-limit=MB    cache memory in MiB (default %d)\n"
+    "  -c, --conn-limit=N       most simultaneous connections (default %d)\n"
+    "  -t, --threads=N          worker threads, one io_uring each (default:\n"
+    "                           the number of CPUs)\n"
+    "  -I, --max-item-size=SIZE largest value, bytes with optional k/m\n"
+    "                           suffix (default %dk, 1k to 64m)\n"
+    "  -v, --verbose            more log output; repeat for more (-vv)\n"
+    "      --policy=NAME        cache eviction policy (default: the cache's;\n"
+    "                           names are listed in docs/pxcached.md)\n"
+    "      --hugepages=MODE     auto: hugepages when free, else fall back\n"
+    "                           and say so (default); on: refuse to start\n"
+    "                           without them; off: never use them\n"
+    "      --features           print the io_uring and hugepage capabilities\n"
+    "                           and exit\n"
+    "      --port-file=PATH     write the port actually bound to PATH once\n"
+    "                           listening (for -p 0)\n"
+    "  -h, --help               this text\n"
+    "\n"
+    "No UDP, no binary protocol: the text and meta protocols over TCP.\n"
+    "SIGTERM or SIGINT stops accepting, finishes requests in flight and\n"
+    "exits 0.\n";
+
+const char *
+pxc_usage(void)
+{
+	static char text[sizeof(usage_text) + 64];
+
+	snprintf(text, sizeof(text), usage_text, CONFIG_PX_PXCACHED_PORT,
+		 CONFIG_PX_PXCACHED_MEMORY_MB, CONFIG_PX_PXCACHED_MAX_CONNS,
+		 CONFIG_PX_CACHE_ITEM_MAX_KB);
+	return text;
+}
+
+static int
+parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *end)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int
+pxc_parse_size(const char *s, uint64_t *out)
+{
+	char digits[32];
+	size_t n = s ? strlen(s) : 0;
+	unsigned shift = 0;
+	uint64_t v;
+
+	if (n == 0 || n >= sizeof(digits))
+		return -EINVAL;
+	memcpy(digits, s, n + 1);
+	switch (digits[n - 1]) {
+	case 'k':
+	case 'K':
+		shift = 10;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		break;
+	default:
+		break;
+	}
+	if (shift)
+		digits[n - 1] = '\0';
+	if (parse_u64(digits, &v) < 0 || v > (UINT64_MAX >> shift))
+		return -EINVAL;
+	*out = v << shift;
+	return 0;
+}
+
+__attribute__((format(printf, 3, 4))) static int
+opt_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+static int
+parse_ranged(const char *arg, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	if (parse_u64(arg, out) < 0 || *out < lo || *out > hi)
+		return -EINVAL;
+	return 0;
+}
+
+static void
+set_defaults(struct pxc_opts *o)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	memset(o, 0, sizeof(*o));
+	o->action = PXC_RUN;
+	o->listen = "127.0.0.1";
+	o->port = CONFIG_PX_PXCACHED_PORT;
+	o->memory_mb = CONFIG_PX_PXCACHED_MEMORY_MB;
+	o->max_conns = CONFIG_PX_PXCACHED_MAX_CONNS;
+	o->threads = cpus > 0 ? (uint32_t)cpus : 1;
+	o->item_max = (uint64_t)CONFIG_PX_CACHE_ITEM_MAX_KB << 10;
+	o->hugepages = PXC_HUGE_AUTO;
+}
+
+static int
+parse_hugepages(const char *arg, enum pxc_hugepages *out)
+{
+	if (!strcmp(arg, "auto"))
+		*out = PXC_HUGE_AUTO;
+	else if (!strcmp(arg, "on"))
+		*out = PXC_HUGE_ON;
+	else if (!strcmp(arg, "off"))
+		*out = PXC_HUGE_OFF;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/* One option; returns 0 or -EINVAL with @err filled. */
+static int
+parse_one(struct pxc_opts *o, int c, const char *arg, char *err, size_t errlen)
+{
+	uint64_t v;
+
+	switch (c) {
+	case 'p':
+		if (parse_ranged(arg, 0, 65535, &v) < 0)
+			return opt_fail(err, errlen, "-p: bad port '%s'", arg);
+		o->port = (int)v;
+		return 0;
+	case 'l':
+		o->listen = arg;
+		return 0;
+	case 'm':
+		if (parse_ranged(arg, 1, 1ull << 24, &v) < 0)
+			return opt_fail(err, errlen, "-m: bad size '%s' (MiB)",
+					arg);
+		o->memory_mb = v;
+		return 0;
+	case 'c':
+		if (parse_ranged(arg, 1, 1u << 20, &v) < 0)
+			return opt_fail(err, errlen, "-c: bad count '%s'", arg);
+		o->max_conns = (uint32_t)v;
+		return 0;
+	case 't':
+		if (parse_ranged(arg, 1, 1024, &v) < 0)
+			return opt_fail(err, errlen, "-t: bad count '%s'", arg);
+		o->threads = (uint32_t)v;
+		return 0;
+	case 'I':
+		if (pxc_parse_size(arg, &v) < 0 || v < PXC_ITEM_MIN ||
+		    v > PXC_ITEM_MAX)
+			return opt_fail(err, errlen,
+					"-I: bad size '%s' (1k to 64m)", arg);
+		o->item_max = v;
+		return 0;
+	case 'v':
+		o->verbose++;
+		return 0;
+	case 'h':
+		o->action = PXC_HELP;
+		return 0;
+	case OPT_POLICY:
+		o->policy = arg;
+		return 0;
+	case OPT_HUGEPAGES:
+		if (parse_hugepages(arg, &o->hugepages) < 0)
+			return opt_fail(
+			    err, errlen,
+			    "--hugepages: '%s' is not auto, on or off", arg);
+		return 0;
+	case OPT_FEATURES:
+		o->action = PXC_FEATURES;
+		return 0;
+	case OPT_PORT_FILE:
+		o->port_file = arg;
+		return 0;
+	default:
+		return opt_fail(err, errlen, "unknown option (see --help)");
+	}
+}
+
+int
+pxc_opts_parse(struct pxc_opts *o, int argc, char **argv, char *err,
+	       size_t errlen)
+{
+	int c, rc;
+
+	set_defaults(o);
+	optind = 0; /* 0 also resets getopt's internal state */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":p:l:m:c:t:I:vh", long_opts,
+				NULL)) != -1) {
+		if (c == ':')
+			return opt_fail(err, errlen, "option needs a value: %s",
+					argv[optind - 1]);
+		rc = parse_one(o, c, optarg, err, errlen);
+		if (rc < 0)
+			return rc;
+	}
+	if (optind < argc)
+		return opt_fail(err, errlen, "unexpected argument '%s'",
+				argv[optind]);
+	if (o->item_max > o->memory_mb << 20)
+		return opt_fail(err, errlen, "-I is larger than -m");
+	return 0;
+}

@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pxcached's internal types: the server, its workers (one thread and one
+ * px_ring each), their connections, the reply being built for a batch of
+ * requests, and the server's own counters.
+ *
+ * Threads: a worker and everything hanging from it (connections, replies,
+ * counters) belong to that worker's thread.  Other threads only read the
+ * counters (relaxed atomics, for stats) and post messages to its ring.
+ * The cache is shared and thread safe.  No locks are taken here.
+ */
+#ifndef PXCACHED_H
+#define PXCACHED_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include <patinox/cache.h>
+#include <patinox/ring.h>
+
+#include "options.h"
+#include "proto.h"
+
+/*
+ * The server's counters, each defined once: memcached's names and
+ * meanings, so dashboards and exporters read them unchanged.
+ */
+#define PXC_STATS(X)                                                     \
+	X(cmd_get, "keys requested by get/gets/gat/gats/mg")             \
+	X(cmd_set, "storage commands, stored or not")                    \
+	X(cmd_flush, "flush_all commands")                               \
+	X(cmd_touch, "touch commands and keys touched by gat/gats")      \
+	X(cmd_meta, "meta commands")                                     \
+	X(get_hits, "keys found by a read")                              \
+	X(get_misses, "keys not found by a read")                        \
+	X(delete_misses, "deletes of missing keys")                      \
+	X(delete_hits, "deletes that removed an item")                   \
+	X(incr_misses, "incr of missing keys")                           \
+	X(incr_hits, "incr that changed a value")                        \
+	X(decr_misses, "decr of missing keys")                           \
+	X(decr_hits, "decr that changed a value")                        \
+	X(cas_misses, "cas of missing keys")                             \
+	X(cas_hits, "cas that stored")                                   \
+	X(cas_badval, "cas refused: the item changed")                   \
+	X(touch_hits, "touches of live items")                           \
+	X(touch_misses, "touches of missing items")                      \
+	X(store_too_large, "values refused as larger than -I or memory") \
+	X(store_no_memory, "values refused for lack of memory")          \
+	X(bytes_read, "bytes received from clients")                     \
+	X(bytes_written, "bytes sent to clients")                        \
+	X(total_connections, "connections accepted since start")         \
+	X(rejected_connections, "connections refused over -c")           \
+	X(curr_connections, "connections open now (a gauge)")
+
+enum pxc_stat {
+#define PXC_STAT_ENUM(name, desc) PXC_ST_##name,
+	PXC_STATS(PXC_STAT_ENUM)
+#undef PXC_STAT_ENUM
+	    PXC_ST_COUNT
+};
+
+/* Written by one worker thread only; read by any. */
+struct pxc_stats {
+	_Atomic uint64_t v[PXC_ST_COUNT];
+};
+
+static inline void
+pxc_stat_add(struct pxc_stats *s, enum pxc_stat i, uint64_t n)
+{
+	uint64_t old = atomic_load_explicit(&s->v[i], memory_order_relaxed);
+
+	atomic_store_explicit(&s->v[i], old + n, memory_order_relaxed);
+}
+
+struct pxc_server;
+struct pxc_worker;
+
+/* A chunk of reply text; iovecs point into it until the send is done. */
+struct pxc_chunk {
+	struct pxc_chunk *next;
+	size_t size;
+	char data[];
+};
+
+/*
+ * The reply to one batch of requests: iovecs over text chunks and over
+ * pinned cache items, sent with one or more px_ring_conn_send() calls and
+ * released when the last of them completes.
+ */
+struct pxc_out {
+	struct pxc_out *next; /* free list of the worker */
+	struct pxc_conn *conn;
+	struct iovec *iov;
+	uint32_t niov, iov_cap;
+	struct px_cache_ref *refs;
+	uint32_t nrefs, refs_cap;
+	struct pxc_chunk *chunks; /* the first one is kept for reuse */
+	char *tpos;               /* free text in the newest chunk */
+	size_t tleft;
+	size_t bytes;
+	uint32_t parts; /* sends in flight for this reply */
+	int err;        /* first send error */
+};
+
+enum pxc_conn_state {
+	PXC_CONN_OPEN = 0,
+	PXC_CONN_DRAINING, /* stop reading; close once replies are sent */
+	PXC_CONN_CLOSING,  /* px_ring_conn_close() called */
+};
+
+struct pxc_conn {
+	struct pxc_conn *prev, *next; /* the worker's list */
+	struct pxc_worker *w;
+	struct px_ring_conn *rc;
+	struct mc_parser parser;
+	char *ibuf; /* received bytes of an unfinished request */
+	size_t ilen, icap;
+	struct pxc_out *out; /* the reply being built, or NULL */
+	uint32_t sends;      /* replies in flight */
+	size_t send_bytes;   /* their bytes, for backpressure */
+	enum pxc_conn_state state;
+	bool recv_on;   /* the multishot recv runs */
+	bool throttled; /* recv stopped for backpressure */
+};
+
+struct pxc_worker {
+	struct pxc_server *srv;
+	unsigned id;
+	pthread_t thread;
+	struct px_ring *ring;
+	int listen_fd;
+	struct px_ring_op *accept_op;
+	bool accepting;
+	bool stopping;
+	struct px_ring_op *tick_op;
+	struct pxc_conn conns; /* list head */
+	struct pxc_out *free_outs;
+	struct pxc_stats stats;
+	int start_err; /* 0, or why the worker could not start */
+};
+
+/* Live settings; see docs/pxcached.md (issue 8 moves them to px_cow). */
+struct pxc_settings {
+	_Atomic uint32_t verbosity;
+};
+
+struct pxc_server {
+	struct pxc_opts opts;
+	struct px_cache *cache;
+	const char *backing; /* page backing obtained, for logs and stats */
+	const char *backing_note; /* why it fell back, or "" */
+	struct pxc_worker *workers;
+	unsigned nworkers;
+	int port;               /* bound port */
+	_Atomic uint32_t conns; /* open connections, all workers */
+	_Atomic unsigned started;
+	_Atomic unsigned finished; /* workers out of their loop */
+	_Atomic unsigned stopped;
+	struct pxc_settings settings;
+	int64_t start_time;
+	char listen_desc[80];
+};
+
+/* Reply building (out.c).  All on the connection's worker thread. */
+void pxc_out_text(struct pxc_conn *c, const char *s, size_t n);
+__attribute__((format(printf, 2, 3))) void
+pxc_out_printf(struct pxc_conn *c, const char *fmt, ...);
+void pxc_out_value(struct pxc_conn *c, struct px_cache_ref *ref);
+void pxc_out_flush(struct pxc_conn *c);
+void pxc_out_free_list(struct pxc_worker *w);
+
+#define pxc_out_lit(c, s) pxc_out_text((c), (s), sizeof(s) - 1)
+
+/* Commands (cmd.c, stats.c). */
+void pxc_cmd_exec(struct pxc_conn *c, const struct mc_req *req);
+void pxc_cmd_stats(struct pxc_conn *c, const struct mc_req *req);
+
+/* Connections (conn.c). */
+void pxc_conn_accept(struct pxc_worker *w, int fd);
+void pxc_conn_drain(struct pxc_conn *c);
+void pxc_conn_close(struct pxc_conn *c);
+void pxc_conn_send_done(struct pxc_conn *c, size_t bytes, int res);
+
+#endif

@@ -1,0 +1,519 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The server: creates the cache (walking the page backings down from
+ * hugetlb when asked to), binds one SO_REUSEPORT listener per worker,
+ * starts the workers, logs one start-up line, then waits for SIGTERM or
+ * SIGINT and stops the workers through their rings.
+ *
+ * Connections are spread by the kernel: every worker owns a listening
+ * socket on the same address with SO_REUSEPORT and runs a multishot accept
+ * on it, so an accepted connection is born on the thread that serves it
+ * and nothing crosses threads per connection.  docs/pxcached.md compares
+ * this with accepting on one ring and handing over with msg_ring.
+ *
+ * Signals are blocked in every thread; the main thread takes them with
+ * sigwait() and posts a stop message to each worker's ring from a small
+ * ring of its own.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <patinox/error.h>
+#include <patinox/probe.h>
+
+#include "../common/log.h"
+#include "pxcached.h"
+#include "server.h"
+
+/* How often a worker lets the cache reclaim expired items. */
+#define TICK_NS 1000000000ull
+/* Index buckets px_cache_maintain() sweeps per tick. */
+#define MAINTAIN_WORK 4096
+
+/* ---- Listeners ------------------------------------------------------ */
+
+static int
+resolve(const struct pxc_opts *o, int port, struct sockaddr_storage *ss,
+	socklen_t *len)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	struct addrinfo *res;
+	char svc[8];
+	int rc;
+
+	snprintf(svc, sizeof(svc), "%d", port);
+	rc = getaddrinfo(o->listen, svc, &hints, &res);
+	if (rc != 0) {
+		LOG_ERROR("cannot resolve -l %s: %s", o->listen,
+			  gai_strerror(rc));
+		return -EINVAL;
+	}
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+static int
+bound_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return -errno;
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* One listening socket; @port 0 lets the kernel choose (first one). */
+static int
+listen_on(const struct pxc_opts *o, int port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, one = 1, rc;
+
+	rc = resolve(o, port, &ss, &len);
+	if (rc < 0)
+		return rc;
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&ss, len) < 0 ||
+	    listen(fd, CONFIG_PX_PXCACHED_BACKLOG) < 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+static int
+open_listeners(struct pxc_server *s)
+{
+	int port = s->opts.port;
+
+	for (unsigned i = 0; i < s->nworkers; i++) {
+		int fd = listen_on(&s->opts, port);
+
+		if (fd < 0) {
+			LOG_ERROR("cannot listen on %s port %d: %s",
+				  s->opts.listen, port, strerror(-fd));
+			return fd;
+		}
+		s->workers[i].listen_fd = fd;
+		if (port == 0)
+			port = bound_port(fd);
+	}
+	s->port = port;
+	return 0;
+}
+
+static int
+write_port_file(const char *path, int port)
+{
+	char tmp[4096];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	if (!f)
+		return -errno;
+	fprintf(f, "%d\n", port);
+	if (fclose(f) != 0 || rename(tmp, path) < 0)
+		return -errno;
+	return 0;
+}
+
+/* ---- Workers -------------------------------------------------------- */
+
+static void
+on_accept(struct px_ring *ring, int res, bool more, void *ctx)
+{
+	struct pxc_worker *w = ctx;
+
+	if (res >= 0)
+		pxc_conn_accept(w, res);
+	else if (res != -ECANCELED)
+		LOG_WARN("accept: %s", strerror(-res));
+	if (more)
+		return;
+	w->accepting = false;
+	w->accept_op = NULL;
+	if (!w->stopping && res != -ECANCELED &&
+	    px_ring_accept(ring, w->listen_fd, 0, on_accept, w,
+			   &w->accept_op) == 0) {
+		w->accepting = true;
+		return;
+	}
+	close(w->listen_fd);
+	w->listen_fd = -1;
+	if (w->conns.next == &w->conns && w->stopping)
+		px_ring_stop(ring);
+}
+
+static void
+on_tick(struct px_ring *ring, int res, bool more, void *ctx)
+{
+	struct pxc_worker *w = ctx;
+
+	if (res == 0 && !w->stopping)
+		px_cache_maintain(w->srv->cache, MAINTAIN_WORK);
+	if (!more)
+		w->tick_op = NULL;
+}
+
+/* Runs on the worker's thread, posted by the main thread. */
+static void
+worker_stop(struct px_ring *ring, int res, bool more, void *ctx)
+{
+	struct pxc_worker *w = ctx;
+
+	w->stopping = true;
+	if (w->accept_op)
+		px_ring_cancel(ring, w->accept_op);
+	if (w->tick_op)
+		px_ring_cancel(ring, w->tick_op);
+	for (struct pxc_conn *c = w->conns.next; c != &w->conns; c = c->next) {
+		if (c->recv_on)
+			px_ring_conn_recv_stop(c->rc);
+		else if (!c->sends && c->state != PXC_CONN_CLOSING)
+			pxc_conn_close(c);
+	}
+	if (!w->accepting && w->conns.next == &w->conns)
+		px_ring_stop(ring);
+}
+
+static int
+worker_setup(struct pxc_worker *w)
+{
+	struct px_ring_opts ro;
+	int rc;
+
+	px_ring_opts_init(&ro);
+	ro.buf_count = CONFIG_PX_PXCACHED_RECV_BUFS;
+	ro.buf_size = CONFIG_PX_PXCACHED_RECV_BUF_SIZE;
+	rc = px_ring_create(&ro, &w->ring);
+	if (rc < 0)
+		return rc;
+	rc = px_ring_accept(w->ring, w->listen_fd, 0, on_accept, w,
+			    &w->accept_op);
+	if (rc < 0)
+		return rc;
+	w->accepting = true;
+	return px_ring_timer(w->ring, TICK_NS, PX_RING_TIMER_PERIODIC, on_tick,
+			     w, &w->tick_op);
+}
+
+/*
+ * Other workers read this ring's counters for stats while they run, so a
+ * ring is destroyed only once every worker has left its loop.
+ */
+static void
+worker_wait_all_finished(struct pxc_server *s)
+{
+	atomic_fetch_add(&s->finished, 1);
+	while (atomic_load(&s->finished) < s->nworkers)
+		usleep(1000);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct pxc_worker *w = arg;
+	int rc;
+
+	w->start_err = worker_setup(w);
+	atomic_fetch_add(&w->srv->started, 1);
+	if (w->start_err == 0) {
+		rc = px_ring_run(w->ring);
+		if (rc < 0)
+			LOG_ERROR("worker %u: ring loop failed: %s", w->id,
+				  px_strerror_in(PX_PART_RING, rc));
+	}
+	worker_wait_all_finished(w->srv);
+	px_ring_destroy(w->ring);
+	pxc_out_free_list(w);
+	if (w->listen_fd >= 0)
+		close(w->listen_fd);
+	w->listen_fd = -1;
+	atomic_fetch_add(&w->srv->stopped, 1);
+	return NULL;
+}
+
+/* ---- The cache ------------------------------------------------------ */
+
+static int
+parse_policy(const char *name, enum px_cache_policy *out)
+{
+	static const enum px_cache_policy all[] = {
+	    PX_CACHE_POLICY_LRU, PX_CACHE_POLICY_SIEVE, PX_CACHE_POLICY_S3FIFO};
+
+	*out = PX_CACHE_POLICY_DEFAULT;
+	if (!name)
+		return 0;
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		if (!strcmp(name, px_cache_policy_name(all[i]))) {
+			*out = all[i];
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static int
+cache_try(struct pxc_server *s, enum px_region_backing b,
+	  enum px_cache_policy policy)
+{
+	struct px_cache_opts co;
+
+	px_cache_opts_init(&co);
+	co.policy = policy;
+	co.item_max = s->opts.item_max;
+	co.region.backing = b;
+	co.region.name = "pxcached";
+	return px_cache_create(&s->cache, s->opts.memory_mb << 20, &co);
+}
+
+/*
+ * Steps down from 2 MiB hugetlb pages to THP to 4 KiB pages as the
+ * --hugepages mode allows, remembering why for the start-up line.
+ */
+static int
+cache_create(struct pxc_server *s)
+{
+	enum px_cache_policy policy;
+	enum pxc_hugepages mode = s->opts.hugepages;
+	int rc = -EINVAL;
+
+	if (parse_policy(s->opts.policy, &policy) < 0) {
+		LOG_ERROR("--policy %s: unknown (lru, sieve, s3fifo)",
+			  s->opts.policy);
+		return -EINVAL;
+	}
+	s->backing_note = "";
+	if (mode != PXC_HUGE_OFF) {
+		rc = cache_try(s, PX_REGION_HUGETLB_2M, policy);
+		s->backing = "hugetlb-2M";
+		if (rc == 0 || mode == PXC_HUGE_ON)
+			return rc;
+		s->backing_note = " (fallback: no free 2 MiB hugepages for "
+				  "the whole cache; reserve them with sysctl "
+				  "vm.nr_hugepages)";
+		rc = cache_try(s, PX_REGION_THP, policy);
+		s->backing = "thp";
+		if (rc == 0)
+			return 0;
+	}
+	s->backing = "4K";
+	return cache_try(s, PX_REGION_4K, policy);
+}
+
+/* ---- Start and stop ------------------------------------------------- */
+
+static void
+stop_failed(struct px_ring *ring, int res, bool more, void *ctx)
+{
+	struct pxc_worker *w = ctx;
+
+	/* Delivery failed (the target CQ was full): try again. */
+	LOG_WARN("stop message to worker %u not delivered: %s", w->id,
+		 strerror(-res));
+	if (px_ring_post(ring, w->ring, worker_stop, w) < 0)
+		LOG_ERROR("cannot stop worker %u", w->id);
+}
+
+static void
+stop_posted(struct px_ring *ring, int res, bool more, void *ctx)
+{
+	if (res < 0)
+		stop_failed(ring, res, more, ctx);
+	else
+		worker_stop(ring, res, more, ctx);
+}
+
+static void
+stop_workers(struct pxc_server *s, struct px_ring *ctl)
+{
+	for (unsigned i = 0; i < s->nworkers; i++) {
+		if (s->workers[i].start_err == 0 &&
+		    px_ring_post(ctl, s->workers[i].ring, stop_posted,
+				 &s->workers[i]) < 0)
+			LOG_ERROR("cannot stop worker %u", i);
+	}
+	while (atomic_load(&s->stopped) < s->nworkers)
+		px_ring_run_once(ctl, 100000000);
+	for (unsigned i = 0; i < s->nworkers; i++)
+		pthread_join(s->workers[i].thread, NULL);
+}
+
+static int
+start_workers(struct pxc_server *s)
+{
+	int err = 0;
+	unsigned i;
+
+	for (i = 0; i < s->nworkers; i++) {
+		struct pxc_worker *w = &s->workers[i];
+
+		w->srv = s;
+		w->id = i;
+		w->conns.next = w->conns.prev = &w->conns;
+		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+			LOG_ERROR("cannot start worker thread %u", i);
+			s->nworkers = i;
+			return -EAGAIN;
+		}
+	}
+	while (atomic_load(&s->started) < s->nworkers)
+		usleep(1000);
+	for (i = 0; i < s->nworkers && !err; i++)
+		err = s->workers[i].start_err;
+	if (err)
+		LOG_ERROR("cannot start a worker ring: %s",
+			  px_strerror_in(PX_PART_RING, err));
+	return err;
+}
+
+static void
+log_start(const struct pxc_server *s)
+{
+	const struct pxc_opts *o = &s->opts;
+
+	LOG_NOTICE("pxcached %s listening on %s port %d, %u threads, "
+		   "%llu MiB cache on %s pages%s, policy %s, max %u "
+		   "connections, items up to %llu KiB",
+		   PX_VERSION_STRING, o->listen, s->port, s->nworkers,
+		   (unsigned long long)o->memory_mb, s->backing,
+		   s->backing_note,
+		   px_cache_policy_name(px_cache_policy(s->cache)),
+		   o->max_conns, (unsigned long long)(o->item_max >> 10));
+}
+
+static int
+wait_signal(void)
+{
+	sigset_t set;
+	int sig = 0;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	if (sigwait(&set, &sig) != 0)
+		return -EINTR;
+	return sig;
+}
+
+static void
+block_signals(void)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+static int
+create_control_ring(struct px_ring **out)
+{
+	struct px_ring_opts ro;
+	int rc;
+
+	px_ring_opts_init(&ro);
+	ro.flags |= PX_RING_NO_BUF_RING;
+	rc = px_ring_create(&ro, out);
+	if (rc < 0)
+		LOG_ERROR("cannot create an io_uring: %s",
+			  px_strerror_in(PX_PART_RING, rc));
+	return rc;
+}
+
+static int
+serve(struct pxc_server *s, struct px_ring *ctl)
+{
+	int rc, sig;
+
+	rc = start_workers(s);
+	if (rc == 0 && s->opts.port_file) {
+		rc = write_port_file(s->opts.port_file, s->port);
+		if (rc < 0)
+			LOG_ERROR("cannot write --port-file %s: %s",
+				  s->opts.port_file, strerror(-rc));
+	}
+	if (rc == 0) {
+		log_start(s);
+		sig = wait_signal();
+		LOG_NOTICE("signal %d: stopping; finishing requests in flight",
+			   sig);
+	}
+	stop_workers(s, ctl);
+	return rc;
+}
+
+int
+pxc_server_run(const struct pxc_opts *o)
+{
+	struct pxc_server *s = calloc(1, sizeof(*s));
+	struct px_ring *ctl = NULL;
+	int rc;
+
+	if (!s)
+		return -ENOMEM;
+	s->opts = *o;
+	s->nworkers = o->threads;
+	s->start_time = (int64_t)time(NULL);
+	block_signals();
+	rc = create_control_ring(&ctl);
+	if (rc < 0)
+		goto out_free;
+	rc = cache_create(s);
+	if (rc < 0) {
+		LOG_ERROR("cannot create a %llu MiB cache on %s pages: %s",
+			  (unsigned long long)o->memory_mb, s->backing,
+			  px_strerror_in(PX_PART_CACHE, rc));
+		goto out_ring;
+	}
+	s->workers = calloc(s->nworkers, sizeof(*s->workers));
+	if (!s->workers) {
+		rc = -ENOMEM;
+		goto out_cache;
+	}
+	for (unsigned i = 0; i < s->nworkers; i++)
+		s->workers[i].listen_fd = -1;
+	rc = open_listeners(s);
+	if (rc == 0)
+		rc = serve(s, ctl);
+	else
+		for (unsigned i = 0; i < s->nworkers; i++)
+			if (s->workers[i].listen_fd >= 0)
+				close(s->workers[i].listen_fd);
+	if (rc == 0)
+		LOG_NOTICE("stopped cleanly");
+	free(s->workers);
+out_cache:
+	px_cache_destroy(s->cache);
+out_ring:
+	px_ring_destroy(ctl);
+out_free:
+	free(s);
+	return rc;
+}

@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# pxcached's start-up, options and shutdown, and the helpers the other
+# pxcached_*.sh scripts source: pxc_start starts a server of our own on a
+# free 127.0.0.1 port (-p 0 with --port-file), pxc_stop stops it by pid
+# with SIGTERM and returns its exit status.  A server left running when a
+# script ends, even after a failure, is killed by its pid.
+#
+# Run directly, this file tests: the start-up line, --help, --features,
+# bad options, SIGTERM and SIGINT exiting 0 with idle and busy clients,
+# and --hugepages on refusing to start without free hugepages.
+
+PXC_BIN=${PXC_BIN:-${OUT:-build}/apps/pxcached/pxcached}
+PYTHON=${PYTHON:-/usr/bin/python3}
+PXC_TMP=$(mktemp -d)
+PXC_PID=
+PXC_PORT=
+PXC_N=0
+PXC_FAILED=0
+
+pxc_cleanup() {
+	if [ -n "$PXC_PID" ] && kill -0 "$PXC_PID" 2>/dev/null; then
+		kill -KILL "$PXC_PID" 2>/dev/null
+		wait "$PXC_PID" 2>/dev/null
+	fi
+	rm -rf "$PXC_TMP"
+}
+trap pxc_cleanup EXIT
+
+# pxc_start [pxcached options...]: sets PXC_PID and PXC_PORT; returns 1
+# when the server did not come up (its log is in $PXC_TMP/log).
+pxc_start() {
+	rm -f "$PXC_TMP/port"
+	${PXC_WRAP:-} "$PXC_BIN" -p 0 --port-file "$PXC_TMP/port" "$@" \
+		>"$PXC_TMP/log" 2>&1 &
+	PXC_PID=$!
+	for _ in $(seq 1 300); do
+		if [ -s "$PXC_TMP/port" ]; then
+			PXC_PORT=$(cat "$PXC_TMP/port")
+			return 0
+		fi
+		kill -0 "$PXC_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	return 1
+}
+
+# pxc_stop [SIGNAL]: stops the server by pid and returns its exit status.
+pxc_stop() {
+	local rc
+	kill -"${1:-TERM}" "$PXC_PID" 2>/dev/null
+	for _ in $(seq 1 300); do
+		kill -0 "$PXC_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	wait "$PXC_PID"
+	rc=$?
+	PXC_PID=
+	return "$rc"
+}
+
+# pxc_skip_reason: why the server cannot run here (io_uring blocked), or
+# nothing.  Call after a failed pxc_start.
+pxc_skip_reason() {
+	if grep -qi "io_uring" "$PXC_TMP/log" 2>/dev/null; then
+		head -1 "$PXC_TMP/log"
+	fi
+}
+
+pxc_ok() {
+	PXC_N=$((PXC_N + 1))
+	echo "ok $PXC_N $1"
+}
+
+pxc_not_ok() {
+	PXC_N=$((PXC_N + 1))
+	PXC_FAILED=1
+	echo "not ok $PXC_N $1"
+	[ -f "$PXC_TMP/log" ] && sed 's/^/# server: /' "$PXC_TMP/log" | tail -20
+}
+
+# pxc_check NAME COMMAND...: one TAP line from a command's status.
+pxc_check() {
+	local name=$1
+	shift
+	if "$@"; then pxc_ok "$name"; else pxc_not_ok "$name"; fi
+}
+
+# pxc_skip_all N REASON: the rest of a script's N tests are skipped.
+pxc_skip_all() {
+	local n=$1
+	shift
+	while [ "$PXC_N" -lt "$n" ]; do
+		PXC_N=$((PXC_N + 1))
+		echo "ok $PXC_N # SKIP $*"
+	done
+	exit 0
+}
+
+# pxc_require_server N: start a default server or skip all N tests.
+pxc_require_server() {
+	local n=$1
+	shift
+	if ! pxc_start "$@"; then
+		local why
+		why=$(pxc_skip_reason)
+		[ -n "$why" ] && pxc_skip_all "$n" "io_uring unavailable: $why"
+		pxc_not_ok "pxcached starts"
+		pxc_skip_all "$n" "pxcached did not start"
+	fi
+}
+
+# pxc_py SCRIPT: runs Python with PORT in the environment.
+pxc_py() {
+	PORT=$PXC_PORT "$PYTHON" - "$@"
+}
+
+[ "${BASH_SOURCE[0]}" = "$0" ] || return 0
+
+# ---- The tests of this file -------------------------------------------
+
+echo "TAP version 13"
+echo "1..10"
+
+busy_client() {
+	pxc_py <<'EOF'
+import os, socket
+s = socket.create_connection(("127.0.0.1", int(os.environ["PORT"])))
+# A pipelined batch; the reply must arrive whole even though SIGTERM
+# follows at once.
+s.sendall(b"set k 0 0 5\r\nhello\r\n" + b"get k\r\n" * 200)
+want = b"STORED\r\n" + b"VALUE k 0 5\r\nhello\r\nEND\r\n" * 200
+got = b""
+while len(got) < len(want):
+    d = s.recv(65536)
+    if not d:
+        break
+    got += d
+print("busy", "ok" if got == want else "short %d" % len(got))
+EOF
+}
+
+pxc_require_server 10 -t 2 -m 16
+grep -Eq "listening on 127\.0\.0\.1 port $PXC_PORT, 2 threads, 16 MiB cache on [^ ]+ pages.*policy [a-z0-9]+" \
+	"$PXC_TMP/log"
+pxc_check "one start-up line: address, threads, memory, backing, policy" \
+	[ $? -eq 0 ]
+out=$(pxc_py <<'EOF'
+import os, socket
+s = socket.create_connection(("127.0.0.1", int(os.environ["PORT"])))
+s.sendall(b"version\r\n")
+print(s.recv(100).decode().strip())
+EOF
+)
+pxc_check "answers version ($out)" [ "${out#VERSION }" != "$out" ]
+pxc_stop TERM
+pxc_check "SIGTERM with no client exits 0" [ $? -eq 0 ]
+
+idle_client() {
+	pxc_py <<'EOF'
+import os, socket
+s = socket.create_connection(("127.0.0.1", int(os.environ["PORT"])))
+s.settimeout(20)
+s.sendall(b"version\r\n")
+s.recv(100)
+# An idle client: the server must close it at shutdown.
+print("idle", "closed" if s.recv(100) == b"" else "data")
+EOF
+}
+
+pxc_start -t 2 -m 16
+idle_client >"$PXC_TMP/idle" &
+idle=$!
+busy_client >"$PXC_TMP/busy" &
+busy=$!
+sleep 0.5
+pxc_stop INT
+rc=$?
+wait "$busy" "$idle"
+pxc_check "SIGINT with idle and busy clients exits 0" [ "$rc" -eq 0 ]
+pxc_check "requests in flight at shutdown are answered" \
+	grep -q "busy ok" "$PXC_TMP/busy"
+pxc_check "idle clients are closed at shutdown" \
+	grep -q "idle closed" "$PXC_TMP/idle"
+
+pxc_check "--help documents every option" bash -c '
+	h=$("$0" --help) || exit 1
+	for o in -p -l -m -c -t -I -v --policy --hugepages --features \
+		--port-file --help; do
+		grep -q -- "$o" <<<"$h" || { echo "# missing $o"; exit 1; }
+	done' "$PXC_BIN"
+pxc_check "--features prints capabilities and exits 0" bash -c \
+	'"$0" --features | grep -qi uring' "$PXC_BIN"
+pxc_check "a bad option exits 2 with a reason" bash -c \
+	'"$0" --hugepages maybe 2>&1 >/dev/null | grep -q hugepages;
+	 "$0" -I 5 2>/dev/null; [ $? -eq 2 ]' "$PXC_BIN"
+
+free=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
+if [ "${free:-0}" -ge 8 ]; then
+	echo "ok 10 # SKIP $free hugepages are free: on cannot be refused"
+	PXC_N=10
+else
+	"$PXC_BIN" -p 0 -m 16 --hugepages on >"$PXC_TMP/log" 2>&1
+	rc=$?
+	pxc_check "--hugepages on without free hugepages exits non-zero" \
+		bash -c "[ $rc -ne 0 ] && grep -q hugetlb '$PXC_TMP/log'"
+fi
+exit "$PXC_FAILED"

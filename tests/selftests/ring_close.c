@@ -1,0 +1,206 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The safe close of a connection: with a recv pending (which closing the
+ * fd alone would not end), with sends queued behind a full socket, and
+ * from inside the connection's own recv callback.  The closed callback
+ * comes last, exactly once, after every other callback; the fd is closed
+ * only then and the peer sees the end of the stream.
+ */
+#include <fcntl.h>
+#include <sys/socket.h>
+
+#include <patinox/error.h>
+#include <patinox/ring.h>
+
+#include "harness.h"
+
+struct watch {
+	int recv_calls;
+	int recv_after_close;
+	int closed;
+	int closed_res;
+	int sends_done;
+	int sends_cancelled;
+	int sends_after_closed;
+	bool closing;
+};
+
+static void
+watch_recv(struct px_ring_conn *conn, struct px_ring_buf *buf, int res,
+	   void *ctx)
+{
+	struct watch *w = ctx;
+
+	w->recv_calls++;
+	if (w->closing)
+		w->recv_after_close++;
+	if (buf)
+		px_ring_buf_put(px_ring_conn_ring(conn), buf);
+}
+
+static void
+watch_closed(struct px_ring_conn *conn, int res, void *ctx)
+{
+	struct watch *w = ctx;
+
+	w->closed++;
+	w->closed_res = res;
+}
+
+static void
+watch_sent(struct px_ring_conn *conn, int res, void *ctx)
+{
+	struct watch *w = ctx;
+
+	if (w->closed)
+		w->sends_after_closed++;
+	if (res == -ECANCELED)
+		w->sends_cancelled++;
+	w->sends_done++;
+}
+
+static bool
+fd_open(int fd)
+{
+	return fcntl(fd, F_GETFD) != -1;
+}
+
+TEST(ring_close_while_recv_pending)
+{
+	struct watch w = {0};
+	struct px_ring_stats st;
+	struct px_ring_conn *conn;
+	struct px_ring *ring;
+	char c;
+	int sv[2], ret;
+
+	ret = px_ring_create(NULL, &ring);
+	if (ret < 0)
+		SKIP(return, "%s", px_strerror_in(PX_PART_RING, ret));
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	ASSERT_EQ(px_ring_conn_create(ring, sv[0], 0, watch_recv, &w, &conn),
+		  0);
+	ASSERT_EQ(px_ring_conn_recv_start(conn), 0);
+	ASSERT_EQ(px_ring_run_once(ring, 20 * 1000000LL), 0);
+
+	w.closing = true;
+	ASSERT_EQ(px_ring_conn_close(conn, watch_closed, &w), 0);
+	EXPECT_EQ(px_ring_conn_close(conn, watch_closed, &w), -EALREADY);
+	EXPECT_EQ(w.closed, 0);
+	EXPECT_TRUE(fd_open(sv[0]));
+	while (!w.closed)
+		ASSERT_GE(px_ring_run_once(ring, 1000 * 1000000LL), 0);
+	EXPECT_EQ(w.closed_res, 0);
+	EXPECT_EQ(w.recv_after_close, 0);
+	EXPECT_FALSE(fd_open(sv[0]));
+	/* The peer sees the end of the stream. */
+	EXPECT_EQ(read(sv[1], &c, 1), 0);
+	px_ring_stats_get(ring, &st);
+	EXPECT_EQ(st.in_flight, 0);
+	EXPECT_EQ(st.conns, 0);
+	px_ring_destroy(ring);
+	close(sv[1]);
+}
+
+TEST(ring_close_with_sends_queued_behind_a_full_socket)
+{
+	static char big[256 * 1024];
+	struct iovec iov = {big, sizeof(big)};
+	struct watch w = {0};
+	struct px_ring_stats st;
+	struct px_ring_conn *conn;
+	struct px_ring *ring;
+	int sv[2], ret;
+
+	ret = px_ring_create(NULL, &ring);
+	if (ret < 0)
+		SKIP(return, "%s", px_strerror_in(PX_PART_RING, ret));
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	ASSERT_EQ(px_ring_conn_create(ring, sv[0], 0, watch_recv, &w, &conn),
+		  0);
+	ASSERT_EQ(px_ring_conn_recv_start(conn), 0);
+	for (int i = 0; i < 8; i++)
+		ASSERT_EQ(px_ring_conn_send(conn, &iov, 1, watch_sent, &w), 0);
+	/* Nobody reads sv[1]: the first send blocks in the kernel. */
+	ASSERT_GE(px_ring_run_once(ring, 20 * 1000000LL), 0);
+	w.closing = true;
+	ASSERT_EQ(px_ring_conn_close(conn, watch_closed, &w), 0);
+	EXPECT_EQ(px_ring_conn_send(conn, &iov, 1, watch_sent, &w),
+		  -PX_ECLOSED);
+	while (!w.closed)
+		ASSERT_GE(px_ring_run_once(ring, 1000 * 1000000LL), 0);
+	EXPECT_EQ(w.sends_done, 8);
+	EXPECT_GE(w.sends_cancelled, 7);
+	EXPECT_EQ(w.sends_after_closed, 0);
+	EXPECT_EQ(w.recv_after_close, 0);
+	EXPECT_FALSE(fd_open(sv[0]));
+	px_ring_stats_get(ring, &st);
+	EXPECT_EQ(st.in_flight, 0);
+	px_ring_destroy(ring);
+	close(sv[1]);
+}
+
+static void
+close_on_eof(struct px_ring_conn *conn, struct px_ring_buf *buf, int res,
+	     void *ctx)
+{
+	struct watch *w = ctx;
+
+	w->recv_calls++;
+	if (buf)
+		px_ring_buf_put(px_ring_conn_ring(conn), buf);
+	if (res <= 0) {
+		if (w->closing)
+			w->recv_after_close++;
+		w->closing = true;
+		px_ring_conn_close(conn, watch_closed, w);
+	}
+}
+
+TEST(ring_close_from_recv_callback_on_eof)
+{
+	struct watch w = {0};
+	struct px_ring_conn *conn;
+	struct px_ring *ring;
+	int sv[2], ret;
+
+	ret = px_ring_create(NULL, &ring);
+	if (ret < 0)
+		SKIP(return, "%s", px_strerror_in(PX_PART_RING, ret));
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	ASSERT_EQ(px_ring_conn_create(ring, sv[0], 0, close_on_eof, &w, &conn),
+		  0);
+	ASSERT_EQ(px_ring_conn_recv_start(conn), 0);
+	ASSERT_EQ(write(sv[1], "bye", 3), 3);
+	close(sv[1]);
+	while (!w.closed)
+		ASSERT_GE(px_ring_run_once(ring, 1000 * 1000000LL), 0);
+	EXPECT_EQ(w.recv_calls, 2);
+	EXPECT_EQ(w.recv_after_close, 0);
+	EXPECT_EQ(w.closed, 1);
+	EXPECT_FALSE(fd_open(sv[0]));
+	px_ring_destroy(ring);
+}
+
+TEST(ring_destroy_closes_open_connections)
+{
+	struct watch w = {0};
+	struct px_ring_conn *conn;
+	struct px_ring *ring;
+	int sv[2], ret;
+
+	ret = px_ring_create(NULL, &ring);
+	if (ret < 0)
+		SKIP(return, "%s", px_strerror_in(PX_PART_RING, ret));
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	ASSERT_EQ(px_ring_conn_create(ring, sv[0], 0, watch_recv, &w, &conn),
+		  0);
+	ASSERT_EQ(px_ring_conn_recv_start(conn), 0);
+	ASSERT_EQ(px_ring_run_once(ring, 0), 0);
+	px_ring_destroy(ring);
+	EXPECT_FALSE(fd_open(sv[0]));
+	EXPECT_EQ(w.recv_calls, 0);
+	close(sv[1]);
+}
+
+TEST_HARNESS_MAIN

@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Timers: one-shot timers fire in the order of their deadlines, never
+ * early; a periodic timer keeps to start + k * period even when each
+ * callback spends time working, so the error does not grow with k.
+ */
+#include <time.h>
+
+#include <patinox/error.h>
+#include <patinox/ring.h>
+
+#include "harness.h"
+
+#define MS 1000000ull
+
+static uint64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+struct fired {
+	int order[8];
+	uint64_t at[8];
+	int n;
+};
+
+struct one {
+	struct fired *f;
+	int id;
+};
+
+static void
+record(struct px_ring *ring, int res, bool more, void *ctx)
+{
+	struct one *o = ctx;
+
+	if (res != 0)
+		return;
+	o->f->order[o->f->n] = o->id;
+	o->f->at[o->f->n] = now_ns();
+	o->f->n++;
+}
+
+TEST(ring_timers_fire_in_deadline_order)
+{
+	static const int delay_ms[] = {50, 10, 30, 20, 40};
+	struct one ones[5];
+	struct fired f = {0};
+	struct px_ring *ring;
+	uint64_t start;
+	int ret;
+
+	ret = px_ring_create(NULL, &ring);
+	if (ret < 0)
+		SKIP(return, "%s", px_strerror_in(PX_PART_RING, ret));
+	start = now_ns();
+	for (int i = 0; i < 5; i++) {
+		ones[i].f = &f;
+		ones[i].id = i;
+		ASSERT_EQ(px_ring_timer(ring, delay_ms[i] * MS, 0, record,
+					&ones[i], NULL),
+			  0);
+	}
+	while (f.n < 5)
+		ASSERT_GE(px_ring_run_once(ring, 1000 * MS), 0);
+	for (int i = 1; i < 5; i++)
+		EXPECT_LT(delay_ms[f.order[i - 1]], delay_ms[f.order[i]]);
+	for (int i = 0; i < 5; i++)
+		EXPECT_GE(f.at[i] - start, delay_ms[f.order[i]] * MS);
+	px_ring_destroy(ring);
+}
+
+#define PERIOD_MS 10
+#define TICKS     40
+#define WORK_MS   3
+
+struct periodic {
+	struct px_ring_op *op;
+	uint64_t start;
+	uint64_t at[TICKS];
+	int ticks;
+	int ends;
+};
+
+static void
+busy_wait(uint64_t ns)
+{
+	uint64_t end = now_ns() + ns;
+
+	while (now_ns() < end)
+		;
+}
+
+static void
+tick(struct px_ring *ring, int res, bool more, void *ctx)
+{
+	struct periodic *p = ctx;
+
+	if (!more) {
+		p->ends++;
+		return;
+	}
+	p->at[p->ticks++] = now_ns();
+	if (p->ticks == TICKS)
+		px_ring_cancel(ring, p->op);
+	else
+		busy_wait(WORK_MS * MS);
+}
+
+/*
+ * A timer re-armed relatively after each callback would lag by about
+ * WORK_MS per tick (TICKS * WORK_MS = 120 ms in all).  Deadlines are
+ * absolute, so the last tick lands near TICKS * PERIOD_MS.  The bound
+ * leaves room for a loaded machine yet stays below the naive lag.
+ */
+TEST(ring_periodic_timer_does_not_drift)
+{
+	struct periodic p = {0};
+	struct px_ring *ring;
+	uint64_t last;
+	int ret;
+
+	ret = px_ring_create(NULL, &ring);
+	if (ret < 0)
+		SKIP(return, "%s", px_strerror_in(PX_PART_RING, ret));
+	p.start = now_ns();
+	ASSERT_EQ(px_ring_timer(ring, PERIOD_MS * MS, PX_RING_TIMER_PERIODIC,
+				tick, &p, &p.op),
+		  0);
+	while (!p.ends)
+		ASSERT_GE(px_ring_run_once(ring, 1000 * MS), 0);
+	EXPECT_EQ(p.ticks, TICKS);
+	EXPECT_EQ(p.ends, 1);
+	/* Never early. */
+	for (int k = 0; k < p.ticks; k++)
+		EXPECT_GE(p.at[k] - p.start,
+			  (uint64_t)(k + 1) * PERIOD_MS * MS);
+	last = p.at[TICKS - 1] - p.start;
+	TH_LOG("tick %d at %.1f ms (ideal %d ms, naive re-arm ~%d ms)", TICKS,
+	       last / 1e6, TICKS * PERIOD_MS, TICKS * (PERIOD_MS + WORK_MS));
+	EXPECT_LT(last, (uint64_t)TICKS * PERIOD_MS * MS + 100 * MS);
+	px_ring_destroy(ring);
+}
+
+TEST_HARNESS_MAIN

@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Unit tests of pxcached's command line parser.  Like the protocol
+ * parser, it is program code, so its source is compiled in directly.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "../../apps/pxcached/options.c"
+
+static int
+parse(struct pxc_opts *o, char *err, size_t errlen, ...)
+{
+	char *argv[32] = {"pxcached"};
+	int argc = 1;
+	va_list ap;
+	char *a;
+
+	va_start(ap, errlen);
+	while ((a = va_arg(ap, char *)) != NULL && argc < 31)
+		argv[argc++] = a;
+	va_end(ap);
+	err[0] = '\0';
+	return pxc_opts_parse(o, argc, argv, err, errlen);
+}
+
+static void
+test_pxcached_options_defaults(void **state)
+{
+	struct pxc_opts o;
+	char err[128];
+
+	assert_int_equal(parse(&o, err, sizeof(err), NULL), 0);
+	assert_int_equal(o.action, PXC_RUN);
+	assert_string_equal(o.listen, "127.0.0.1");
+	assert_int_equal(o.port, CONFIG_PX_PXCACHED_PORT);
+	assert_int_equal(o.memory_mb, CONFIG_PX_PXCACHED_MEMORY_MB);
+	assert_int_equal(o.max_conns, CONFIG_PX_PXCACHED_MAX_CONNS);
+	assert_int_equal(o.item_max, CONFIG_PX_CACHE_ITEM_MAX_KB << 10);
+	assert_true(o.threads >= 1);
+	assert_int_equal(o.hugepages, PXC_HUGE_AUTO);
+	assert_null(o.policy);
+	assert_null(o.port_file);
+}
+
+static void
+test_pxcached_options_memcached_flags(void **state)
+{
+	struct pxc_opts o;
+	char err[128];
+
+	assert_int_equal(parse(&o, err, sizeof(err), "-p", "0", "-l", "::1",
+			       "-m", "128", "-c", "10", "-t", "3", "-I", "2m",
+			       "-vv", "--policy", "lru", "--hugepages=off",
+			       "--port-file", "/tmp/x", NULL),
+			 0);
+	assert_int_equal(o.port, 0);
+	assert_string_equal(o.listen, "::1");
+	assert_int_equal(o.memory_mb, 128);
+	assert_int_equal(o.max_conns, 10);
+	assert_int_equal(o.threads, 3);
+	assert_int_equal(o.item_max, 2 << 20);
+	assert_int_equal(o.verbose, 2);
+	assert_string_equal(o.policy, "lru");
+	assert_int_equal(o.hugepages, PXC_HUGE_OFF);
+	assert_string_equal(o.port_file, "/tmp/x");
+}
+
+static void
+test_pxcached_options_actions(void **state)
+{
+	struct pxc_opts o;
+	char err[128];
+
+	assert_int_equal(parse(&o, err, sizeof(err), "--features", NULL), 0);
+	assert_int_equal(o.action, PXC_FEATURES);
+	assert_int_equal(parse(&o, err, sizeof(err), "--help", NULL), 0);
+	assert_int_equal(o.action, PXC_HELP);
+	/* Parsing again starts from the defaults. */
+	assert_int_equal(parse(&o, err, sizeof(err), NULL), 0);
+	assert_int_equal(o.action, PXC_RUN);
+}
+
+static void
+test_pxcached_options_refused(void **state)
+{
+	static const char *const bad[][2] = {
+	    {"-p", "65536"},
+	    {"-p", "-1"},
+	    {"-m", "0"},
+	    {"-m", "12x"},
+	    {"-c", "0"},
+	    {"-t", "0"},
+	    {"-I", "512"},
+	    {"-I", "65m"},
+	    {"-I", "99999999999g"},
+	    {"--hugepages", "yes"},
+	    {"-t", "18446744073709551617"},
+	};
+	struct pxc_opts o;
+	char err[128];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(
+		    parse(&o, err, sizeof(err), bad[i][0], bad[i][1], NULL),
+		    -EINVAL);
+		assert_true(strlen(err) > 0);
+	}
+	assert_int_equal(parse(&o, err, sizeof(err), "-U", "0", NULL), -EINVAL);
+	assert_int_equal(parse(&o, err, sizeof(err), "extra", NULL), -EINVAL);
+	assert_int_equal(parse(&o, err, sizeof(err), "-p", NULL), -EINVAL);
+	assert_non_null(strstr(err, "needs a value"));
+	/* -I cannot exceed the memory. */
+	assert_int_equal(
+	    parse(&o, err, sizeof(err), "-m", "1", "-I", "2m", NULL), -EINVAL);
+}
+
+static void
+test_pxcached_options_sizes(void **state)
+{
+	uint64_t v;
+
+	assert_int_equal(pxc_parse_size("1024", &v), 0);
+	assert_int_equal(v, 1024);
+	assert_int_equal(pxc_parse_size("64k", &v), 0);
+	assert_int_equal(v, 64 << 10);
+	assert_int_equal(pxc_parse_size("1G", &v), 0);
+	assert_int_equal(v, 1ull << 30);
+	assert_int_equal(pxc_parse_size("k", &v), -EINVAL);
+	assert_int_equal(pxc_parse_size("", &v), -EINVAL);
+	assert_int_equal(pxc_parse_size("17179869184g", &v), -EINVAL);
+}
+
+static void
+test_pxcached_options_help_lists_everything(void **state)
+{
+	static const char *const opts[] = {
+	    "-p,",         "-l,",        "-m,",         "-c,",
+	    "-t,",         "-I,",        "-v,",         "--policy",
+	    "--hugepages", "--features", "--port-file", "--help"};
+	const char *h = pxc_usage();
+
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+		assert_non_null(strstr(h, opts[i]));
+	assert_non_null(strstr(h, "127.0.0.1"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_pxcached_options_defaults),
+	    cmocka_unit_test(test_pxcached_options_memcached_flags),
+	    cmocka_unit_test(test_pxcached_options_actions),
+	    cmocka_unit_test(test_pxcached_options_refused),
+	    cmocka_unit_test(test_pxcached_options_sizes),
+	    cmocka_unit_test(test_pxcached_options_help_lists_everything),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
