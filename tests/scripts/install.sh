@@ -111,7 +111,7 @@ options_documented() {
 	local opt missing=0
 	for opt in $("$OUT"/apps/pxcached/pxcached --help |
 		grep -o -- '--[a-z][a-z-]*' | sort -u); do
-		grep -qF -- "\\-\\-${opt#--}" docs/man/pxcached.1 ||
+		grep -qF -- "${opt//-/\\-}" docs/man/pxcached.1 ||
 			{ echo "pxcached.1 lacks $opt"; missing=1; }
 	done
 	return $missing
@@ -146,7 +146,10 @@ verify_unit() {
 	[ "$rc" -eq 0 ] && [ -z "$out" ]
 }
 if ensure_systemd_analyze; then
-	check "systemd-analyze verify accepts pxcached.service${HAVE_PXCACHED:- (ExecStart: pxprobe until pxcached exists)}" \
+	note=
+	[ -n "$HAVE_PXCACHED" ] ||
+		note=" (ExecStart: pxprobe until pxcached exists)"
+	check "systemd-analyze verify accepts pxcached.service$note" \
 		verify_unit
 else
 	skip "systemd-analyze verify accepts pxcached.service" \
