@@ -226,13 +226,24 @@ test_ring_user_eperm() {
 		grep -q 'io_uring is blocked' "$tmp/ring.txt"
 }
 
-# podman's own default policy answers unknown calls with ENOSYS.
+# podman's own default policy answers unknown calls with ENOSYS: the
+# probe and pxcached must still fail cleanly and name io_uring.
 test_podman_default() {
 	local rc
 	podman_run "$IMAGE" probe >"$tmp/probe.txt" 2>&1
 	rc=$?
 	cat "$tmp/probe.txt"
-	[ "$rc" -eq 0 ] && grep -q '^io_uring: unavailable' "$tmp/probe.txt"
+	[ "$rc" -eq 0 ] && grep -q '^io_uring: unavailable' "$tmp/probe.txt" ||
+		return 1
+	in_image 'test -x build/apps/pxcached/pxcached' || return 0
+	timeout -k 10 60 podman --runtime runc --cgroup-manager=cgroupfs \
+		run --rm --name "$NAME-ring" --network=host \
+		--ulimit nofile=1024:1024 --ulimit nproc=1024:1024 \
+		"$IMAGE" pxcached -p 0 -t 1 -m 16 -c 64 >"$tmp/ring.txt" 2>&1
+	rc=$?
+	cat "$tmp/ring.txt"
+	echo "exit status $rc"
+	[ "$rc" -ne 0 ] && [ "$rc" -lt 124 ] && grep -q 'io_uring' "$tmp/ring.txt"
 }
 
 free_port() {
@@ -319,7 +330,7 @@ t "Docker's default policy: pxprobe says io_uring is refused (EPERM)" \
 	test_probe_eperm
 t "Docker's default policy: pxcached prints the EPERM message, no crash" \
 	test_ring_user_eperm
-t "podman's default policy: io_uring unavailable, no crash" \
+t "podman's default policy: pxprobe and pxcached fail cleanly, no crash" \
 	test_podman_default
 t "pxcached entry point serves with seccomp-io_uring.json" \
 	test_pxcached_entry
