@@ -30,6 +30,7 @@ N=0
 FAILED=0
 SKIP_ALL=
 NAME=pxtest-$$
+OLD_BASE=
 tmp=$(mktemp -d /var/tmp/patinox-docker.XXXXXX)
 
 cleanup() {
@@ -40,6 +41,8 @@ cleanup() {
 	# Our images of earlier builds, left untagged by this one.
 	podman image prune -f --filter label=org.patinox.image \
 		>/dev/null 2>&1
+	# The base image this run replaced, once nothing is built on it.
+	[ -n "$OLD_BASE" ] && podman rmi "$OLD_BASE" >/dev/null 2>&1
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -149,6 +152,7 @@ test_base_image() {
 		echo "reusing $BASE_IMAGE"
 		return 0
 	fi
+	OLD_BASE=$(podman image inspect -f '{{.Id}}' "$BASE_IMAGE" 2>/dev/null)
 	mirror=$(debian_mirror)
 	echo "debootstrap from $mirror"
 	debootstrap --variant=minbase bookworm "$rootfs" "$mirror" ||

@@ -140,7 +140,8 @@ def render_text(lines):
     for para in paragraphs(lines):
         m = LEAD.match(para[0].strip())
         if m:
-            out += [".PP", esc(m.group(1))]
+            lead = m.group(1)
+            out += [".PP", esc(lead[:1].upper() + lead[1:])]
             para = para[1:]
             if not para:
                 continue
