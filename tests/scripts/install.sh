@@ -82,7 +82,7 @@ man3_cover() {
 		done < <(grep -A2 '^PX_API' "$h" | grep -v '^#' |
 			sed -n 's/.*\<\(px_[a-z0-9_]*\)[[:space:]]*(.*/\1/p')
 	done
-	grep -q 'describe an error code' \
+	grep -qi 'describe an error code' \
 		"$D/usr/share/man/man3/patinox_error.3" ||
 		{ echo "patinox_error.3 lacks px_strerror's contract"; missing=1; }
 	return $missing
