@@ -321,7 +321,8 @@ save_skip=$SKIP_ALL SKIP_ALL=
 t "seccomp-io_uring.json is seccomp-gen.py's output, io_uring allowed" \
 	test_profile_generated
 SKIP_ALL=$save_skip
-t "base image $BASE_IMAGE (debootstrap minbase, cached)" test_base_image
+t "base image $BASE_IMAGE (debootstrap minbase, reused when present)" \
+	test_base_image
 [ -z "$SKIP_ALL" ] && ! podman image exists "$BASE_IMAGE" &&
 	SKIP_ALL="no base image (debootstrap failed)"
 t "image builds (podman build --isolation=chroot, defconfig)" test_build
