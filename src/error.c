@@ -55,6 +55,19 @@ static const struct px_context_error px_context_errors[] = {
     {PX_PART_REGION, EPERM,
      "the region needs a privilege (EPERM): mlock needs RLIMIT_MEMLOCK "
      "or CAP_IPC_LOCK"},
+    {PX_PART_REGION, EOPNOTSUPP,
+     "NUMA placement is not available (EOPNOTSUPP): the library was built "
+     "without CONFIG_PX_REGION_NUMA, or libnuma reports no NUMA support"},
+    {PX_PART_REGION, EINVAL,
+     "the region request is invalid (EINVAL): size 0, an unknown backing, "
+     "a NUMA node the machine lacks, or a memfd that cannot be sealed "
+     "against shrinking"},
+    {PX_PART_MMAP, EIO,
+     "the file shrank under the mapping (EIO): the accessor caught the "
+     "SIGBUS; the data past the file's new end is gone"},
+    {PX_PART_MMAP, EACCES,
+     "the mapping or its file is read-only (EACCES): open the file "
+     "read-write for a shared writable map, or use px_mmap_make_writable"},
     {PX_PART_MMAP, ENODEV,
      "the file cannot be mapped (ENODEV): pipes, sockets and some "
      "/proc files do not support mmap; the pread fallback serves reads"},

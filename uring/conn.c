@@ -71,6 +71,7 @@ wait_add(struct px_ring_conn *c)
 	c->wait_next = NULL;
 	*r->wait_tail = c;
 	r->wait_tail = &c->wait_next;
+	r->wait_len++;
 }
 
 static void
@@ -81,12 +82,15 @@ wait_remove(struct px_ring_conn *c)
 
 	if (!c->on_wait)
 		return;
-	while (*pp != c)
+	while (*pp && *pp != c)
 		pp = &(*pp)->wait_next;
+	if (!*pp)
+		return;
 	*pp = c->wait_next;
 	if (r->wait_tail == &c->wait_next)
 		r->wait_tail = pp;
 	c->on_wait = false;
+	r->wait_len--;
 }
 
 /* ---- recv ---- */
@@ -104,6 +108,16 @@ recv_arm(struct px_ring_conn *c)
 	sqe->buf_group = c->ring->bgid;
 	c->recv_armed = true;
 	return 0;
+}
+
+/* Without SQ room now, the wait-list pass arms it next turn. */
+static void
+recv_arm_or_wait(struct px_ring_conn *c)
+{
+	if (recv_arm(c) == 0)
+		return;
+	c->recv_waiting = true;
+	wait_add(c);
 }
 
 /* The recv ended for good: tell the owner once. */
@@ -142,8 +156,7 @@ recv_continue(struct px_ring_conn *c)
 		recv_end(c, -ECANCELED);
 		return;
 	}
-	if (recv_arm(c) < 0)
-		wait_add(c);
+	recv_arm_or_wait(c);
 }
 
 static void
@@ -177,8 +190,6 @@ recv_handler(struct px_ring *r, struct px_ring_op *op,
 int
 px_ring_conn_recv_start(struct px_ring_conn *conn)
 {
-	int ret;
-
 	if (conn->state != CONN_OPEN)
 		return -PX_ECLOSED;
 	if (!conn->ring->has_buf_ring)
@@ -186,9 +197,7 @@ px_ring_conn_recv_start(struct px_ring_conn *conn)
 	if (conn->recv_wanted)
 		return -EALREADY;
 	conn->recv_wanted = true;
-	ret = recv_arm(conn);
-	if (ret < 0)
-		wait_add(conn);
+	recv_arm_or_wait(conn);
 	return 0;
 }
 
@@ -438,18 +447,18 @@ wait_service(struct px_ring_conn *c, uint32_t *budget)
 void
 ring_conns_rearm_waiting(struct px_ring *r)
 {
-	struct px_ring_conn *list = r->wait_head;
 	uint32_t budget = r->buf_count - r->buf_out;
+	uint32_t n = r->wait_len;
 
-	if (!list)
-		return;
-	r->wait_head = NULL;
-	r->wait_tail = &r->wait_head;
-	while (list) {
-		struct px_ring_conn *c = list;
+	/*
+	 * Pop from the live list, so a callback that closes a connection
+	 * still waiting in it finds it there; those re-queued during the
+	 * pass go to the tail and wait for the next turn.
+	 */
+	while (n-- && r->wait_head) {
+		struct px_ring_conn *c = r->wait_head;
 
-		list = c->wait_next;
-		c->on_wait = false;
+		wait_remove(c);
 		if (c->state == CONN_OPEN)
 			wait_service(c, &budget);
 	}

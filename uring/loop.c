@@ -141,29 +141,38 @@ dispatch(struct px_ring *r, const struct io_uring_cqe *cqe)
 	RING_STAT_ADD(r, completions, 1);
 	if (!target)
 		return;
-	/* Every user_data points at a record that starts with its handler. */
-	memcpy(&handler, target, sizeof(handler));
+	/*
+	 * Every user_data points at a record that starts with its handler.
+	 * The acquire pairs with the release of px_ring_post() for records
+	 * made by another thread (a plain load on x86).
+	 */
+	handler = __atomic_load_n((ring_handler_fn *)target, __ATOMIC_ACQUIRE);
 	handler(r, target, cqe);
 }
 
 /*
- * Dispatch every CQE in the ring.  Each is copied and its slot released
- * before its handler runs, so a handler that submits (and so may make
- * the kernel post more) never finds the CQ full of entries already read.
+ * Dispatch every CQE in the ring, a batch at a time.  The batch is copied
+ * and its slots released before any handler runs, so a handler that
+ * submits (and so may make the kernel post more) finds room in the CQ.
  */
 static int
 reap(struct px_ring *r)
 {
-	struct io_uring_cqe *cqe;
-	struct io_uring_cqe copy;
+	struct io_uring_cqe *cqes[CONFIG_PX_RING_CQE_BATCH];
+	struct io_uring_cqe copy[CONFIG_PX_RING_CQE_BATCH];
+	unsigned int got;
 	int n = 0;
 
-	while (io_uring_peek_cqe(&r->uring, &cqe) == 0) {
-		copy = *cqe;
-		io_uring_cqe_seen(&r->uring, cqe);
-		dispatch(r, &copy);
-		n++;
-	}
+	do {
+		got = io_uring_peek_batch_cqe(&r->uring, cqes,
+					      CONFIG_PX_RING_CQE_BATCH);
+		for (unsigned int i = 0; i < got; i++)
+			copy[i] = *cqes[i];
+		io_uring_cq_advance(&r->uring, got);
+		for (unsigned int i = 0; i < got; i++)
+			dispatch(r, &copy[i]);
+		n += (int)got;
+	} while (got == CONFIG_PX_RING_CQE_BATCH);
 	return n;
 }
 

@@ -92,9 +92,10 @@ accept_arm(struct px_ring *r, struct px_ring_op *op)
 
 	if (!sqe)
 		return -EBUSY;
+	/* A fixed slot has no close-on-exec flag; the kernel refuses it. */
 	if (op->flags & OP_ACCEPT_DIRECT)
 		io_uring_prep_multishot_accept_direct(sqe, op->fd, NULL, NULL,
-						      SOCK_CLOEXEC);
+						      0);
 	else
 		io_uring_prep_multishot_accept(sqe, op->fd, NULL, NULL,
 					       SOCK_CLOEXEC);
@@ -435,7 +436,6 @@ msg_target_handler(struct px_ring *r, struct px_ring_op *op,
 	px_ring_fn fn;
 	void *ctx;
 
-	__atomic_load_n(&m->published, __ATOMIC_ACQUIRE);
 	fn = m->fn;
 	ctx = m->ctx;
 	free(m);
@@ -464,19 +464,20 @@ px_ring_post(struct px_ring *src, struct px_ring *dst, px_ring_fn fn, void *ctx)
 	struct io_uring_sqe *sqe;
 	struct px_ring_op *op;
 	struct ring_msg *m;
-	int ret = op_start_check(src, fn);
+	int dst_fd, ret = op_start_check(src, fn);
 
 	if (ret < 0)
 		return ret;
 	if (!dst)
 		return -EINVAL;
+	/* Read before the release below: @dst may be gone right after. */
+	dst_fd = dst->uring.ring_fd;
 	m = malloc(sizeof(*m));
 	if (!m)
 		return -ENOMEM;
-	m->handler = msg_target_handler;
 	m->fn = fn;
 	m->ctx = ctx;
-	__atomic_store_n(&m->published, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&m->handler, msg_target_handler, __ATOMIC_RELEASE);
 	op = ring_op_alloc(src, NULL, NULL);
 	if (!op)
 		goto out_free_msg;
@@ -485,8 +486,7 @@ px_ring_post(struct px_ring *src, struct px_ring *dst, px_ring_fn fn, void *ctx)
 	sqe = ring_sqe_op(src, op);
 	if (!sqe)
 		goto out_free_op;
-	io_uring_prep_msg_ring(sqe, dst->uring.ring_fd, 0,
-			       (uint64_t)(uintptr_t)m, 0);
+	io_uring_prep_msg_ring(sqe, dst_fd, 0, (uint64_t)(uintptr_t)m, 0);
 	return 0;
 
 out_free_op:

@@ -73,15 +73,15 @@ struct px_ring_op {
 
 /* A message posted to another ring: user_data of the target's CQE. */
 struct ring_msg {
-	ring_handler_fn handler; /* first, as in struct px_ring_op */
+	/*
+	 * First, as in struct px_ring_op.  Stored last, with release, by
+	 * the sender and loaded with acquire by the target's dispatch: the
+	 * kernel orders the two, but thread sanitizers cannot see that,
+	 * and callers rely on this edge for what @ctx points to.
+	 */
+	ring_handler_fn handler;
 	px_ring_fn fn;
 	void *ctx;
-	/*
-	 * Stored with release by the sender, loaded with acquire by the
-	 * target: the kernel orders the two, but thread sanitizers cannot
-	 * see that, and callers rely on this edge for what @ctx points to.
-	 */
-	uint32_t published;
 };
 
 /* One queued send of a connection. */
@@ -185,6 +185,7 @@ struct px_ring {
 	/* connections waiting for buffers or SQ room, FIFO */
 	struct px_ring_conn *wait_head;
 	struct px_ring_conn **wait_tail;
+	uint32_t wait_len;
 
 	/* open connections */
 	struct px_ring_conn *conns;

@@ -139,7 +139,8 @@ PX_API void px_ring_hooks_set(const struct px_ring_hooks *hooks);
  * Flushes queued submissions, waits up to @timeout_ns for a completion,
  * dispatches every completion available (draining a CQ overflow too),
  * then runs deferred work (px_ring_defer()).  Returns the number of
- * completions dispatched (0 on timeout) or -errno.
+ * completions dispatched (0 on timeout) or -errno.  Not from a callback
+ * (the loop does not nest).
  */
 PX_API int px_ring_run_once(struct px_ring *ring, int64_t timeout_ns);
 
@@ -176,7 +177,8 @@ typedef void (*px_ring_fn)(struct px_ring *ring, int res, bool more, void *ctx);
 /*
  * px_ring_defer - run @fn(ring, 0, false, ctx) at the end of this loop
  * turn (after the completions of the turn).  Used for deferred cleanup
- * that must not run inside the current callback.  Returns 0 or -ENOMEM.
+ * that must not run inside the current callback.  Returns 0, -EINVAL
+ * (no @fn) or -ENOMEM.
  */
 PX_API int px_ring_defer(struct px_ring *ring, px_ring_fn fn, void *ctx);
 

@@ -305,6 +305,8 @@ s3fifo_victim(struct px_cache *c)
 		}
 		list_unlink(c, s, it);
 		set_main(it, true);
+		/* As in the S3-FIFO paper: a promoted item starts cold. */
+		pxc_set_hot(it, 0);
 		list_push(c, m, it);
 		PXC_COUNT(c, s3fifo_promotions, 1);
 	}

@@ -203,4 +203,60 @@ TEST(ring_destroy_closes_open_connections)
 	close(sv[1]);
 }
 
+struct stopper {
+	int cancelled;
+	int bytes;
+	int other;
+};
+
+static void
+stopper_recv(struct px_ring_conn *conn, struct px_ring_buf *buf, int res,
+	     void *ctx)
+{
+	struct stopper *s = ctx;
+
+	if (res > 0)
+		s->bytes += res;
+	else if (res == -ECANCELED)
+		s->cancelled++;
+	else
+		s->other++;
+	if (buf)
+		px_ring_buf_put(px_ring_conn_ring(conn), buf);
+}
+
+TEST(ring_recv_stop_then_restart_keeps_the_stream)
+{
+	struct stopper s = {0};
+	struct px_ring_conn *conn;
+	struct px_ring *ring;
+	int sv[2], ret;
+
+	ret = px_ring_create(NULL, &ring);
+	if (ret < 0)
+		SKIP(return, "%s", px_strerror_in(PX_PART_RING, ret));
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	ASSERT_EQ(px_ring_conn_create(ring, sv[0], 0, stopper_recv, &s, &conn),
+		  0);
+	EXPECT_EQ(px_ring_conn_recv_stop(conn), -ENOENT);
+	ASSERT_EQ(px_ring_conn_recv_start(conn), 0);
+	EXPECT_EQ(px_ring_conn_recv_start(conn), -EALREADY);
+	ASSERT_EQ(px_ring_run_once(ring, 0), 0);
+	ASSERT_EQ(px_ring_conn_recv_stop(conn), 0);
+	while (!s.cancelled)
+		ASSERT_GE(px_ring_run_once(ring, 1000 * 1000000LL), 0);
+	/* Written while stopped: stays in the socket until restarted. */
+	ASSERT_EQ(write(sv[1], "0123456789", 10), 10);
+	ASSERT_EQ(px_ring_run_once(ring, 20 * 1000000LL), 0);
+	EXPECT_EQ(s.bytes, 0);
+	ASSERT_EQ(px_ring_conn_recv_start(conn), 0);
+	while (s.bytes < 10)
+		ASSERT_GE(px_ring_run_once(ring, 1000 * 1000000LL), 0);
+	EXPECT_EQ(s.cancelled, 1);
+	EXPECT_EQ(s.bytes, 10);
+	EXPECT_EQ(s.other, 0);
+	px_ring_destroy(ring);
+	close(sv[1]);
+}
+
 TEST_HARNESS_MAIN

@@ -11,6 +11,7 @@
 #include <netinet/tcp.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <liburing.h>
 
 #include <patinox/error.h>
 #include <patinox/ring.h>
@@ -23,6 +24,7 @@
 
 struct server {
 	struct px_ring *ring;
+	uint32_t conn_flags;
 	int accepted;
 	int accept_errors;
 	int closed;
@@ -123,7 +125,8 @@ server_accept(struct px_ring *ring, int res, bool more, void *ctx)
 		s->accept_errors++;
 		return;
 	}
-	if (px_ring_conn_create(ring, res, 0, server_recv, s, &conn) == 0 &&
+	if (px_ring_conn_create(ring, res, s->conn_flags, server_recv, s,
+				&conn) == 0 &&
 	    px_ring_conn_recv_start(conn) == 0)
 		s->accepted++;
 }
@@ -230,6 +233,86 @@ TEST_T(ring_echo_1000_connections, 60)
 	EXPECT_EQ(bad, 0);
 	px_ring_destroy(ring);
 	close(lfd);
+}
+
+#define SMALL_CONNS 16
+
+/* A small echo on a ring made with @o; returns through ASSERTs. */
+static void
+small_echo(struct __test_meta *_metadata, const struct px_ring_opts *o,
+	   uint32_t accept_flags, uint32_t conn_flags, uint32_t want_setup)
+{
+	static struct client clients[SMALL_CONNS];
+	struct server srv = {.conn_flags = conn_flags};
+	struct px_ring *ring;
+	uint16_t port;
+	int lfd, done = 0, ret;
+
+	memset(clients, 0, sizeof(clients));
+	ret = px_ring_create(o, &ring);
+	if (ret < 0)
+		SKIP(return, "%s", px_strerror_in(PX_PART_RING, ret));
+	EXPECT_EQ(px_ring_setup_flags(ring) & want_setup, want_setup);
+	lfd = listen_loopback(&port);
+	ASSERT_GE(lfd, 0);
+	ASSERT_EQ(
+	    px_ring_accept(ring, lfd, accept_flags, server_accept, &srv, NULL),
+	    0);
+	for (int i = 0; i < SMALL_CONNS; i++) {
+		int fd = connect_loopback(port);
+
+		ASSERT_GE(fd, 0);
+		clients[i].done = &done;
+		ASSERT_EQ(px_ring_conn_create(ring, fd, 0, client_recv,
+					      &clients[i], &clients[i].conn),
+			  0);
+		ASSERT_EQ(px_ring_conn_recv_start(clients[i].conn), 0);
+		client_send(&clients[i]);
+	}
+	while (done < SMALL_CONNS) {
+		ASSERT_GE(px_ring_run_once(ring, 1000 * 1000000LL), 0);
+		ASSERT_EQ(srv.accept_errors, 0);
+		for (int i = 0; i < SMALL_CONNS; i++)
+			ASSERT_FALSE(clients[i].bad);
+	}
+	EXPECT_EQ(srv.accepted, SMALL_CONNS);
+	for (int i = 0; i < SMALL_CONNS; i++)
+		ASSERT_EQ(px_ring_conn_close(clients[i].conn, NULL, NULL), 0);
+	while (srv.closed < SMALL_CONNS)
+		ASSERT_GE(px_ring_run_once(ring, 1000 * 1000000LL), 0);
+	px_ring_destroy(ring);
+	close(lfd);
+}
+
+/* The server side in the fixed-file table: accept direct, fixed slots. */
+TEST_T(ring_echo_fixed_files, 60)
+{
+	struct px_ring_opts o;
+
+	px_ring_opts_init(&o);
+	o.fixed_files = 64;
+	small_echo(_metadata, &o, PX_RING_ACCEPT_DIRECT, PX_RING_CONN_FIXED,
+		   IORING_SETUP_DEFER_TASKRUN);
+}
+
+/* SQPOLL refuses the task-run flags: the chain ends at a plain SQPOLL. */
+TEST_T(ring_echo_sqpoll, 60)
+{
+	struct px_ring_opts o;
+
+	px_ring_opts_init(&o);
+	o.flags |= PX_RING_SQPOLL;
+	small_echo(_metadata, &o, 0, 0, IORING_SETUP_SQPOLL);
+}
+
+/* Kernels without DEFER_TASKRUN get COOP_TASKRUN: same behaviour. */
+TEST_T(ring_echo_coop_taskrun, 60)
+{
+	struct px_ring_opts o;
+
+	px_ring_opts_init(&o);
+	o.flags |= PX_RING_NO_DEFER;
+	small_echo(_metadata, &o, 0, 0, IORING_SETUP_COOP_TASKRUN);
 }
 
 TEST_HARNESS_MAIN
