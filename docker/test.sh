@@ -25,7 +25,7 @@ BUILD_IMAGE=localhost/patinox-build:test
 IMAGE=localhost/patinox:test
 MIN_IMAGE=localhost/patinox:test-minimal
 PROFILE=$ROOT/docker/seccomp-io_uring.json
-PLAN=10
+PLAN=11
 N=0
 FAILED=0
 SKIP_ALL=
@@ -180,6 +180,19 @@ test_rings_allowed() {
 	grep -q '^io_uring: available' "$tmp/probe.txt"
 }
 
+# The profile adds io_uring and nothing else: what the default policy
+# refuses without a capability (here unshare, which needs CAP_SYS_ADMIN)
+# stays refused.  Without any filter the same command succeeds.
+test_defaults_kept() {
+	local out
+	out=$(with_profile --entrypoint /bin/sh "$IMAGE" -c \
+		'unshare --user --map-root-user true' 2>&1)
+	echo "with the profile: $out"
+	case $out in *"Operation not permitted"*) ;; *) return 1 ;; esac
+	podman_run --security-opt seccomp=unconfined --entrypoint /bin/sh \
+		"$IMAGE" -c 'unshare --user --map-root-user true'
+}
+
 trace_mount() {
 	local d
 	for d in /work/shared/traces "$ROOT/../shared/traces"; do
@@ -329,6 +342,8 @@ t "image builds (podman build --isolation=chroot, defconfig)" test_build
 [ -z "$SKIP_ALL" ] && ! podman image exists "$IMAGE" &&
 	SKIP_ALL="the image did not build"
 t "with seccomp-io_uring.json: pxprobe finds io_uring" test_rings_allowed
+t "with seccomp-io_uring.json: unshare is still refused (default policy kept)" \
+	test_defaults_kept
 t "with seccomp-io_uring.json: the benchmark suite runs" test_bench
 [ -f "$tmp/bench.txt" ] && sed 's/^/# /' "$tmp/bench.txt"
 t "Docker's default policy: pxprobe says io_uring is refused (EPERM)" \
