@@ -27,6 +27,7 @@
 
 struct cow_version {
 	_Atomic uint32_t refs;
+	bool retired;             /* on the retire list; under c->lock */
 	struct cow_version *next; /* retire list or free list */
 	uint64_t retired_at;      /* epoch read after it was replaced */
 };
@@ -117,6 +118,7 @@ arena_alloc(struct px_cow *c)
 		return NULL;
 	}
 	atomic_init(&v->refs, 1);
+	v->retired = false;
 	v->next = NULL;
 	stat_add(&c->st.live, 1);
 	return v;
@@ -324,6 +326,7 @@ retire_locked(struct px_cow *c, struct cow_version *old)
 {
 	/* Read after the exchange that unlinked @old: see docs/cow.md. */
 	old->retired_at = cow_epoch_now();
+	old->retired = true;
 	old->next = NULL;
 	*c->retired_tail = old;
 	c->retired_tail = &old->next;
@@ -342,8 +345,31 @@ free_safe_locked(struct px_cow *c)
 			c->retired_tail = &c->retired_head;
 		c->nr_retired--;
 		stat_add(&c->st.retired, -1);
+		v->retired = false;
 		version_put(c, v);
 	}
+}
+
+/*
+ * @v, still waiting on the retire list, is current again (a reference
+ * from px_cow_get() republished): take it off the list and drop the
+ * list's reference; the caller's now belongs to the cell.  Re-retiring
+ * it later starts a new grace period.
+ */
+static void
+unretire_locked(struct px_cow *c, struct cow_version *v)
+{
+	struct cow_version **pp = &c->retired_head;
+
+	while (*pp != v)
+		pp = &(*pp)->next;
+	*pp = v->next;
+	if (c->retired_tail == &v->next)
+		c->retired_tail = pp;
+	v->retired = false;
+	c->nr_retired--;
+	stat_add(&c->st.retired, -1);
+	version_put(c, v);
 }
 
 /* Non-blocking: two epoch steps at most, then free what is safe. */
@@ -403,6 +429,8 @@ px_cow_publish(struct px_cow *c, void *ref)
 		version_put(c, v); /* already current: drop the caller's ref */
 	else
 		retire_locked(c, old);
+	if (v->retired)
+		unretire_locked(c, v);
 	pending = reclaim_locked(c);
 	pthread_mutex_unlock(&c->lock);
 	if (pending && c->defer)

@@ -81,6 +81,19 @@ static const struct px_context_error px_context_errors[] = {
      "timed out waiting for, creating or recycling a pooled object"},
     {PX_PART_POOL, EAGAIN,
      "the pool's waiter queue is full (EAGAIN): back off and retry"},
+    {PX_PART_POOL, PX_ECLOSED,
+     "the pool is closed: pending and new gets fail, objects are "
+     "destroyed when they come back"},
+    {PX_PART_POOL, ECANCELED, "the get was cancelled by its caller"},
+    {PX_PART_POOL, ECONNREFUSED,
+     "the pool's backend refused the connection (ECONNREFUSED); new "
+     "creates back off and gets fail fast until it is back"},
+    {PX_PART_GUARD, PX_ECLOSED,
+     "the guard is shutting down: no new resources or operations are "
+     "accepted"},
+    {PX_PART_GUARD, ETIMEDOUT,
+     "guard shutdown reached its deadline with cleanups unfinished; "
+     "they were reported and still complete later"},
 };
 
 const char *

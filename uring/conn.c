@@ -206,11 +206,17 @@ px_ring_conn_recv_stop(struct px_ring_conn *conn)
 {
 	if (!conn->recv_wanted || conn->recv_stopping)
 		return -ENOENT;
+	if (conn->recv_armed) {
+		int ret =
+		    ring_cancel_submit(conn->ring, op_user_data(&conn->recv_op),
+				       -1, 0, NULL, NULL);
+
+		/* Stopping only once asked for: a later call tries again. */
+		if (ret == 0)
+			conn->recv_stopping = true;
+		return ret;
+	}
 	conn->recv_stopping = true;
-	if (conn->recv_armed)
-		return ring_cancel_submit(conn->ring,
-					  op_user_data(&conn->recv_op), -1, 0,
-					  NULL, NULL);
 	/* Not in the kernel: the wait-list pass reports the end. */
 	wait_add(conn);
 	return 0;
@@ -387,9 +393,13 @@ px_ring_conn_send(struct px_ring_conn *conn, const struct iovec *iov,
 		return conn->send_error;
 	if (!iov || iovcnt < 1 || iovcnt > CONFIG_PX_RING_SEND_IOV_MAX)
 		return -EINVAL;
-	for (int i = 0; i < iovcnt; i++)
+	/* Checked at each step: the sum of size_t lengths could wrap. */
+	for (int i = 0; i < iovcnt; i++) {
+		if (iov[i].iov_len > INT32_MAX - total)
+			return -EINVAL;
 		total += iov[i].iov_len;
-	if (total == 0 || total > INT32_MAX)
+	}
+	if (total == 0)
 		return -EINVAL;
 	s = send_alloc(conn->ring, iovcnt);
 	if (!s)
@@ -466,11 +476,20 @@ ring_conns_rearm_waiting(struct px_ring *r)
 
 /* ---- close ---- */
 
+/*
+ * The close CQE can arrive while close_defer is still queued: the close
+ * is submitted from a completion handler once nothing is left in the
+ * kernel, and the deferred pass runs a batch at a time (or the SQ flush
+ * of close_submit() lets the CQE land in the same reap).  Unlink it, or
+ * run_deferred() would read the freed connection.
+ */
 static void
 conn_free(struct px_ring_conn *c)
 {
 	struct px_ring *r = c->ring;
 
+	if (c->close_defer_queued)
+		ring_defer_remove(r, &c->close_defer);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -658,8 +677,16 @@ px_ring_conn_create(struct px_ring *ring, int fd, uint32_t flags,
 	bool fixed = flags & PX_RING_CONN_FIXED;
 	struct px_ring_conn *c;
 
-	if (!ring || fd < 0 || !out)
+	if (fd < 0)
 		return -EINVAL;
+	/* The fd is ours even on failure; a fixed slot needs its ring. */
+	if (!ring || !out) {
+		if (ring)
+			fd_discard(ring, fd, fixed);
+		else if (!fixed)
+			close(fd);
+		return -EINVAL;
+	}
 	if (ring->destroying) {
 		fd_discard(ring, fd, fixed);
 		return -PX_ECLOSED;

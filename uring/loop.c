@@ -86,6 +86,21 @@ ring_defer_add(struct px_ring *r, struct ring_defer *d)
 	r->defer_tail = &d->next;
 }
 
+/* Unlink @d, which is queued: its owner is about to be freed. */
+void
+ring_defer_remove(struct px_ring *r, struct ring_defer *d)
+{
+	struct ring_defer **pp = &r->defer_head;
+
+	while (*pp && *pp != d)
+		pp = &(*pp)->next;
+	if (!*pp)
+		return;
+	*pp = d->next;
+	if (r->defer_tail == &d->next)
+		r->defer_tail = pp;
+}
+
 static void
 defer_run_user(struct px_ring *r, struct ring_defer *d)
 {

@@ -256,12 +256,17 @@ timer_arm(struct px_ring *r, struct px_ring_op *op, uint64_t delay_ns)
 	if (op->flags & OP_PERIODIC) {
 		uint64_t now = ring_now_ns();
 		uint64_t k = (now - op->timer.start_ns) / op->timer.period_ns;
+		uint64_t at;
 
 		if (k < op->timer.ticks + 1)
 			k = op->timer.ticks + 1;
 		op->timer.ticks = k;
-		ns_to_ts(op->timer.start_ns + k * op->timer.period_ns,
-			 &op->timer.ts);
+		/* A deadline past the clock's range is never, not a wrap. */
+		if (__builtin_mul_overflow(k, op->timer.period_ns, &at) ||
+		    __builtin_add_overflow(at, op->timer.start_ns, &at) ||
+		    at > INT64_MAX)
+			at = INT64_MAX;
+		ns_to_ts(at, &op->timer.ts);
 		flags = IORING_TIMEOUT_ABS;
 	} else {
 		ns_to_ts(delay_ns, &op->timer.ts);
@@ -366,10 +371,16 @@ px_ring_cancel(struct px_ring *ring, struct px_ring_op *op)
 		return -ENOENT;
 	if (op->flags & OP_CANCELLED)
 		return 0;
+	/* Marked only once asked for, so a call after -EBUSY tries again. */
+	if (op->flags & OP_IN_KERNEL) {
+		int ret = ring_cancel_submit(ring, op_user_data(op), -1, 0,
+					     NULL, NULL);
+
+		if (ret < 0)
+			return ret;
+	}
 	op->flags |= OP_CANCELLED;
-	if (!(op->flags & OP_IN_KERNEL))
-		return 0;
-	return ring_cancel_submit(ring, op_user_data(op), -1, 0, NULL, NULL);
+	return 0;
 }
 
 int

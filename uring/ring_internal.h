@@ -213,6 +213,7 @@ struct io_uring_sqe *ring_sqe(struct px_ring *ring);
 struct io_uring_sqe *ring_sqe_op(struct px_ring *ring, struct px_ring_op *op);
 void ring_op_ended(struct px_ring *ring);
 void ring_defer_add(struct px_ring *ring, struct ring_defer *d);
+void ring_defer_remove(struct px_ring *ring, struct ring_defer *d);
 uint64_t ring_now_ns(void);
 
 /* ops.c */

@@ -173,6 +173,9 @@ PX_API int px_cow_make_mut(struct px_cow *c, void **ref);
 /*
  * px_cow_publish - make @ref the current version and retire the previous
  * one.  Consumes the caller's reference: @ref must not be written after.
+ * @ref may be a draft, or a reference from px_cow_get() to an older
+ * version (a rollback), also while that version still waits for its
+ * grace period: it then leaves the retired ones.
  * Concurrent publishers are serialized; the last one wins.  When
  * max_retired versions already wait, it first waits for a grace period
  * (or, with opts.nowait, fails with -EAGAIN).  Returns 0, -EAGAIN, or

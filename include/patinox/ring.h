@@ -236,7 +236,8 @@ enum px_ring_timer_flags {
  *         fires with more == true at start + k * @ns (absolute deadlines,
  *         so no drift accumulates; ticks missed by a stalled loop are
  *         skipped, not replayed) until px_ring_cancel(), which ends it
- *         with a last call (-ECANCELED, more == false).
+ *         with a last call (-ECANCELED, more == false).  A deadline past
+ *         the 64-bit clock (a period of centuries) never comes.
  *
  * Returns 0 or -errno (no callback).
  */
@@ -251,7 +252,9 @@ PX_API int px_ring_timer(struct px_ring *ring, uint64_t ns, uint32_t flags,
  * Asynchronous: the operation's callback reports the end (usually
  * -ECANCELED; an operation that completed meanwhile reports its real
  * result).  Calling it twice, or from inside the operation's own
- * callback, is allowed.  Returns 0, or -ENOENT when @op already ended.
+ * callback, is allowed.  Returns 0, -ENOENT when @op already ended, or
+ * -EBUSY when the cancel found no room in the SQ (nothing changed: call
+ * again later).
  */
 PX_API int px_ring_cancel(struct px_ring *ring, struct px_ring_op *op);
 
@@ -369,7 +372,7 @@ enum px_ring_conn_flags {
  * px_ring_conn_create - take ownership of a connected socket.
  * @fd:     a connected stream socket (or fixed slot with CONN_FIXED);
  *          owned by the connection from now on, even on failure: on
- *          failure it is closed
+ *          failure it is closed (a fixed slot only when @ring is given)
  * @on_recv: receive callback (may be NULL if recv is never started)
  * @ctx:    passed to every callback of the connection
  * @out:    the connection
@@ -391,7 +394,8 @@ PX_API int px_ring_conn_recv_start(struct px_ring_conn *conn);
 /*
  * px_ring_conn_recv_stop - stop receiving.  The recv callback is called
  * once more with -ECANCELED (or with data that raced the stop, then
- * -ECANCELED).  Returns 0 or -ENOENT when no recv runs.
+ * -ECANCELED).  Returns 0, -ENOENT when no recv runs, or -EBUSY when
+ * the cancel found no room in the SQ (nothing changed: call again later).
  */
 PX_API int px_ring_conn_recv_stop(struct px_ring_conn *conn);
 

@@ -510,7 +510,8 @@ store_new(struct px_cache *c, const struct pxc_req *r, struct pxc_item *old,
 	struct pxc_item *it;
 	uint32_t off;
 
-	if (units > pxc_arena_largest(&c->arena))
+	/* The arena serves a free block one TLSF list above @units. */
+	if (pxc_arena_fit_units(units) > pxc_arena_largest(&c->arena))
 		return -E2BIG;
 	if (old)
 		pxc_pin(c, old); /* eviction below must not free it */
@@ -789,12 +790,16 @@ px_cache_decr(struct px_cache *c, const void *key, size_t klen, uint64_t delta_,
 int
 px_cache_flush_all(struct px_cache *c, int64_t delay)
 {
-	int64_t now;
+	int64_t now, at;
 
 	pxc_lock(c);
 	now = pxc_now(c);
-	atomic_store_explicit(&c->flush_at, delay > 0 ? now + delay : now,
-			      memory_order_release);
+	/* A delay past the end of time saturates: never, not at once. */
+	if (delay <= 0)
+		at = now;
+	else if (__builtin_add_overflow(now, delay, &at))
+		at = INT64_MAX;
+	atomic_store_explicit(&c->flush_at, at, memory_order_release);
 	apply_flush(c, now);
 	pxc_unlock(c);
 	return 0;

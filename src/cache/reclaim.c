@@ -44,10 +44,17 @@ static pthread_once_t reader_once = PTHREAD_ONCE_INIT;
 static pthread_key_t reader_key;
 static _Thread_local bool reader_registered;
 
+/*
+ * Another thread-specific destructor may still read the cache after this
+ * one: clear the flag so that it registers the thread again (and this
+ * destructor runs once more) instead of reading unregistered, unseen by
+ * grace periods.
+ */
 static void
 reader_exit(void *unused)
 {
 	urcu_memb_unregister_thread();
+	reader_registered = false;
 }
 
 static void

@@ -218,4 +218,122 @@ TEST(ring_destroy_ends_pending_operations)
 	close(lfd);
 }
 
+static void
+ignore_end(struct px_ring *ring, int res, bool more, void *ctx)
+{
+}
+
+/*
+ * With an SQ polling thread the SQ can stay full after a flush, so a
+ * cancel may find no SQE.  Queue long timers until one is refused;
+ * returns false when the thread kept up (the test then skips).
+ */
+static bool
+fill_sq(struct px_ring *ring)
+{
+	for (int i = 0; i < 4096; i++)
+		if (px_ring_timer(ring, 60 * 1000000000ull, 0, ignore_end, NULL,
+				  NULL) == -EBUSY)
+			return true;
+	return false;
+}
+
+static struct px_ring *
+sqpoll_ring(void)
+{
+	struct px_ring_opts o;
+	struct px_ring *ring;
+
+	px_ring_opts_init(&o);
+	o.flags |= PX_RING_SQPOLL;
+	o.sq_entries = 8;
+	o.sqpoll_idle_ms = 1; /* do not keep a core busy after the test */
+	return px_ring_create(&o, &ring) < 0 ? NULL : ring;
+}
+
+/*
+ * A cancel refused with -EBUSY changes nothing: the next call submits
+ * it, and the multishot accept (which no completion would otherwise
+ * end) reports its end.
+ */
+TEST(ring_cancel_after_ebusy_is_submitted_on_retry)
+{
+	struct tally t = {0};
+	struct px_ring_op *op;
+	struct px_ring *ring;
+	int lfd, ret;
+
+	ring = sqpoll_ring();
+	if (!ring)
+		SKIP(return, "no SQPOLL ring");
+	lfd = listen_loopback();
+	ASSERT_GE(lfd, 0);
+	ASSERT_EQ(px_ring_accept(ring, lfd, 0, count_end, &t, &op), 0);
+	ASSERT_GE(px_ring_run_once(ring, 10 * 1000000LL), 0);
+	if (!fill_sq(ring) || (ret = px_ring_cancel(ring, op)) != -EBUSY) {
+		px_ring_destroy(ring);
+		close(lfd);
+		SKIP(return, "the SQ thread kept the SQ from filling");
+	}
+	/* Until the SQ thread has made room again. */
+	do
+		ASSERT_GE(px_ring_run_once(ring, 10 * 1000000LL), 0);
+	while ((ret = px_ring_cancel(ring, op)) == -EBUSY);
+	ASSERT_EQ(ret, 0);
+	EXPECT_EQ(t.calls, 0);
+	for (int i = 0; i < 100 && !t.calls; i++)
+		ASSERT_GE(px_ring_run_once(ring, 10 * 1000000LL), 0);
+	EXPECT_EQ(t.calls, 1);
+	EXPECT_EQ(t.last_res, -ECANCELED);
+	px_ring_destroy(ring);
+	close(lfd);
+}
+
+static void
+stop_recv(struct px_ring_conn *conn, struct px_ring_buf *buf, int res,
+	  void *ctx)
+{
+	struct tally *t = ctx;
+
+	if (buf) {
+		px_ring_buf_put(px_ring_conn_ring(conn), buf);
+		return;
+	}
+	t->calls++;
+	t->last_res = res;
+}
+
+/* The same for px_ring_conn_recv_stop(). */
+TEST(ring_recv_stop_after_ebusy_is_submitted_on_retry)
+{
+	struct tally t = {0};
+	struct px_ring_conn *conn;
+	struct px_ring *ring;
+	int sv[2], ret;
+
+	ring = sqpoll_ring();
+	if (!ring)
+		SKIP(return, "no SQPOLL ring");
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	ASSERT_EQ(px_ring_conn_create(ring, sv[0], 0, stop_recv, &t, &conn), 0);
+	ASSERT_EQ(px_ring_conn_recv_start(conn), 0);
+	ASSERT_GE(px_ring_run_once(ring, 10 * 1000000LL), 0);
+	if (!fill_sq(ring) || (ret = px_ring_conn_recv_stop(conn)) != -EBUSY) {
+		px_ring_destroy(ring);
+		close(sv[1]);
+		SKIP(return, "the SQ thread kept the SQ from filling");
+	}
+	do
+		ASSERT_GE(px_ring_run_once(ring, 10 * 1000000LL), 0);
+	while ((ret = px_ring_conn_recv_stop(conn)) == -EBUSY);
+	ASSERT_EQ(ret, 0);
+	EXPECT_EQ(t.calls, 0);
+	for (int i = 0; i < 100 && !t.calls; i++)
+		ASSERT_GE(px_ring_run_once(ring, 10 * 1000000LL), 0);
+	EXPECT_EQ(t.calls, 1);
+	EXPECT_EQ(t.last_res, -ECANCELED);
+	px_ring_destroy(ring);
+	close(sv[1]);
+}
+
 TEST_HARNESS_MAIN

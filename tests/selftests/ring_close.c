@@ -7,6 +7,7 @@
  * only then and the peer sees the end of the stream.
  */
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/socket.h>
 
 #include <patinox/error.h>
@@ -179,6 +180,183 @@ TEST(ring_close_from_recv_callback_on_eof)
 	EXPECT_EQ(w.recv_after_close, 0);
 	EXPECT_EQ(w.closed, 1);
 	EXPECT_FALSE(fd_open(sv[0]));
+	px_ring_destroy(ring);
+}
+
+struct flood {
+	struct watch w;
+	int defers;
+};
+
+static void
+flood_count(struct px_ring *ring, int res, bool more, void *ctx)
+{
+	struct flood *f = ctx;
+
+	f->defers++;
+}
+
+/* A full batch of deferred work is queued ahead of the close's own. */
+static void
+flood_then_close_on_eof(struct px_ring_conn *conn, struct px_ring_buf *buf,
+			int res, void *ctx)
+{
+	struct flood *f = ctx;
+	struct px_ring *ring = px_ring_conn_ring(conn);
+
+	if (buf)
+		px_ring_buf_put(ring, buf);
+	if (res > 0)
+		return;
+	for (int i = 0; i < CONFIG_PX_RING_DEFER_BATCH; i++)
+		px_ring_defer(ring, flood_count, f);
+	f->w.closing = true;
+	px_ring_conn_close(conn, watch_closed, &f->w);
+}
+
+/*
+ * The close is submitted at once (nothing left in the kernel) while its
+ * deferred step waits behind a full batch, so the close completes first
+ * and frees the connection.  Freed memory is filled with a pattern
+ * (M_PERTURB; AddressSanitizer reports the read itself), so a deferred
+ * step left queued in it would crash the loop.
+ */
+TEST(ring_close_frees_the_connection_with_its_deferred_step_queued)
+{
+	struct flood f = {0};
+	struct px_ring_stats st;
+	struct px_ring_conn *conn;
+	struct px_ring *ring;
+	int sv[2], ret;
+
+	ret = px_ring_create(NULL, &ring);
+	if (ret < 0)
+		SKIP(return, "%s", px_strerror_in(PX_PART_RING, ret));
+	mallopt(M_PERTURB, 0x5a);
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	ASSERT_EQ(px_ring_conn_create(ring, sv[0], 0, flood_then_close_on_eof,
+				      &f, &conn),
+		  0);
+	ASSERT_EQ(px_ring_conn_recv_start(conn), 0);
+	close(sv[1]);
+	for (int i = 0; i < 100; i++) {
+		if (f.w.closed && f.defers == CONFIG_PX_RING_DEFER_BATCH)
+			break;
+		ASSERT_GE(px_ring_run_once(ring, 100 * 1000000LL), 0);
+	}
+	EXPECT_EQ(f.w.closed, 1);
+	EXPECT_EQ(f.w.closed_res, 0);
+	EXPECT_EQ(f.defers, CONFIG_PX_RING_DEFER_BATCH);
+	EXPECT_FALSE(fd_open(sv[0]));
+	/* Nothing is left queued: the loop does not spin. */
+	EXPECT_EQ(px_ring_run_once(ring, 0), 0);
+	px_ring_stats_get(ring, &st);
+	EXPECT_EQ(st.in_flight, 0);
+	EXPECT_EQ(st.conns, 0);
+	px_ring_destroy(ring);
+}
+
+#define SQ_FLUSH_CONNS (2 * CONFIG_PX_RING_CQE_BATCH)
+
+struct sq_filler {
+	struct watch w;
+	int timers;
+	int timers_done;
+};
+
+static void
+filler_timer(struct px_ring *ring, int res, bool more, void *ctx)
+{
+	struct sq_filler *f = ctx;
+
+	f->timers_done++;
+}
+
+/*
+ * The first connection to see EOF fills the SQ but for one slot, which
+ * its close takes; the next close finds the SQ full and flushes, so the
+ * first close completes while the CQ is still being reaped.
+ */
+static void
+fill_sq_then_close_on_eof(struct px_ring_conn *conn, struct px_ring_buf *buf,
+			  int res, void *ctx)
+{
+	struct sq_filler *f = ctx;
+	struct px_ring *ring = px_ring_conn_ring(conn);
+
+	if (buf)
+		px_ring_buf_put(ring, buf);
+	if (res > 0)
+		return;
+	for (; f->timers < CONFIG_PX_RING_SQ_ENTRIES - 1; f->timers++)
+		if (px_ring_timer(ring, 10 * 1000000000ull, 0, filler_timer, f,
+				  NULL) < 0)
+			break;
+	px_ring_conn_close(conn, watch_closed, &f->w);
+}
+
+TEST(ring_close_completed_by_an_sq_flush_in_the_same_reap)
+{
+	struct px_ring_opts o;
+	struct sq_filler f = {0};
+	struct px_ring_conn *conn;
+	struct px_ring *ring;
+	int sv[2], peers[SQ_FLUSH_CONNS], ret;
+
+	/*
+	 * Without DEFER_TASKRUN every EOF is posted in one turn (with it
+	 * the kernel runs a few task works per wait), so the reap loop
+	 * goes on past the first batch and sees the flushed close.
+	 */
+	px_ring_opts_init(&o);
+	o.sq_entries = CONFIG_PX_RING_SQ_ENTRIES;
+	o.flags |= PX_RING_NO_DEFER;
+	ret = px_ring_create(&o, &ring);
+	if (ret < 0)
+		SKIP(return, "%s", px_strerror_in(PX_PART_RING, ret));
+	mallopt(M_PERTURB, 0x5a);
+	for (int i = 0; i < SQ_FLUSH_CONNS; i++) {
+		ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+		ASSERT_EQ(px_ring_conn_create(ring, sv[0], 0,
+					      fill_sq_then_close_on_eof, &f,
+					      &conn),
+			  0);
+		ASSERT_EQ(px_ring_conn_recv_start(conn), 0);
+		peers[i] = sv[1];
+	}
+	ASSERT_EQ(px_ring_run_once(ring, 0), 0);
+	for (int i = 0; i < SQ_FLUSH_CONNS; i++)
+		close(peers[i]);
+	for (int i = 0; i < 100 && f.w.closed < SQ_FLUSH_CONNS; i++)
+		ASSERT_GE(px_ring_run_once(ring, 100 * 1000000LL), 0);
+	EXPECT_EQ(f.w.closed, SQ_FLUSH_CONNS);
+	EXPECT_EQ(f.timers, CONFIG_PX_RING_SQ_ENTRIES - 1);
+	px_ring_destroy(ring);
+	/* Each timer reports its cancellation; none fired. */
+	EXPECT_EQ(f.timers_done, f.timers);
+}
+
+/* The socket is the connection's even when the call is refused. */
+TEST(ring_conn_create_closes_the_fd_on_einval)
+{
+	struct px_ring_conn *conn;
+	struct px_ring *ring;
+	int sv[2], ret;
+
+	ret = px_ring_create(NULL, &ring);
+	if (ret < 0)
+		SKIP(return, "%s", px_strerror_in(PX_PART_RING, ret));
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	EXPECT_EQ(px_ring_conn_create(ring, sv[0], 0, NULL, NULL, NULL),
+		  -EINVAL);
+	EXPECT_FALSE(fd_open(sv[0]));
+	close(sv[1]);
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	EXPECT_EQ(px_ring_conn_create(NULL, sv[0], 0, NULL, NULL, &conn),
+		  -EINVAL);
+	EXPECT_FALSE(fd_open(sv[0]));
+	close(sv[1]);
+	EXPECT_EQ(px_ring_conn_create(ring, -1, 0, NULL, NULL, &conn), -EINVAL);
 	px_ring_destroy(ring);
 }
 

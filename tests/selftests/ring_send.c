@@ -171,4 +171,43 @@ TEST(ring_send_after_peer_reset_fails_every_queued_send)
 	px_ring_destroy(ring);
 }
 
+static void
+count_send(struct px_ring_conn *conn, int res, void *ctx)
+{
+	(*(int *)ctx)++;
+}
+
+/*
+ * Lengths whose sum wraps size_t ({SIZE_MAX, 2} adds up to 1) or passes
+ * INT32_MAX are refused at once, and their callback never runs.
+ */
+TEST(ring_send_rejects_iovec_lengths_that_overflow)
+{
+	static char data[8];
+	struct iovec wrap[2] = {{data, SIZE_MAX}, {data, 2}};
+	struct iovec big[2] = {{data, INT32_MAX}, {data, 1}};
+	struct px_ring_conn *conn;
+	struct px_ring *ring;
+	int sv[2], calls = 0, ret;
+
+	ret = px_ring_create(NULL, &ring);
+	if (ret < 0)
+		SKIP(return, "%s", px_strerror_in(PX_PART_RING, ret));
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	ASSERT_EQ(px_ring_conn_create(ring, sv[0], 0, NULL, NULL, &conn), 0);
+	EXPECT_EQ(px_ring_conn_send(conn, wrap, 2, count_send, &calls),
+		  -EINVAL);
+	EXPECT_EQ(px_ring_conn_send(conn, big, 2, count_send, &calls), -EINVAL);
+	EXPECT_EQ(px_ring_conn_sends_pending(conn), 0);
+	ASSERT_GE(px_ring_run_once(ring, 20 * 1000000LL), 0);
+	EXPECT_EQ(calls, 0);
+	/* The connection is still usable. */
+	ASSERT_EQ(px_ring_conn_send(conn, &wrap[1], 1, count_send, &calls), 0);
+	while (calls < 1)
+		ASSERT_GE(px_ring_run_once(ring, 1000 * 1000000LL), 0);
+	EXPECT_EQ(read(sv[1], data, sizeof(data)), 2);
+	px_ring_destroy(ring);
+	close(sv[1]);
+}
+
 TEST_HARNESS_MAIN

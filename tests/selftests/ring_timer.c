@@ -117,16 +117,12 @@ tick(struct px_ring *ring, int res, bool more, void *ctx)
  * absolute, so the last tick lands near TICKS * PERIOD_MS.  The bound
  * leaves room for a loaded machine yet stays below the naive lag.
  */
-TEST(ring_periodic_timer_does_not_drift)
+/* One run of the periodic timer; returns the time of the last tick. */
+static uint64_t
+periodic_run(struct __test_meta *_metadata, struct px_ring *ring)
 {
 	struct periodic p = {0};
-	struct px_ring *ring;
-	uint64_t last;
-	int ret;
 
-	ret = px_ring_create(NULL, &ring);
-	if (ret < 0)
-		SKIP(return, "%s", px_strerror_in(PX_PART_RING, ret));
 	p.start = now_ns();
 	ASSERT_EQ(px_ring_timer(ring, PERIOD_MS * MS, PX_RING_TIMER_PERIODIC,
 				tick, &p, &p.op),
@@ -139,10 +135,83 @@ TEST(ring_periodic_timer_does_not_drift)
 	for (int k = 0; k < p.ticks; k++)
 		EXPECT_GE(p.at[k] - p.start,
 			  (uint64_t)(k + 1) * PERIOD_MS * MS);
-	last = p.at[TICKS - 1] - p.start;
-	TH_LOG("tick %d at %.1f ms (ideal %d ms, naive re-arm ~%d ms)", TICKS,
-	       last / 1e6, TICKS * PERIOD_MS, TICKS * (PERIOD_MS + WORK_MS));
-	EXPECT_LT(last, (uint64_t)TICKS * PERIOD_MS * MS + 100 * MS);
+	return p.at[TICKS - 1] - p.start;
+}
+
+/*
+ * The bound is on wall time, which a loaded machine can stretch in any
+ * single run; a drifting timer misses it on every run, so the test takes
+ * the best of three.
+ */
+TEST(ring_periodic_timer_does_not_drift)
+{
+	struct px_ring *ring;
+	uint64_t last, best = UINT64_MAX;
+	int ret;
+
+	ret = px_ring_create(NULL, &ring);
+	if (ret < 0)
+		SKIP(return, "%s", px_strerror_in(PX_PART_RING, ret));
+	for (int run = 0; run < 3; run++) {
+		last = periodic_run(_metadata, ring);
+		TH_LOG("tick %d at %.1f ms (ideal %d ms, naive re-arm ~%d ms)",
+		       TICKS, last / 1e6, TICKS * PERIOD_MS,
+		       TICKS * (PERIOD_MS + WORK_MS));
+		if (last < best)
+			best = last;
+		if (best < (uint64_t)TICKS * PERIOD_MS * MS + 100 * MS)
+			break;
+	}
+	EXPECT_LT(best, (uint64_t)TICKS * PERIOD_MS * MS + 100 * MS);
+	px_ring_destroy(ring);
+}
+
+struct never {
+	int ticks;
+	int ends;
+	int end_res;
+};
+
+static void
+never_tick(struct px_ring *ring, int res, bool more, void *ctx)
+{
+	struct never *n = ctx;
+
+	if (more) {
+		n->ticks++;
+		return;
+	}
+	n->ends++;
+	n->end_res = res;
+}
+
+/*
+ * A period of centuries puts the deadline start + k * period past the
+ * 64-bit clock: it must saturate (never fire), not wrap to a past
+ * instant that fires on every turn.
+ */
+TEST(ring_periodic_timer_with_a_huge_period_never_fires)
+{
+	struct never n = {0};
+	struct px_ring_op *op;
+	struct px_ring *ring;
+	int ret;
+
+	ret = px_ring_create(NULL, &ring);
+	if (ret < 0)
+		SKIP(return, "%s", px_strerror_in(PX_PART_RING, ret));
+	ASSERT_EQ(px_ring_timer(ring, UINT64_MAX - 1000, PX_RING_TIMER_PERIODIC,
+				never_tick, &n, &op),
+		  0);
+	for (int i = 0; i < 10; i++)
+		ASSERT_GE(px_ring_run_once(ring, 5 * MS), 0);
+	EXPECT_EQ(n.ticks, 0);
+	EXPECT_EQ(n.ends, 0);
+	ASSERT_EQ(px_ring_cancel(ring, op), 0);
+	while (!n.ends)
+		ASSERT_GE(px_ring_run_once(ring, 1000 * MS), 0);
+	EXPECT_EQ(n.ticks, 0);
+	EXPECT_EQ(n.end_res, -ECANCELED);
 	px_ring_destroy(ring);
 }
 

@@ -7,6 +7,7 @@
  * accounting after each operation.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,9 +15,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
+#include <urcu/urcu-memb.h>
 
 #include <patinox/cache.h>
+
+#include "../../src/cache/cache_int.h"
 
 #define MIB        (1u << 20)
 #define START_TIME 1700000000
@@ -386,6 +391,101 @@ test_cache_flush_all_now_and_delayed(void **state)
 	px_cache_destroy(c);
 }
 
+/* A delay that overflows the clock saturates: nothing is flushed. */
+static void
+test_cache_flush_all_far_future_delay_flushes_nothing(void **state)
+{
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_DEFAULT, 0);
+
+	assert_int_equal(set_s(c, "a", "1", 0), 0);
+	assert_int_equal(px_cache_flush_all(c, INT64_MAX), 0);
+	assert_non_null(get_s(c, "a"));
+	fake_now += 1000000;
+	assert_int_equal(set_s(c, "b", "2", 0), 0);
+	assert_string_equal(get_s(c, "a"), "1");
+	assert_string_equal(get_s(c, "b"), "2");
+	assert_int_equal(metric(c, PX_CACHE_M_get_flushed), 0);
+	/* A later flush still replaces it. */
+	assert_int_equal(px_cache_flush_all(c, 0), 0);
+	assert_null(get_s(c, "a"));
+	px_cache_destroy(c);
+}
+
+/* A read-side section in a thread's last destructor, and a grace period. */
+struct late_reader {
+	struct px_cache *c;
+	pthread_key_t key;
+	atomic_bool in_section;
+	atomic_bool release;
+	atomic_bool grace_done;
+};
+
+/* Runs after the cache's own destructor (its key is older). */
+static void
+late_reader_section(void *arg)
+{
+	struct late_reader *l = arg;
+
+	pxc_read_lock();
+	atomic_store(&l->in_section, true);
+	while (!atomic_load(&l->release))
+		usleep(1000);
+	pxc_read_unlock();
+}
+
+static void *
+late_reader_main(void *arg)
+{
+	struct late_reader *l = arg;
+	char buf[8];
+
+	px_cache_get(l->c, "k", 1, buf, sizeof(buf), NULL);
+	pthread_setspecific(l->key, l);
+	return NULL;
+}
+
+static void *
+grace_main(void *arg)
+{
+	struct late_reader *l = arg;
+
+	urcu_memb_synchronize_rcu();
+	atomic_store(&l->grace_done, true);
+	return NULL;
+}
+
+/*
+ * A thread that reads again from a destructor after the cache's has
+ * unregistered it must register again: a grace period then waits for
+ * that section instead of freeing items under it.
+ */
+static void
+test_cache_reader_in_a_late_thread_destructor_is_waited_for(void **state)
+{
+	struct late_reader l = {0};
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_DEFAULT, 0);
+	pthread_t reader, grace;
+
+	l.c = c;
+	assert_int_equal(set_s(c, "k", "v", 0), 0);
+	assert_non_null(get_s(c, "k")); /* the cache's key exists */
+	assert_int_equal(pthread_key_create(&l.key, late_reader_section), 0);
+	assert_int_equal(pthread_create(&reader, NULL, late_reader_main, &l),
+			 0);
+	while (!atomic_load(&l.in_section))
+		usleep(1000);
+	assert_int_equal(pthread_create(&grace, NULL, grace_main, &l), 0);
+	usleep(200 * 1000);
+	/* The grace period still waits for the section. */
+	assert_false(atomic_load(&l.grace_done));
+	atomic_store(&l.release, true);
+	pthread_join(reader, NULL);
+	pthread_join(grace, NULL);
+	assert_true(atomic_load(&l.grace_done));
+	pthread_key_delete(l.key);
+	px_cache_destroy(c);
+}
+
 static void
 test_cache_expired_items_are_reclaimed_proactively(void **state)
 {
@@ -517,6 +617,42 @@ test_cache_too_big_is_e2big(void **state)
 	assert_int_equal(set_s(c, "a", "b", 0), 0);
 	assert_int_equal(px_cache_set(c, "k", 1, big, 3 * MIB, 0, 0), -E2BIG);
 	assert_string_equal(get_s(c, "a"), "b");
+	px_cache_destroy(c);
+	free(big);
+}
+
+/*
+ * A value just under the arena's size that no free block can ever serve
+ * (the allocator rounds a request up to its next size class): -E2BIG at
+ * once, with nothing evicted for it.
+ */
+static void
+test_cache_value_over_the_largest_block_is_e2big_without_eviction(void **state)
+{
+	struct px_cache_memory m;
+	struct px_cache_opts o;
+	struct px_cache *c;
+	size_t vlen;
+	char *big;
+
+	px_cache_opts_init(&o);
+	o.item_max = 4 * MIB;
+	o.hooks = &hooks;
+	o.listener = record;
+	o.region.backing = PX_REGION_4K;
+	nevents = 0;
+	assert_int_equal(px_cache_create(&c, MIB, &o), 0);
+	px_cache_memory(c, &m);
+	vlen = m.arena_bytes - 4096;
+	big = calloc(1, vlen);
+	assert_non_null(big);
+	assert_int_equal(set_s(c, "a", "b", 0), 0);
+	assert_int_equal(px_cache_set(c, "k", 1, big, vlen, 0, 0), -E2BIG);
+	assert_int_equal(nevents, 0);
+	assert_string_equal(get_s(c, "a"), "b");
+	/* Half the arena is still served. */
+	assert_int_equal(px_cache_set(c, "k", 1, big, m.arena_bytes / 2, 0, 0),
+			 0);
 	px_cache_destroy(c);
 	free(big);
 }
@@ -1100,11 +1236,15 @@ main(void)
 	    cmocka_unit_test(test_cache_touch_and_gat),
 	    cmocka_unit_test(test_cache_flush_all_now_and_delayed),
 	    cmocka_unit_test(
+		test_cache_flush_all_far_future_delay_flushes_nothing),
+	    cmocka_unit_test(
 		test_cache_expired_items_are_reclaimed_proactively),
 	    cmocka_unit_test(test_cache_stores_sweep_expired_items),
 	    cmocka_unit_test(test_cache_listener_causes),
 	    cmocka_unit_test(test_cache_ref_survives_replace_and_delete),
 	    cmocka_unit_test(test_cache_too_big_is_e2big),
+	    cmocka_unit_test(
+		test_cache_value_over_the_largest_block_is_e2big_without_eviction),
 	    cmocka_unit_test(test_cache_budget_is_exact),
 	    cmocka_unit_test(test_cache_full_cache_evicts_every_policy),
 	    cmocka_unit_test(test_cache_sizes_shift_without_calcification),
@@ -1116,6 +1256,8 @@ main(void)
 	    cmocka_unit_test(test_cache_get_or_load),
 	    cmocka_unit_test(test_cache_metrics_table),
 	    cmocka_unit_test(test_cache_model_random_ops),
+	    cmocka_unit_test(
+		test_cache_reader_in_a_late_thread_destructor_is_waited_for),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -249,6 +249,42 @@ test_cow_publish_current_again_keeps_it(void **state)
 	assert_int_equal(f.count, 1);
 }
 
+/*
+ * A rollback: a version kept with px_cow_get() is published again while
+ * it still waits for its grace period, then replaced again.  Every
+ * version is freed exactly once and the retired gauge stays right.
+ */
+static void
+test_cow_republish_of_a_retired_version_rolls_back(void **state)
+{
+	struct frees f = {0};
+	struct px_cow *c = make_cell(&f, 4);
+	const struct settings *prev;
+	struct px_cow_stats st;
+
+	px_cow_read_lock(c); /* no grace period ends in here */
+	prev = px_cow_get(c);
+	set_verbosity(c, 2); /* prev retired */
+	assert_int_equal(px_cow_publish(c, (void *)prev), 0);
+	assert_int_equal(read_verbosity(c), 1);
+	px_cow_stats(c, &st);
+	assert_int_equal(st.retired, 1); /* version 2 only */
+	set_verbosity(c, 3);             /* prev retired again */
+	px_cow_read_unlock(c);
+	px_cow_stats(c, &st);
+	assert_int_equal(st.retired, 2);
+	assert_int_equal(px_cow_synchronize(c), 0);
+	px_cow_stats(c, &st);
+	assert_int_equal(st.retired, 0);
+	assert_int_equal(st.live, 1);
+	assert_int_equal(f.count, 2);
+	assert_int_equal(read_verbosity(c), 3);
+	for (int i = 4; i < 10; i++)
+		set_verbosity(c, i);
+	px_cow_destroy(c);
+	assert_int_equal(f.count, 9);
+}
+
 static void
 test_cow_destroy_frees_pending_retirements(void **state)
 {
@@ -481,6 +517,8 @@ main(void)
 	    cmocka_unit_test(test_cow_make_mut_in_place_after_retirement),
 	    cmocka_unit_test(test_cow_get_outlives_retirement),
 	    cmocka_unit_test(test_cow_publish_current_again_keeps_it),
+	    cmocka_unit_test(
+		test_cow_republish_of_a_retired_version_rolls_back),
 	    cmocka_unit_test(test_cow_destroy_frees_pending_retirements),
 	    cmocka_unit_test(test_cow_publish_inside_section_at_bound_fails),
 	    cmocka_unit_test(test_cow_nowait_publish_returns_eagain_at_bound),

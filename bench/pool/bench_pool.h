@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared pieces of bench/pool: the r2d2-style blocking baseline (a mutex
+ * and a condition variable around a stack of objects), latency sampling
+ * and percentiles.
+ */
+#ifndef BENCH_POOL_H
+#define BENCH_POOL_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stddef.h>
+
+/* The classic blocking pool: get waits on a condvar, put signals it. */
+struct bpool {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	void **idle;
+	int nidle;
+	int size;
+	int max;
+	void *(*create)(void *arg);
+	void *arg;
+};
+
+int bpool_init(struct bpool *p, int max, void *(*create)(void *arg), void *arg);
+void bpool_deinit(struct bpool *p, void (*destroy)(void *obj));
+void *bpool_get(struct bpool *p);
+void bpool_put(struct bpool *p, void *obj);
+
+/* Latency samples (ns) and their percentiles. */
+struct lat {
+	uint32_t *v;
+	size_t n, cap;
+};
+
+void lat_add(struct lat *l, uint64_t ns);
+void lat_merge(struct lat *dst, const struct lat *src);
+uint64_t lat_pct(struct lat *l, double pct); /* sorts */
+void lat_free(struct lat *l);
+
+uint64_t now_ns(void); /* TSC-based; call tsc_calibrate() first */
+void tsc_calibrate(void);
+
+/* Result of one run. */
+struct result {
+	double ops_per_s;
+	uint64_t p50, p99, p9999; /* acquire wait */
+	uint64_t cycle9999;       /* p99.99 between two acquires of a client */
+};
+
+/* Run the blocking baseline: @threads threads on a pool of @size for
+ * @secs seconds of acquire+release with @work(obj) while held. */
+void baseline_run(int size, int threads, double secs,
+		  void *(*create)(void *arg), void (*destroy)(void *obj),
+		  int (*work)(void *obj), void *arg, struct result *out);
+
+#endif

@@ -1,0 +1,152 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The pool's environment on a px_ring: CLOCK_MONOTONIC for time, one ring
+ * timer for the earliest deadline, and ring deferred work for kicks.  The
+ * environment outlives the pool until its timer and deferred work have
+ * called back for the last time.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include <patinox/pool.h>
+#include <patinox/ring.h>
+
+struct pool_ring_env {
+	struct px_ring *ring;
+	struct px_pool *pool;
+	struct px_ring_op *timer; /* the one armed timer, or NULL */
+	uint64_t timer_at;        /* its deadline */
+	uint64_t want_at;         /* earliest deadline asked for */
+	bool cancelling;          /* the timer is being cancelled to re-arm */
+	bool deferred;            /* a deferred poll is queued */
+	bool released;            /* the pool is gone */
+};
+
+static uint64_t
+env_now(void *arg)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void
+env_maybe_free(struct pool_ring_env *e)
+{
+	if (e->released && !e->timer && !e->deferred)
+		free(e);
+}
+
+static void
+env_timer_fired(struct px_ring *ring, int res, bool more, void *ctx);
+
+static void
+env_arm(struct pool_ring_env *e)
+{
+	uint64_t t = env_now(e);
+	uint64_t ns = e->want_at > t ? e->want_at - t : 1;
+
+	if (px_ring_timer(e->ring, ns, 0, env_timer_fired, e, &e->timer) < 0) {
+		e->timer = NULL; /* the next get, put or kick polls instead */
+		return;
+	}
+	e->timer_at = e->want_at;
+}
+
+/* One timer at most: an earlier deadline cancels it and re-arms. */
+static void
+env_timer_fired(struct px_ring *ring, int res, bool more, void *ctx)
+{
+	struct pool_ring_env *e = ctx;
+
+	e->timer = NULL;
+	e->cancelling = false;
+	if (e->released) {
+		env_maybe_free(e);
+		return;
+	}
+	if (res == -ECANCELED && e->want_at != UINT64_MAX) {
+		env_arm(e);
+		return;
+	}
+	e->want_at = UINT64_MAX;
+	px_pool_poll(e->pool); /* asks for the next deadline */
+}
+
+static void
+env_wake_at(void *arg, uint64_t deadline)
+{
+	struct pool_ring_env *e = arg;
+
+	if (deadline < e->want_at)
+		e->want_at = deadline;
+	if (!e->timer)
+		env_arm(e);
+	else if (e->timer_at > e->want_at && !e->cancelling)
+		e->cancelling = px_ring_cancel(e->ring, e->timer) == 0;
+}
+
+static void
+env_deferred(struct px_ring *ring, int res, bool more, void *ctx)
+{
+	struct pool_ring_env *e = ctx;
+
+	e->deferred = false;
+	if (!e->released)
+		px_pool_poll(e->pool);
+	env_maybe_free(e);
+}
+
+static void
+env_kick(void *arg)
+{
+	struct pool_ring_env *e = arg;
+
+	if (e->deferred)
+		return;
+	if (px_ring_defer(e->ring, env_deferred, e) == 0)
+		e->deferred = true;
+}
+
+static void
+env_release(void *arg)
+{
+	struct pool_ring_env *e = arg;
+
+	e->released = true;
+	if (e->timer)
+		px_ring_cancel(e->ring, e->timer);
+	env_maybe_free(e);
+}
+
+int
+px_pool_create(struct px_ring *ring, const struct px_pool_manager *mgr,
+	       const struct px_pool_opts *opts, struct px_pool **out)
+{
+	struct pool_ring_env *e;
+	struct px_pool_env env = {
+	    .now_ns = env_now,
+	    .wake_at = env_wake_at,
+	    .kick = env_kick,
+	    .release = env_release,
+	};
+	int ret;
+
+	if (!ring)
+		return -EINVAL;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->ring = ring;
+	e->want_at = UINT64_MAX;
+	env.arg = e;
+	ret = px_pool_create_env(&env, mgr, opts, &e->pool);
+	if (ret < 0) {
+		free(e);
+		return ret;
+	}
+	*out = e->pool;
+	return 0;
+}
