@@ -568,9 +568,48 @@ static const pxc_cmd_fn handlers[MC_CMD_COUNT] = {
     [MC_CMD_ERROR] = cmd_error,
 };
 
+/* An auth error is always said, whatever noreply, then the connection
+ * closes, as memcached does. */
+static void
+auth_refuse(struct pxc_conn *c, const char *line)
+{
+	pxc_out_text(c, line, strlen(line));
+	pxc_out_lit(c, "\r\n");
+	pxc_conn_drain(c);
+}
+
+/* With -Y: the first command must be a set carrying "user password". */
+static void
+cmd_auth(struct pxc_conn *c, const struct mc_req *req)
+{
+	int rc;
+
+	if (req->cmd != MC_CMD_SET) {
+		auth_refuse(c, "CLIENT_ERROR unauthenticated");
+		return;
+	}
+	rc = req->too_large
+		 ? -EINVAL
+		 : pxc_auth_check(c->w->srv->auth, req->value, req->vlen);
+	if (rc == -EINVAL) {
+		auth_refuse(c, "CLIENT_ERROR bad authentication token format");
+		return;
+	}
+	if (rc < 0) {
+		LOG_INFO("a client failed to authenticate");
+		auth_refuse(c, "CLIENT_ERROR authentication failure");
+		return;
+	}
+	c->authed = true;
+	reply(c, req, "STORED");
+}
+
 void
 pxc_cmd_exec(struct pxc_conn *c, const struct mc_req *req)
 {
 	LOG_DEBUG("request %s", mc_cmd_name(req->cmd));
-	handlers[req->cmd](c, req);
+	if (!c->authed)
+		cmd_auth(c, req);
+	else
+		handlers[req->cmd](c, req);
 }

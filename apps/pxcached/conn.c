@@ -216,11 +216,17 @@ recv_ended(struct pxc_conn *c, int res)
 	}
 	if (res < 0 && res != -ECANCELED && res != -ECONNRESET)
 		LOG_DEBUG("recv error: %s", strerror(-res));
-	if (c->state == PXC_CONN_OPEN && res <= 0 && res != -ECANCELED) {
+	if (c->state == PXC_CONN_OPEN && res < 0 && res != -ECANCELED) {
 		/* The peer is gone: replies have nowhere to go. */
 		pxc_conn_close(c);
 		return;
 	}
+	/*
+	 * EOF: the client may only have shut down its sending side (nc -N),
+	 * so its replies still go out before the close.
+	 */
+	if (res == 0 && c->state == PXC_CONN_OPEN)
+		c->state = PXC_CONN_DRAINING;
 	maybe_finish(c);
 }
 
@@ -276,6 +282,7 @@ conn_new(struct pxc_worker *w)
 	if (!c)
 		return NULL;
 	c->w = w;
+	c->authed = w->srv->auth == NULL;
 	mc_parser_init(&c->parser, o->item_max, CONFIG_PX_PXCACHED_LINE_MAX,
 		       (size_t)CONFIG_PX_PXCACHED_KEY_LINE_MAX_KB << 10);
 	return c;

@@ -37,6 +37,7 @@ static const struct option long_opts[] = {
     {"hugepages", required_argument, NULL, OPT_HUGEPAGES},
     {"features", no_argument, NULL, OPT_FEATURES},
     {"port-file", required_argument, NULL, OPT_PORT_FILE},
+    {"auth-file", required_argument, NULL, 'Y'},
     {NULL, 0, NULL, 0},
 };
 
@@ -56,6 +57,10 @@ static const char usage_text[] =
     "  -I, --max-item-size=SIZE largest value, bytes with optional k/m\n"
     "                           suffix (default %dk, 1k to 64m)\n"
     "  -v, --verbose            more log output; repeat for more (-vv)\n"
+    "  -Y, --auth-file=FILE     require authentication: FILE holds\n"
+    "                           user:password lines; a client's first\n"
+    "                           command is a set of \"user password\"\n"
+    "                           (memcached's text-protocol auth)\n"
     "      --policy=NAME        cache eviction policy (default: the cache's;\n"
     "                           names are listed in docs/pxcached.md)\n"
     "      --hugepages=MODE     auto: hugepages when free, else fall back\n"
@@ -223,6 +228,9 @@ parse_one(struct pxc_opts *o, int c, const char *arg, char *err, size_t errlen)
 	case 'v':
 		o->verbose++;
 		return 0;
+	case 'Y':
+		o->auth_file = arg;
+		return 0;
 	case 'h':
 		o->action = PXC_HELP;
 		return 0;
@@ -255,7 +263,7 @@ pxc_opts_parse(struct pxc_opts *o, int argc, char **argv, char *err,
 	set_defaults(o);
 	optind = 0; /* 0 also resets getopt's internal state */
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":p:l:m:c:t:I:vh", long_opts,
+	while ((c = getopt_long(argc, argv, ":p:l:m:c:t:I:vhY:", long_opts,
 				NULL)) != -1) {
 		if (c == ':')
 			return opt_fail(err, errlen, "option needs a value: %s",

@@ -36,6 +36,7 @@ struct pxc_opts {
 	const char *policy; /* --policy: eviction policy name */
 	enum pxc_hugepages hugepages;
 	const char *port_file; /* --port-file: write the bound port here */
+	const char *auth_file; /* -Y: "user:password" lines, or NULL */
 };
 
 /*

@@ -22,6 +22,7 @@
 #include <patinox/cache.h>
 #include <patinox/ring.h>
 
+#include "auth.h"
 #include "options.h"
 #include "proto.h"
 
@@ -125,6 +126,7 @@ struct pxc_conn {
 	enum pxc_conn_state state;
 	bool recv_on;   /* the multishot recv runs */
 	bool throttled; /* recv stopped for backpressure */
+	bool authed;    /* -Y: authenticated (always true without -Y) */
 };
 
 struct pxc_worker {
@@ -151,15 +153,18 @@ struct pxc_settings {
 struct pxc_server {
 	struct pxc_opts opts;
 	struct px_cache *cache;
-	const char *backing; /* page backing obtained, for logs and stats */
+	struct pxc_auth *auth; /* -Y credentials, or NULL */
+	const char *backing;   /* page backing obtained, for logs and stats */
 	const char *backing_note; /* why it fell back, or "" */
 	struct pxc_worker *workers;
 	unsigned nworkers;
 	int port;               /* bound port */
 	_Atomic uint32_t conns; /* open connections, all workers */
 	_Atomic unsigned started;
+	_Atomic bool go;           /* workers may serve */
 	_Atomic unsigned finished; /* workers out of their loop */
 	_Atomic unsigned stopped;
+	_Atomic bool stop_requested; /* SIGTERM/SIGINT arrived */
 	struct pxc_settings settings;
 	int64_t start_time;
 	char listen_desc[80];

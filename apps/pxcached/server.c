@@ -12,8 +12,11 @@
  * this with accepting on one ring and handing over with msg_ring.
  *
  * Signals are blocked in every thread; the main thread takes them with
- * sigwait() and posts a stop message to each worker's ring from a small
- * ring of its own.
+ * sigwait() and raises an atomic stop flag that each worker's periodic
+ * tick reads.  (A msg_ring post would wake the workers sooner, but the
+ * kernel's ordering of it is invisible to ThreadSanitizer, which then
+ * reports the posted message as a race; a tick of CONFIG_PX_PXCACHED_
+ * TICK_MS is fast enough for a shutdown.)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -35,10 +38,7 @@
 #include "pxcached.h"
 #include "server.h"
 
-/* How often a worker lets the cache reclaim expired items. */
-#define TICK_NS 1000000000ull
-/* Index buckets px_cache_maintain() sweeps per tick. */
-#define MAINTAIN_WORK 4096
+#define TICK_NS ((uint64_t)CONFIG_PX_PXCACHED_TICK_MS * 1000000ull)
 
 /* ---- Listeners ------------------------------------------------------ */
 
@@ -168,28 +168,34 @@ on_accept(struct px_ring *ring, int res, bool more, void *ctx)
 		px_ring_stop(ring);
 }
 
+static void worker_stop(struct pxc_worker *w);
+
 static void
 on_tick(struct px_ring *ring, int res, bool more, void *ctx)
 {
 	struct pxc_worker *w = ctx;
 
-	if (res == 0 && !w->stopping)
-		px_cache_maintain(w->srv->cache, MAINTAIN_WORK);
 	if (!more)
 		w->tick_op = NULL;
+	if (res != 0 || w->stopping)
+		return;
+	if (atomic_load_explicit(&w->srv->stop_requested,
+				 memory_order_acquire)) {
+		worker_stop(w);
+		return;
+	}
+	px_cache_maintain(w->srv->cache, CONFIG_PX_PXCACHED_MAINTAIN_BUCKETS);
 }
 
-/* Runs on the worker's thread, posted by the main thread. */
+/* Stop accepting; close every connection once its replies are out. */
 static void
-worker_stop(struct px_ring *ring, int res, bool more, void *ctx)
+worker_stop(struct pxc_worker *w)
 {
-	struct pxc_worker *w = ctx;
-
 	w->stopping = true;
 	if (w->accept_op)
-		px_ring_cancel(ring, w->accept_op);
+		px_ring_cancel(w->ring, w->accept_op);
 	if (w->tick_op)
-		px_ring_cancel(ring, w->tick_op);
+		px_ring_cancel(w->ring, w->tick_op);
 	for (struct pxc_conn *c = w->conns.next; c != &w->conns; c = c->next) {
 		if (c->recv_on)
 			px_ring_conn_recv_stop(c->rc);
@@ -197,7 +203,7 @@ worker_stop(struct px_ring *ring, int res, bool more, void *ctx)
 			pxc_conn_close(c);
 	}
 	if (!w->accepting && w->conns.next == &w->conns)
-		px_ring_stop(ring);
+		px_ring_stop(w->ring);
 }
 
 static int
@@ -241,6 +247,9 @@ worker_main(void *arg)
 
 	w->start_err = worker_setup(w);
 	atomic_fetch_add(&w->srv->started, 1);
+	/* Serve only once the server is announced (start-up line, port). */
+	while (!atomic_load(&w->srv->go))
+		usleep(1000);
 	if (w->start_err == 0) {
 		rc = px_ring_run(w->ring);
 		if (rc < 0)
@@ -328,37 +337,9 @@ cache_create(struct pxc_server *s)
 /* ---- Start and stop ------------------------------------------------- */
 
 static void
-stop_failed(struct px_ring *ring, int res, bool more, void *ctx)
+stop_workers(struct pxc_server *s)
 {
-	struct pxc_worker *w = ctx;
-
-	/* Delivery failed (the target CQ was full): try again. */
-	LOG_WARN("stop message to worker %u not delivered: %s", w->id,
-		 strerror(-res));
-	if (px_ring_post(ring, w->ring, worker_stop, w) < 0)
-		LOG_ERROR("cannot stop worker %u", w->id);
-}
-
-static void
-stop_posted(struct px_ring *ring, int res, bool more, void *ctx)
-{
-	if (res < 0)
-		stop_failed(ring, res, more, ctx);
-	else
-		worker_stop(ring, res, more, ctx);
-}
-
-static void
-stop_workers(struct pxc_server *s, struct px_ring *ctl)
-{
-	for (unsigned i = 0; i < s->nworkers; i++) {
-		if (s->workers[i].start_err == 0 &&
-		    px_ring_post(ctl, s->workers[i].ring, stop_posted,
-				 &s->workers[i]) < 0)
-			LOG_ERROR("cannot stop worker %u", i);
-	}
-	while (atomic_load(&s->stopped) < s->nworkers)
-		px_ring_run_once(ctl, 100000000);
+	atomic_store_explicit(&s->stop_requested, true, memory_order_release);
 	for (unsigned i = 0; i < s->nworkers; i++)
 		pthread_join(s->workers[i].thread, NULL);
 }
@@ -398,12 +379,13 @@ log_start(const struct pxc_server *s)
 
 	LOG_NOTICE("pxcached %s listening on %s port %d, %u threads, "
 		   "%llu MiB cache on %s pages%s, policy %s, max %u "
-		   "connections, items up to %llu KiB",
+		   "connections, items up to %llu KiB%s",
 		   PX_VERSION_STRING, o->listen, s->port, s->nworkers,
 		   (unsigned long long)o->memory_mb, s->backing,
 		   s->backing_note,
 		   px_cache_policy_name(px_cache_policy(s->cache)),
-		   o->max_conns, (unsigned long long)(o->item_max >> 10));
+		   o->max_conns, (unsigned long long)(o->item_max >> 10),
+		   s->auth ? ", authentication on" : "");
 }
 
 static int
@@ -432,23 +414,28 @@ block_signals(void)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
+/* Fails early, with the reason, when io_uring is blocked. */
 static int
-create_control_ring(struct px_ring **out)
+check_uring(void)
 {
 	struct px_ring_opts ro;
+	struct px_ring *ring;
 	int rc;
 
 	px_ring_opts_init(&ro);
 	ro.flags |= PX_RING_NO_BUF_RING;
-	rc = px_ring_create(&ro, out);
-	if (rc < 0)
+	rc = px_ring_create(&ro, &ring);
+	if (rc < 0) {
 		LOG_ERROR("cannot create an io_uring: %s",
 			  px_strerror_in(PX_PART_RING, rc));
-	return rc;
+		return rc;
+	}
+	px_ring_destroy(ring);
+	return 0;
 }
 
 static int
-serve(struct pxc_server *s, struct px_ring *ctl)
+serve(struct pxc_server *s)
 {
 	int rc, sig;
 
@@ -459,13 +446,15 @@ serve(struct pxc_server *s, struct px_ring *ctl)
 			LOG_ERROR("cannot write --port-file %s: %s",
 				  s->opts.port_file, strerror(-rc));
 	}
-	if (rc == 0) {
+	if (rc == 0)
 		log_start(s);
+	atomic_store(&s->go, true);
+	if (rc == 0) {
 		sig = wait_signal();
 		LOG_NOTICE("signal %d: stopping; finishing requests in flight",
 			   sig);
 	}
-	stop_workers(s, ctl);
+	stop_workers(s);
 	return rc;
 }
 
@@ -473,7 +462,6 @@ int
 pxc_server_run(const struct pxc_opts *o)
 {
 	struct pxc_server *s = calloc(1, sizeof(*s));
-	struct px_ring *ctl = NULL;
 	int rc;
 
 	if (!s)
@@ -482,15 +470,34 @@ pxc_server_run(const struct pxc_opts *o)
 	s->nworkers = o->threads;
 	s->start_time = (int64_t)time(NULL);
 	block_signals();
-	rc = create_control_ring(&ctl);
+	rc = check_uring();
 	if (rc < 0)
 		goto out_free;
+	if (o->auth_file) {
+		rc = pxc_auth_load(o->auth_file, &s->auth);
+		if (rc < 0) {
+			LOG_ERROR("-Y %s: %s (lines of user:password)",
+				  o->auth_file, strerror(-rc));
+			goto out_free;
+		}
+	}
 	rc = cache_create(s);
+	if (rc < 0 && o->hugepages == PXC_HUGE_ON) {
+		LOG_ERROR("--hugepages on: a %llu MiB cache needs about %llu "
+			  "free 2 MiB hugetlb pages, %llu are free (%s); "
+			  "reserve more with sysctl vm.nr_hugepages or use "
+			  "--hugepages auto",
+			  (unsigned long long)o->memory_mb,
+			  (unsigned long long)(o->memory_mb + 1) / 2,
+			  (unsigned long long)px_probe_huge_free(2ull << 20),
+			  px_strerror(rc));
+		goto out_free;
+	}
 	if (rc < 0) {
 		LOG_ERROR("cannot create a %llu MiB cache on %s pages: %s",
 			  (unsigned long long)o->memory_mb, s->backing,
-			  px_strerror_in(PX_PART_CACHE, rc));
-		goto out_ring;
+			  px_strerror(rc));
+		goto out_free;
 	}
 	s->workers = calloc(s->nworkers, sizeof(*s->workers));
 	if (!s->workers) {
@@ -501,7 +508,7 @@ pxc_server_run(const struct pxc_opts *o)
 		s->workers[i].listen_fd = -1;
 	rc = open_listeners(s);
 	if (rc == 0)
-		rc = serve(s, ctl);
+		rc = serve(s);
 	else
 		for (unsigned i = 0; i < s->nworkers; i++)
 			if (s->workers[i].listen_fd >= 0)
@@ -511,9 +518,8 @@ pxc_server_run(const struct pxc_opts *o)
 	free(s->workers);
 out_cache:
 	px_cache_destroy(s->cache);
-out_ring:
-	px_ring_destroy(ctl);
 out_free:
+	pxc_auth_free(s->auth);
 	free(s);
 	return rc;
 }

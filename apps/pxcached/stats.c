@@ -177,7 +177,7 @@ stats_settings(struct pxc_conn *c, const struct pxc_server *s)
 	stat_u64(c, "tcp_backlog", CONFIG_PX_PXCACHED_BACKLOG);
 	stat_str(c, "binding_protocol", "ascii");
 	stat_str(c, "auth_enabled_sasl", "no");
-	stat_str(c, "auth_enabled_ascii", "no");
+	stat_str(c, "auth_enabled_ascii", s->auth ? "yes" : "no");
 	stat_u64(c, "item_size_max", o->item_max);
 	stat_str(c, "flush_enabled", "yes");
 	stat_str(c, "policy", px_cache_policy_name(px_cache_policy(s->cache)));

@@ -56,7 +56,8 @@ test_pxcached_options_memcached_flags(void **state)
 	assert_int_equal(parse(&o, err, sizeof(err), "-p", "0", "-l", "::1",
 			       "-m", "128", "-c", "10", "-t", "3", "-I", "2m",
 			       "-vv", "--policy", "lru", "--hugepages=off",
-			       "--port-file", "/tmp/x", NULL),
+			       "--port-file", "/tmp/x", "-Y", "/tmp/auth",
+			       NULL),
 			 0);
 	assert_int_equal(o.port, 0);
 	assert_string_equal(o.listen, "::1");
@@ -68,6 +69,7 @@ test_pxcached_options_memcached_flags(void **state)
 	assert_string_equal(o.policy, "lru");
 	assert_int_equal(o.hugepages, PXC_HUGE_OFF);
 	assert_string_equal(o.port_file, "/tmp/x");
+	assert_string_equal(o.auth_file, "/tmp/auth");
 }
 
 static void
