@@ -77,6 +77,18 @@ static const struct px_context_error px_context_errors[] = {
     {PX_PART_CACHE, ENOMEM,
      "the cache's memory budget is full and nothing can be evicted "
      "(ENOMEM)"},
+    {PX_PART_SNAPSHOT, PX_ECORRUPT,
+     "the snapshot file is not usable: not a snapshot, truncated, or a "
+     "checksum failed; nothing was loaded from it"},
+    {PX_PART_SNAPSHOT, PX_EVERSION,
+     "the snapshot file was written by another format version of "
+     "patinox; nothing was loaded from it"},
+    {PX_PART_SNAPSHOT, ENOSPC,
+     "the snapshot could not be completed (ENOSPC): the disk is full, or "
+     "writers replaced more of the cache during the snapshot than the "
+     "retention limit allows (CONFIG_PX_CACHE_SNAPSHOT_RETAIN_PCT)"},
+    {PX_PART_SNAPSHOT, EBUSY,
+     "another snapshot of this cache is still being written (EBUSY)"},
     {PX_PART_POOL, ETIMEDOUT,
      "timed out waiting for, creating or recycling a pooled object"},
     {PX_PART_POOL, EAGAIN,

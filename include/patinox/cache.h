@@ -347,6 +347,111 @@ PX_API int px_cache_get_or_load(struct px_cache *c, const void *key,
 				size_t klen, px_cache_loader_fn loader,
 				void *arg, struct px_cache_ref *ref);
 
+/* ---- Snapshot hooks (used by px_snapshot, see snapshot.h) ----------- */
+
+/*
+ * A point-in-time image without stopping the cache.  px_cache_snap_begin()
+ * fixes the instant in O(1) under the writer lock: the image is every item
+ * live then (cas id <= info.cas, not expired at info.now, not flushed).
+ * px_cache_snap_walk() then hands each item of the image exactly once to
+ * a callback, while other threads keep reading and writing: an image item
+ * that a writer replaces, deletes, evicts or expires before the walk has
+ * reached it is retained (not freed) and handed over at the end of the
+ * walk; items stored after the instant are never handed over.  Retained
+ * items are freed by px_cache_snap_end().  One snapshot at a time; the
+ * begin/walk/end calls of one snapshot come from one thread at a time.
+ * An item's expiry time is read when it is handed over (a touch after the
+ * instant is seen); nothing else of an item changes after it is stored.
+ */
+struct px_cache_snap_info {
+	uint64_t cas;   /* the image: items with cas ids up to this ... */
+	int64_t now;    /* ... live at this Unix time */
+	size_t buckets; /* index buckets the walk covers */
+	size_t items;   /* items in the index at the instant (upper bound) */
+	size_t retained_items; /* px_cache_snap_end(): items kept for it */
+	size_t retained_bytes; /* and the arena bytes they held */
+	size_t spilled_items;  /* px_cache_snap_end(): handed to the spill fn */
+	bool failed;           /* the retention limit was hit */
+};
+
+/*
+ * px_cache_snap_begin - fix the instant of a snapshot.
+ * @retain_limit: most arena bytes retained items may hold before the
+ *                snapshot fails; 0: CONFIG_PX_CACHE_SNAPSHOT_RETAIN_PCT
+ *                percent of the arena
+ * @info:         receives the instant and the size of the walk
+ *
+ * Holds the writer lock for constant time (no work per item).  Returns 0
+ * or -EBUSY while another snapshot is active.  Thread safe.
+ */
+PX_API int px_cache_snap_begin(struct px_cache *c, size_t retain_limit,
+			       struct px_cache_snap_info *info);
+
+/*
+ * Receives one item of the image.  Called inside a read-side section: it
+ * must copy what it needs, return quickly, not block, and not call the
+ * cache (a write could wait for a grace period that waits for this
+ * call).  The pointers in @item are valid only during the call; @priv is
+ * NULL.  A negative return stops the walk and is returned by it; a
+ * positive one ends the current px_cache_snap_walk() call early (after
+ * the rest of the current bucket: the walk resumes at bucket boundaries),
+ * for a caller whose buffer is full.
+ */
+typedef int (*px_cache_snap_fn)(void *arg, const struct px_cache_ref *item);
+
+/*
+ * px_cache_snap_walk - hand the next items of the image to @fn.
+ * @max: index buckets (then retained items) to visit in this call; each
+ *       call is one read-side section, so keep it small (hundreds)
+ *
+ * Returns 1 when more remains, 0 when every item of the image was handed
+ * over, @fn's negative return, -ENOSPC when the retention limit was hit
+ * (the image cannot be completed), -EINVAL with no snapshot active.
+ */
+PX_API int px_cache_snap_walk(struct px_cache *c, size_t max,
+			      px_cache_snap_fn fn, void *arg);
+
+/*
+ * px_cache_snap_spill - hand image items that writers remove during the
+ * walk to @fn at once (a copy is made by @fn), instead of keeping them in
+ * the cache: their memory is then freed as usual, so a full cache evicts
+ * no more during a snapshot than without one.  @fn runs under the writer
+ * lock in the removing thread; it must copy quickly and not call the
+ * cache.  A non-zero return (no room) makes the cache retain that item
+ * as without a spill function.  Call it after px_cache_snap_begin() (a
+ * begin clears it), from the walking thread.  Returns 0 or -EINVAL.
+ */
+PX_API int
+px_cache_snap_spill(struct px_cache *c, px_cache_snap_fn fn, void *arg);
+
+/*
+ * px_cache_snap_end - finish (or abandon) the active snapshot: release
+ * retained items and fill @info's retention fields (@info may be NULL).
+ * After an unfinished walk it sweeps the rest of the index without
+ * copying (claim marks must be cleared for the next snapshot).  No-op
+ * without an active snapshot.
+ */
+PX_API void
+px_cache_snap_end(struct px_cache *c, struct px_cache_snap_info *info);
+
+/*
+ * px_cache_restore - store a saved item exactly: key, value, flags, cas
+ * id and absolute expiry time (@item->exptime, 0 for never).  The cas
+ * counter moves up to the item's cas id, so later stores get higher ids.
+ * Meant for a fresh cache (an item whose cas id is at or below a past
+ * flush_all of this cache would be dead).  Returns 0, -ETIME (expired at
+ * the cache's now: nothing stored), -EINVAL (bad key length or cas 0),
+ * -E2BIG, -ENOMEM.  Thread safe.
+ */
+PX_API int
+px_cache_restore(struct px_cache *c, const struct px_cache_ref *item);
+
+/*
+ * px_cache_cas_floor - make every later cas id larger than @cas (no-op if
+ * they already are).  Thread safe.
+ */
+PX_API void px_cache_cas_floor(struct px_cache *c, uint64_t cas);
+
 /* ---- Upkeep, counters, memory ------------------------------------- */
 
 /*

@@ -169,7 +169,7 @@ pxc_remove_locked(struct px_cache *c, struct pxc_item *it,
 	pxc_policy_remove(c, it);
 	count_out(c, it);
 	notify(c, it, cause);
-	pxc_limbo_push(c, it);
+	pxc_retire(c, it);
 	if (cause == PX_CACHE_CAUSE_EVICTED)
 		PXC_COUNT(c, evictions, 1);
 	else if (cause == PX_CACHE_CAUSE_EXPIRED)
@@ -379,7 +379,8 @@ alloc_units(struct px_cache *c, size_t units, int64_t now)
 		evicted += n;
 		if (!n && !c->pinned)
 			return 0;
-		if (!c->limbo && !pxc_reclaim(c))
+		/* Victims a snapshot retains free nothing: evict more. */
+		if (!c->limbo && !pxc_reclaim(c) && !n)
 			return 0;
 	}
 }
@@ -412,6 +413,7 @@ struct pxc_req {
 	uint32_t exptime;
 	bool alive;
 	uint64_t cas;
+	uint64_t set_cas; /* restore: the item's cas id, 0 for a new one */
 	uint64_t h;
 	int64_t now;
 };
@@ -440,8 +442,9 @@ item_init(struct px_cache *c, struct pxc_item *it, const struct pxc_req *r,
 	size_t extra = r->flags ? sizeof(r->flags) : 0;
 	size_t pad =
 	    (size_t)it->size * PXC_UNIT - PXC_HDR - extra - r->klen - vlen;
-	uint64_t cas =
-	    atomic_load_explicit(&c->cas_next, memory_order_relaxed) + 1;
+	uint64_t last =
+	    atomic_load_explicit(&c->cas_next, memory_order_relaxed);
+	uint64_t cas = r->set_cas ? r->set_cas : last + 1;
 
 	atomic_store_explicit(&it->meta,
 			      (uint32_t)r->klen |
@@ -451,7 +454,8 @@ item_init(struct px_cache *c, struct pxc_item *it, const struct pxc_req *r,
 	atomic_store_explicit(&it->hnext, 0, memory_order_relaxed);
 	atomic_store_explicit(&it->exptime, r->exptime, memory_order_relaxed);
 	it->cas = cas;
-	atomic_store_explicit(&c->cas_next, cas, memory_order_relaxed);
+	if (cas > last)
+		atomic_store_explicit(&c->cas_next, cas, memory_order_relaxed);
 	memcpy(it->data, &r->flags, extra);
 	memcpy(it->data + extra, r->key, r->klen);
 }
@@ -490,7 +494,7 @@ publish(struct px_cache *c, uint64_t h, struct pxc_item *old,
 		pxc_policy_replace(c, old, it);
 		count_out(c, old);
 		notify(c, old, PX_CACHE_CAUSE_REPLACED);
-		pxc_limbo_push(c, old);
+		pxc_retire(c, old);
 		return;
 	}
 	atomic_store_explicit(
@@ -628,6 +632,36 @@ px_cache_set(struct px_cache *c, const void *key, size_t klen, const void *val,
 {
 	return px_cache_store(c, PX_CACHE_SET, key, klen, val, vlen, flags, ttl,
 			      0, NULL);
+}
+
+/*
+ * pxc_restore_locked - store a saved item as it was: its cas id (the
+ * counter moves up to it), flags and absolute expiry time.  Returns 0,
+ * -ETIME (already expired: nothing stored, an older item of the key is
+ * removed), or a store error.
+ */
+int
+pxc_restore_locked(struct px_cache *c, const struct px_cache_ref *item)
+{
+	struct pxc_item *it;
+	struct pxc_req r = {
+	    .mode = PX_CACHE_SET,
+	    .key = item->key,
+	    .klen = item->klen,
+	    .val = item->value,
+	    .vlen = item->vlen,
+	    .flags = item->flags,
+	    .set_cas = item->cas,
+	    .h = pxc_hash(item->key, item->klen),
+	    .now = pxc_now(c),
+	};
+
+	r.exptime =
+	    item->exptime > UINT32_MAX ? UINT32_MAX : (uint32_t)item->exptime;
+	r.alive = item->exptime == 0 || item->exptime > r.now;
+	if (item->exptime < 0 || !r.alive)
+		return -ETIME;
+	return store_req_locked(c, &r, &it);
 }
 
 /* ---- Other writes --------------------------------------------------- */

@@ -69,6 +69,10 @@ _Static_assert(sizeof(struct pxc_item) == PXC_HDR, "item header size");
 #define PXC_M_HOT_SHIFT 17         /* 2 bits: visited / frequency */
 #define PXC_M_HOT_MASK  (3u << PXC_M_HOT_SHIFT)
 #define PXC_M_FLAGS     (1u << 19) /* 4 bytes of client flags in data */
+/* Snapshot claims, one bit per snapshot parity (see snap.c). */
+#define PXC_M_SNAP_SHIFT 20
+#define PXC_M_SNAP0      (1u << 20)
+#define PXC_M_SNAP1      (1u << 21)
 
 /* TLSF-style segregated free lists: 16 sub-lists per power of two. */
 #define PXC_SL_LOG2  4
@@ -114,6 +118,29 @@ struct pxc_stripe {
 
 struct pxc_load; /* get_or_load in flight, see cache_load.c */
 
+/*
+ * A point-in-time snapshot in progress (snap.c).  Fields are written
+ * under the writer lock; the walker (one thread) reads those set at begin
+ * after taking the lock once, and owns the cursors.
+ */
+struct pxc_snap {
+	bool active;        /* between begin and end */
+	bool scanning;      /* index walk running: removers retain */
+	bool failed;        /* retention limit hit: retained set released */
+	uint32_t claim;     /* PXC_M_SNAP0 or PXC_M_SNAP1 */
+	unsigned gen;       /* snapshots begun, picks the claim bit */
+	uint64_t cas;       /* image: items with cas <= this ... */
+	uint64_t flush_cas; /* ... not flushed then ... */
+	int64_t now;        /* ... nor expired at this instant */
+	size_t bucket;      /* walker: next bucket */
+	uint32_t retained;  /* removed image items, through next */
+	uint32_t walk;      /* walker: next retained item */
+	size_t retained_units, retained_items, retain_limit;
+	px_cache_snap_fn spill; /* copies removed image items out */
+	void *spill_arg;
+	size_t spilled_items;
+};
+
 struct px_cache {
 	struct px_region *region;
 	char *base;
@@ -156,6 +183,8 @@ struct px_cache {
 	pthread_mutex_t load_lock;
 	pthread_cond_t load_cond;
 	struct pxc_load *loads;
+
+	struct pxc_snap snap;
 };
 
 /* ---- Offsets and fields -------------------------------------------- */
@@ -287,6 +316,7 @@ void pxc_policy_hit(struct px_cache *c, struct pxc_item *it);
 void pxc_read_lock(void);
 void pxc_read_unlock(void);
 void pxc_limbo_push(struct px_cache *c, struct pxc_item *it);
+void pxc_retire(struct px_cache *c, struct pxc_item *it);
 size_t pxc_reclaim(struct px_cache *c);
 void pxc_pin(struct px_cache *c, struct pxc_item *it);
 void pxc_unpin(struct px_cache *c, struct pxc_item *it);
@@ -306,6 +336,11 @@ pxc_store_locked(struct px_cache *c, enum px_cache_mode mode, const void *key,
 		 size_t klen, const void *val, size_t vlen, uint32_t flags,
 		 int64_t ttl, uint64_t cas, struct pxc_item **out);
 void pxc_fill_ref(const struct pxc_item *it, struct px_cache_ref *ref);
+int pxc_restore_locked(struct px_cache *c, const struct px_cache_ref *item);
+
+/* ---- Snapshots (snap.c), writer lock held --------------------------- */
+
+bool pxc_snap_retain(struct px_cache *c, struct pxc_item *it);
 void pxc_lock(struct px_cache *c);
 void pxc_unlock(struct px_cache *c);
 

@@ -130,6 +130,18 @@ pxc_limbo_push(struct px_cache *c, struct pxc_item *it)
 	    memory_order_relaxed);
 }
 
+/*
+ * pxc_retire - an item was just unlinked from the index and its policy:
+ * a running snapshot keeps it if it belongs to the image and was not
+ * saved yet, otherwise it waits in limbo.  Writer lock held.
+ */
+void
+pxc_retire(struct px_cache *c, struct pxc_item *it)
+{
+	if (!pxc_snap_retain(c, it))
+		pxc_limbo_push(c, it);
+}
+
 static size_t
 free_or_keep(struct px_cache *c, uint32_t list)
 {
