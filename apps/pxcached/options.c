@@ -187,7 +187,10 @@ parse_hugepages(const char *arg, enum pxc_hugepages *out)
 	return 0;
 }
 
-/* One option; returns 0 or -EINVAL with @err filled. */
+/*
+ * One option; returns 0 or -EINVAL with @err filled.  One case per
+ * option: a flat switch reads better than a table of small parsers.
+ */
 static int
 parse_one(struct pxc_opts *o, int c, const char *arg, char *err, size_t errlen)
 {

@@ -143,6 +143,45 @@ write_port_file(const char *path, int port)
 
 /* ---- Workers -------------------------------------------------------- */
 
+static void on_accept(struct px_ring *ring, int res, bool more, void *ctx);
+
+static void
+listener_close(struct pxc_worker *w)
+{
+	w->accepting = false;
+	close(w->listen_fd);
+	w->listen_fd = -1;
+	if (w->conns.next == &w->conns && w->stopping)
+		px_ring_stop(w->ring);
+}
+
+static void
+accept_start(struct pxc_worker *w)
+{
+	if (!w->stopping && px_ring_accept(w->ring, w->listen_fd, 0, on_accept,
+					   w, &w->accept_op) == 0)
+		return;
+	w->accept_op = NULL;
+	listener_close(w);
+}
+
+/* The pause after an accept error (EMFILE...) is over. */
+static void
+on_accept_retry(struct px_ring *ring, int res, bool more, void *ctx)
+{
+	struct pxc_worker *w = ctx;
+
+	w->accept_op = NULL;
+	if (res == 0)
+		accept_start(w);
+	else
+		listener_close(w);
+}
+
+/*
+ * A failed accept ends the multishot; it is started again one tick later
+ * rather than at once, so that running out of descriptors does not spin.
+ */
 static void
 on_accept(struct px_ring *ring, int res, bool more, void *ctx)
 {
@@ -151,21 +190,19 @@ on_accept(struct px_ring *ring, int res, bool more, void *ctx)
 	if (res >= 0)
 		pxc_conn_accept(w, res);
 	else if (res != -ECANCELED)
-		LOG_WARN("accept: %s", strerror(-res));
+		LOG_WARN("accept: %s; retrying in %d ms", strerror(-res),
+			 CONFIG_PX_PXCACHED_TICK_MS);
 	if (more)
 		return;
-	w->accepting = false;
 	w->accept_op = NULL;
-	if (!w->stopping && res != -ECANCELED &&
-	    px_ring_accept(ring, w->listen_fd, 0, on_accept, w,
-			   &w->accept_op) == 0) {
-		w->accepting = true;
+	if (res >= 0) {
+		accept_start(w);
 		return;
 	}
-	close(w->listen_fd);
-	w->listen_fd = -1;
-	if (w->conns.next == &w->conns && w->stopping)
-		px_ring_stop(ring);
+	if (res == -ECANCELED || w->stopping ||
+	    px_ring_timer(ring, TICK_NS, 0, on_accept_retry, w, &w->accept_op) <
+		0)
+		listener_close(w);
 }
 
 static void worker_stop(struct pxc_worker *w);
@@ -458,6 +495,66 @@ serve(struct pxc_server *s)
 	return rc;
 }
 
+static int
+load_auth(struct pxc_server *s)
+{
+	int rc;
+
+	if (!s->opts.auth_file)
+		return 0;
+	rc = pxc_auth_load(s->opts.auth_file, &s->auth);
+	if (rc < 0)
+		LOG_ERROR("-Y %s: %s (lines of user:password)",
+			  s->opts.auth_file, strerror(-rc));
+	return rc;
+}
+
+/* The cache, or a log line saying why not and what to do. */
+static int
+setup_cache(struct pxc_server *s)
+{
+	const struct pxc_opts *o = &s->opts;
+	int rc = cache_create(s);
+
+	if (rc < 0 && o->hugepages == PXC_HUGE_ON)
+		LOG_ERROR("--hugepages on: a %llu MiB cache needs about %llu "
+			  "free 2 MiB hugetlb pages, %llu are free (%s); "
+			  "reserve more with sysctl vm.nr_hugepages or use "
+			  "--hugepages auto",
+			  (unsigned long long)o->memory_mb,
+			  (unsigned long long)(o->memory_mb + 1) / 2,
+			  (unsigned long long)px_probe_huge_free(2ull << 20),
+			  px_strerror(rc));
+	else if (rc < 0)
+		LOG_ERROR("cannot create a %llu MiB cache on %s pages: %s",
+			  (unsigned long long)o->memory_mb, s->backing,
+			  px_strerror(rc));
+	return rc;
+}
+
+/* Workers and their listeners, then serving until a signal. */
+static int
+run_workers(struct pxc_server *s)
+{
+	int rc;
+
+	s->workers = calloc(s->nworkers, sizeof(*s->workers));
+	if (!s->workers)
+		return -ENOMEM;
+	for (unsigned i = 0; i < s->nworkers; i++)
+		s->workers[i].listen_fd = -1;
+	rc = open_listeners(s);
+	if (rc == 0) {
+		rc = serve(s);
+	} else {
+		for (unsigned i = 0; i < s->nworkers; i++)
+			if (s->workers[i].listen_fd >= 0)
+				close(s->workers[i].listen_fd);
+	}
+	free(s->workers);
+	return rc;
+}
+
 int
 pxc_server_run(const struct pxc_opts *o)
 {
@@ -470,53 +567,18 @@ pxc_server_run(const struct pxc_opts *o)
 	s->nworkers = o->threads;
 	s->start_time = (int64_t)time(NULL);
 	block_signals();
+
 	rc = check_uring();
+	if (rc == 0)
+		rc = load_auth(s);
+	if (rc == 0)
+		rc = setup_cache(s);
 	if (rc < 0)
 		goto out_free;
-	if (o->auth_file) {
-		rc = pxc_auth_load(o->auth_file, &s->auth);
-		if (rc < 0) {
-			LOG_ERROR("-Y %s: %s (lines of user:password)",
-				  o->auth_file, strerror(-rc));
-			goto out_free;
-		}
-	}
-	rc = cache_create(s);
-	if (rc < 0 && o->hugepages == PXC_HUGE_ON) {
-		LOG_ERROR("--hugepages on: a %llu MiB cache needs about %llu "
-			  "free 2 MiB hugetlb pages, %llu are free (%s); "
-			  "reserve more with sysctl vm.nr_hugepages or use "
-			  "--hugepages auto",
-			  (unsigned long long)o->memory_mb,
-			  (unsigned long long)(o->memory_mb + 1) / 2,
-			  (unsigned long long)px_probe_huge_free(2ull << 20),
-			  px_strerror(rc));
-		goto out_free;
-	}
-	if (rc < 0) {
-		LOG_ERROR("cannot create a %llu MiB cache on %s pages: %s",
-			  (unsigned long long)o->memory_mb, s->backing,
-			  px_strerror(rc));
-		goto out_free;
-	}
-	s->workers = calloc(s->nworkers, sizeof(*s->workers));
-	if (!s->workers) {
-		rc = -ENOMEM;
-		goto out_cache;
-	}
-	for (unsigned i = 0; i < s->nworkers; i++)
-		s->workers[i].listen_fd = -1;
-	rc = open_listeners(s);
-	if (rc == 0)
-		rc = serve(s);
-	else
-		for (unsigned i = 0; i < s->nworkers; i++)
-			if (s->workers[i].listen_fd >= 0)
-				close(s->workers[i].listen_fd);
+
+	rc = run_workers(s);
 	if (rc == 0)
 		LOG_NOTICE("stopped cleanly");
-	free(s->workers);
-out_cache:
 	px_cache_destroy(s->cache);
 out_free:
 	pxc_auth_free(s->auth);

@@ -4,12 +4,13 @@
 # pxcached under bad input, over raw sockets: long keys, malformed and
 # overflowing lengths, values over -I (dropped, connection kept), an
 # overlong line (error, then closed), clients that vanish in the middle
-# of a value while others keep working, input split at every byte, the
+# of a value while others keep working, input split at every byte, a
+# client that floods requests without reading (backpressure, order), the
 # connection limit, and the meta commands.  Our own server on a free
 # 127.0.0.1 port, stopped by pid; it must exit 0 after all of it.
 . "$(dirname "$0")/pxcached_server.sh"
 
-NT=12
+NT=13
 echo "TAP version 13"
 echo "1..$NT"
 pxc_require_server "$NT" -t 2 -m 32 -c 64 -I 1m
@@ -136,6 +137,44 @@ r = ask(s, b"get gone1 gone2\r\n", b"END\r\n")
 check("40 clients gone mid-value: nothing stored, others unaffected",
       not errors and r == b"END\r\n", errors[:1] or r)
 
+# A client that pipelines for a second without reading: the server stops
+# reading from it once its replies pile up, then every reply arrives,
+# whole and in order.
+s = conn()
+for i in range(10):
+    ask(s, b"set p%d 0 0 1000\r\n" % i + (b"%d" % i) * 1000 + b"\r\n",
+        b"\r\n")
+reqs = b"".join(b"get p%d\r\n" % (j % 10) for j in range(1000))
+s.setblocking(False)
+sent = 0
+t = time.time()
+while time.time() - t < 1:
+    try:
+        sent += s.send(reqs[sent % len(reqs):])
+    except BlockingIOError:
+        time.sleep(0.01)
+# A request cut short by the last send stays unanswered, harmlessly.
+n_req = sent // 8
+s.setblocking(True)
+s.settimeout(20)
+buf = bytearray()
+try:
+    while len(buf) < n_req * 1024:
+        d = s.recv(1 << 22)
+        if not d:
+            break
+        buf += d
+except socket.timeout:
+    pass
+ok = len(buf) == n_req * 1024
+for j in range(0, n_req, 997):
+    k = j % 10
+    ok &= buf[j * 1024:(j + 1) * 1024] == (b"VALUE p%d 0 1000\r\n" % k +
+                                         (b"%d" % k) * 1000 + b"\r\nEND\r\n")
+check("%d pipelined gets sent without reading: all answered, in order" % n_req,
+      ok, b"%d of %d bytes" % (len(buf), n_req * 1024))
+s.close()
+
 # The connection limit (-c 64): the 65th open connection is refused the
 # way memcached refuses it, and the others still work.
 time.sleep(0.5)
@@ -162,9 +201,9 @@ check("stats after all that: rejected_connections counted, connections released"
       int(st.get(b"curr_connections", 99)) <= 2, r[:200])
 EOF
 pyrc=$?
-PXC_N=10
+PXC_N=11
 [ "$pyrc" -eq 0 ] || pxc_not_ok "the client ran to the end (status $pyrc)"
-PXC_N=10
+PXC_N=11
 pxc_check "the server is still alive after the abuse" kill -0 "$PXC_PID"
 pxc_stop TERM
 pxc_check "SIGTERM exits 0 afterwards" [ $? -eq 0 ]
