@@ -288,13 +288,19 @@ drain_or_clean(struct px_guard *g, struct px_guard_res *r)
 	glist_move_tail(&g->draining, &r->link);
 }
 
-int
-px_guard_poll(struct px_guard *g)
+/* The poll itself.  On a ring it leaves g->kicked alone: only the
+ * deferred poll that a kick queued clears it (ring_deferred()), since the
+ * guard must not be freed while that poll is still on the ring, and
+ * shutdown polls directly meanwhile.  A caller's environment is told
+ * that any poll satisfies its kick (see px_guard_env). */
+static int
+poll_queued(struct px_guard *g)
 {
 	struct glist batch;
 	int n = 0;
 
-	g->kicked = false;
+	if (!g->ring)
+		g->kicked = false;
 	if (g->polling)
 		return 0;
 	if (glist_empty(&g->queued)) {
@@ -318,6 +324,12 @@ px_guard_poll(struct px_guard *g)
 	g->polling = false;
 	maybe_free(g);
 	return n;
+}
+
+int
+px_guard_poll(struct px_guard *g)
+{
+	return poll_queued(g);
 }
 
 static void
@@ -395,7 +407,7 @@ px_guard_shutdown(struct px_guard *g, int64_t timeout_ns, px_guard_report_fn fn,
 		report_one(g, r, PX_GUARD_NEVER_RELEASED, 0, fn, arg);
 		px_guard_release(r);
 	}
-	px_guard_poll(g);
+	poll_queued(g);
 	while (g->st.pending > 0) {
 		uint64_t t = now(g);
 
@@ -403,7 +415,7 @@ px_guard_shutdown(struct px_guard *g, int64_t timeout_ns, px_guard_report_fn fn,
 			break;
 		if (g->env.run_once(g->env.arg, (int64_t)(deadline - t)) < 0)
 			break;
-		px_guard_poll(g);
+		poll_queued(g);
 	}
 	if (g->st.pending == 0)
 		return 0;
@@ -477,7 +489,10 @@ ring_now(void *arg)
 static void
 ring_deferred(struct px_ring *ring, int res, bool more, void *ctx)
 {
-	px_guard_poll(ctx);
+	struct px_guard *g = ctx;
+
+	g->kicked = false;
+	poll_queued(g);
 }
 
 static int

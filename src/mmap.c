@@ -233,23 +233,54 @@ struct sigbus_guard {
 
 static __thread struct sigbus_guard guard
     __attribute__((tls_model("initial-exec")));
-static struct sigaction sigbus_prev;
+/*
+ * Where faults not ours go: the disposition found when ours went in.
+ * Written under sigbus_lock into the slot the handler does not read,
+ * then published; the handler reads the published slot without a lock.
+ */
+static struct sigaction sigbus_prev_slot[2];
+static const struct sigaction *_Atomic sigbus_prev;
 static pthread_mutex_t sigbus_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void
 sigbus_chain(int sig, siginfo_t *si, void *uc)
 {
-	if (sigbus_prev.sa_flags & SA_SIGINFO) {
-		sigbus_prev.sa_sigaction(sig, si, uc);
+	const struct sigaction *prev =
+	    atomic_load_explicit(&sigbus_prev, memory_order_acquire);
+
+	if (prev && (prev->sa_flags & SA_SIGINFO)) {
+		prev->sa_sigaction(sig, si, uc);
 		return;
 	}
-	if (sigbus_prev.sa_handler != SIG_DFL &&
-	    sigbus_prev.sa_handler != SIG_IGN) {
-		sigbus_prev.sa_handler(sig);
+	if (prev && prev->sa_handler != SIG_DFL &&
+	    prev->sa_handler != SIG_IGN) {
+		prev->sa_handler(sig);
 		return;
 	}
 	signal(sig, SIG_DFL);
 	raise(sig);
+}
+
+/*
+ * Records @cur as the disposition to chain to, the first time and when a
+ * program reset SIGBUS to SIG_DFL or SIG_IGN.  Never a handler found over
+ * ours later: it usually chains back to ours, and would make a loop.
+ * Lock held.
+ */
+static void
+sigbus_record(const struct sigaction *cur)
+{
+	const struct sigaction *prev = atomic_load(&sigbus_prev);
+	struct sigaction *slot;
+
+	if (prev &&
+	    (cur->sa_flags & SA_SIGINFO ||
+	     (cur->sa_handler != SIG_DFL && cur->sa_handler != SIG_IGN)))
+		return;
+	slot = prev == &sigbus_prev_slot[0] ? &sigbus_prev_slot[1]
+					    : &sigbus_prev_slot[0];
+	*slot = *cur;
+	atomic_store_explicit(&sigbus_prev, slot, memory_order_release);
 }
 
 static void
@@ -264,8 +295,9 @@ sigbus_handler(int sig, siginfo_t *si, void *uc)
 
 /*
  * Installs the handler unless it is in place.  Called at every creation
- * of a file map, so a handler that a program (or a test framework)
- * installed over ours since is chained to from then on.
+ * of a file map, so guarded copies keep working when a program (or a test
+ * framework) installed a handler over ours since.  Faults not ours chain
+ * as sigbus_record() says.
  */
 static int
 sigbus_install(void)
@@ -285,7 +317,7 @@ sigbus_install(void)
 		ret = -errno;
 	else if (!(cur.sa_flags & SA_SIGINFO) ||
 		 cur.sa_sigaction != sigbus_handler) {
-		sigbus_prev = cur;
+		sigbus_record(&cur);
 		if (sigaction(SIGBUS, &sa, NULL) != 0)
 			ret = -errno;
 	}
@@ -422,6 +454,24 @@ probe_empty(struct px_mmap *m)
 		return ret;
 	os.munmap(p, page);
 	m->len = 0;
+	/* Where the view will start in a mapping px_mmap_remap() makes. */
+	m->delta = (size_t)(m->offset & (page - 1));
+	return 0;
+}
+
+/* -EACCES when the fd's access mode does not allow @mode, as mmap says
+ * it for a mapping; the fallbacks make no mapping to say it. */
+static int
+fd_allows(int fd, enum px_mmap_mode mode)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0)
+		return -errno;
+	if ((fl & O_ACCMODE) == O_WRONLY)
+		return -EACCES;
+	if (mode == PX_MMAP_RW && (fl & O_ACCMODE) != O_RDWR)
+		return -EACCES;
 	return 0;
 }
 
@@ -431,9 +481,13 @@ use_fallback(struct px_mmap *m, const struct px_mmap_opts *o,
 {
 	char probe;
 	ssize_t n;
+	int ret;
 
 	if (o->no_fallback)
 		return -ENODEV;
+	ret = fd_allows(m->fd, o->mode);
+	if (ret < 0)
+		return ret;
 	n = os.pread(m->fd, &probe, 0, (off_t)m->offset);
 	if (n < 0 && n != -ESPIPE)
 		return (int)n;
@@ -452,11 +506,12 @@ view_len(const struct px_mmap_opts *o, const struct stat *st, size_t *len)
 	uint64_t size = S_ISREG(st->st_mode) ? (uint64_t)st->st_size : 0;
 
 	*len = o->len;
-	if (o->len || !S_ISREG(st->st_mode) || size == 0)
+	if (!S_ISREG(st->st_mode) || size == 0)
 		return 0;
 	if (o->offset > size)
-		return -EINVAL;
-	*len = (size_t)(size - o->offset);
+		return -EINVAL; /* with or without a length */
+	if (!o->len)
+		*len = (size_t)(size - o->offset);
 	return 0;
 }
 
@@ -476,8 +531,10 @@ open_view(struct px_mmap *m, const struct px_mmap_opts *o)
 	ret = len ? map_file(m, len, o) : probe_empty(m);
 	if (mmap_refused(ret))
 		return use_fallback(m, o, &st);
-	/* An empty view of a mappable file: not past its end. */
-	if (ret == 0 && len == 0 && o->offset > (uint64_t)st.st_size)
+	/* A view of a mappable file, empty or of a regular file that says
+	 * it is empty: not past its end. */
+	if (ret == 0 && (len == 0 || S_ISREG(st.st_mode)) &&
+	    o->offset > (uint64_t)st.st_size)
 		return -EINVAL;
 	return ret;
 }
@@ -619,12 +676,30 @@ in_bounds(uint64_t off, size_t len, size_t size)
 	return off <= size && len <= size - off;
 }
 
+/*
+ * The file position of view offset @off, for the pread and stream
+ * fallbacks: -ERANGE when m->offset + off wraps or passes what off_t
+ * holds.  @len is cut so that the end stays within off_t too.
+ */
+static int
+file_pos(const struct px_mmap *m, uint64_t off, size_t *len, uint64_t *pos)
+{
+	if (off > UINT64_MAX - m->offset || m->offset + off > INT64_MAX)
+		return -ERANGE;
+	*pos = m->offset + off;
+	if (*len > INT64_MAX - *pos)
+		*len = (size_t)(INT64_MAX - *pos);
+	return 0;
+}
+
 static ssize_t
 pread_upto(struct px_mmap *m, uint64_t off, char *buf, size_t len)
 {
 	size_t got = 0;
 	ssize_t n;
 
+	if (file_pos(m, off, &len, &(uint64_t){0}) < 0)
+		return -ERANGE;
 	while (got < len) {
 		n = os.pread(m->fd, buf + got, len - got,
 			     (off_t)(m->offset + off + got));
@@ -671,11 +746,11 @@ stream_fill_locked(struct px_mmap *m, size_t need)
 static ssize_t
 stream_upto(struct px_mmap *m, uint64_t off, char *buf, size_t len)
 {
-	uint64_t at = m->offset + off;
+	uint64_t at;
 	ssize_t ret = 0;
 	size_t n;
 
-	if (at > SIZE_MAX - len)
+	if (file_pos(m, off, &len, &at) < 0 || at > SIZE_MAX - len)
 		return -ERANGE;
 	pthread_mutex_lock(&m->stream_lock);
 	ret = stream_fill_locked(m, (size_t)at + len);
@@ -735,9 +810,11 @@ px_mmap_read(struct px_mmap *m, uint64_t off, void *buf, size_t len)
 static int
 pwrite_all(struct px_mmap *m, uint64_t off, const char *buf, size_t len)
 {
-	size_t done = 0;
+	size_t done = 0, room = len;
 	ssize_t n;
 
+	if (file_pos(m, off, &room, &(uint64_t){0}) < 0 || room < len)
+		return -ERANGE;
 	while (done < len) {
 		n = os.pwrite(m->fd, buf + done, len - done,
 			      (off_t)(m->offset + off + done));

@@ -573,20 +573,22 @@ has_check(const struct px_pool *p)
 	       p->o.hooks.post_recycle;
 }
 
-static void
+/* False when there was no memory for the check's deadline: @o went back
+ * to the idle list, and the caller must not pick it again at once. */
+static bool
 start_check(struct px_pool *p, struct px_pool_obj *o, uint8_t purpose)
 {
 	if (!has_check(p)) {
 		/* Nothing to run: the fast path of a no-check manager. */
 		o->purpose = purpose;
 		ready(p, o);
-		return;
+		return true;
 	}
 	if (heap_reserve(&p->heap)) {
 		/* No memory for a deadline: keep it idle and retry later. */
 		plist_add_tail(&p->idle, &o->link);
 		p->nidle++;
-		return;
+		return false;
 	}
 	o->purpose = purpose;
 	if (purpose == P_CHECKOUT)
@@ -596,6 +598,7 @@ start_check(struct px_pool *p, struct px_pool_obj *o, uint8_t purpose)
 	heap_insert(&p->heap, &o->tmo, now(p) + p->o.recycle_timeout_ms * MS);
 	rearm(p);
 	run_steps(p, o, O_PRE_RECYCLE);
+	return true;
 }
 
 static void
@@ -809,10 +812,8 @@ pump_one(struct px_pool *p)
 		return false;
 	if (p->nwait > p->ncheckout && p->nidle > 0) {
 		o = pop_idle(p);
-		if (o) {
-			start_check(p, o, P_CHECKOUT);
-			return true;
-		}
+		if (o)
+			return start_check(p, o, P_CHECKOUT);
 	}
 	if (p->nwait <= p->ncheckout + p->ncreate || p->size >= p->o.max_size)
 		return false;
@@ -878,7 +879,12 @@ sweep_idle(struct px_pool *p, uint64_t t)
 		p->nidle--;
 		if (why == C_OTHER) {
 			p->st.keepalives++;
-			start_check(p, o, P_KEEPALIVE);
+			/* Out of memory: no more keepalives this round, or
+			 * the same object would come up again forever. */
+			if (!start_check(p, o, P_KEEPALIVE)) {
+				p->st.keepalives--;
+				keep = 0;
+			}
 			/* The list may have changed under a synchronous step.
 			 */
 			next = p->idle.next;
@@ -1053,9 +1059,10 @@ px_pool_get(struct px_pool *p, int32_t timeout_ms, px_pool_get_fn fn, void *ctx,
 	}
 	/* A try-get that found a slot still waits for its create or recycle,
 	 * which their own timeouts bound. */
-	tmo = timeout_ms
-		  ? (uint64_t)timeout_ms * MS
-		  : (p->o.create_timeout_ms + p->o.recycle_timeout_ms) * MS;
+	tmo = (uint64_t)p->o.create_timeout_ms + p->o.recycle_timeout_ms;
+	if (timeout_ms)
+		tmo = (uint64_t)timeout_ms;
+	tmo *= MS;
 	w = wait_alloc(p);
 	if (!w || heap_reserve(&p->heap)) {
 		free(w);
@@ -1071,12 +1078,13 @@ px_pool_get(struct px_pool *p, int32_t timeout_ms, px_pool_get_fn fn, void *ctx,
 	p->nwait++;
 	if (wait)
 		*wait = w;
+	/* The deadline goes in before pump(): pump starts creates that take
+	 * heap slots of their own, so the slot reserved above must be used
+	 * now.  A get that pump() serves at once leaves the heap again. */
+	heap_insert(&p->heap, &w->tmo, t + tmo);
 	pump(p);
-	/* Only a get that has to wait needs its deadline in the heap. */
-	if (w->state == W_QUEUED) {
-		heap_insert(&p->heap, &w->tmo, t + tmo);
+	if (w->state == W_QUEUED)
 		rearm(p);
-	}
 	return 0;
 }
 
@@ -1114,6 +1122,8 @@ void
 px_pool_put(struct px_pool *p, struct px_pool_obj *o)
 {
 	enter(p);
+	if (p->mgr.put && o->value)
+		p->mgr.put(p, o->value, p->mgr.arg);
 	leave_use(p, o);
 	if (p->closed || p->size > p->o.max_size) {
 		p->size--;

@@ -262,6 +262,17 @@ net_cancel(struct px_pool *pool, struct px_pool_obj *obj, void *arg)
 	}
 }
 
+/* Back from the caller: its recv callback and context stop here, and
+ * bytes that arrive while idle mark the connection broken (on_recv). */
+static void
+net_put(struct px_pool *pool, void *value, void *arg)
+{
+	struct px_pool_conn *pc = value;
+
+	pc->user_fn = NULL;
+	pc->user_ctx = NULL;
+}
+
 static void
 net_destroy(struct px_pool *pool, void *value, void *arg)
 {
@@ -319,6 +330,7 @@ px_pool_net_manager(struct px_ring *ring, const struct px_pool_net_opts *opts,
 	mgr->recycle = net_recycle;
 	mgr->destroy = net_destroy;
 	mgr->cancel = net_cancel;
+	mgr->put = net_put;
 	mgr->arg = m;
 	return 0;
 }

@@ -580,6 +580,7 @@ px_region_collapse_error(const struct px_region *r)
 int
 px_region_carve(struct px_region *r, size_t len, size_t align, void **out)
 {
+	uintptr_t base = (uintptr_t)r->base;
 	size_t old, start;
 
 	if (align == 0)
@@ -588,7 +589,9 @@ px_region_carve(struct px_region *r, size_t len, size_t align, void **out)
 		return -EINVAL;
 	old = atomic_load_explicit(&r->carved, memory_order_relaxed);
 	do {
-		start = px_round_up(old, align);
+		/* The address is what must be aligned: the base may be
+		 * aligned to less than @align. */
+		start = px_round_up(base + old, align) - base;
 		if (start < old || start > r->size || len > r->size - start)
 			return -ENOMEM;
 	} while (!atomic_compare_exchange_weak(&r->carved, &old, start + len));

@@ -58,7 +58,9 @@ typedef int (*px_guard_cleanup_fn)(struct px_guard_res *res, void *ctx);
  * px_ring.  Close completions come back through px_guard_cleanup_done().
  * @now_ns:    monotonic time
  * @kick:      call px_guard_poll() soon, not from inside this call;
- *             returns 0 or -errno
+ *             returns 0 or -errno.  Any px_guard_poll() (shutdown's
+ *             own included) answers it: drop kicks still outstanding
+ *             when px_guard_destroy() returns, the guard may be gone
  * @cancel_fd: cancel every operation on @fd; the operations' own
  *             completions (which unhold) follow.  0 or -errno
  * @close_fd:  close @fd; px_guard_cleanup_done(res, result) follows.

@@ -8,6 +8,10 @@
  * (-ERANGE instead of an overrun) and survives the file being truncated
  * underneath: the SIGBUS such an access raises is caught on the faulting
  * thread and turned into -EIO (docs/region.md explains the scheme).
+ * Other SIGBUS go to the disposition found when the first file map put
+ * the handler in place (or SIG_DFL / SIG_IGN when a program reset it
+ * since); each file map creation puts the handler back if a program
+ * replaced it.
  * Access through px_mmap_data() is plain memory and has no such guard.
  *
  * Where the file cannot be mapped (a pipe, a /proc file, a filesystem

@@ -65,6 +65,9 @@ typedef void (*px_pool_destroy_fn)(struct px_pool *pool, void *value,
  *           closed: end it soon.  px_pool_done() must still be called
  *           once (inside @cancel or later); its result no longer matters.
  *           Without @cancel the step runs to its own end.
+ * @put:     optional; the caller handed @value back with px_pool_put():
+ *           forget what the caller attached to it (callbacks, contexts).
+ *           Synchronous, must not fail, must not call into the pool.
  */
 struct px_pool_manager {
 	px_pool_step_fn create;
@@ -72,6 +75,7 @@ struct px_pool_manager {
 	px_pool_destroy_fn destroy;
 	px_pool_step_fn cancel;
 	void *arg;
+	px_pool_destroy_fn put;
 };
 
 /*

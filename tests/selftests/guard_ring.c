@@ -242,4 +242,32 @@ TEST_F(gr, unfinished_cleanup_is_reported_at_the_deadline)
 	EXPECT_FALSE(fd_open(fd));
 }
 
+static int
+count_cleanup(struct px_guard_res *r, void *ctx)
+{
+	++*(int *)ctx;
+	return 0;
+}
+
+/* A release queues a deferred poll on the ring; destroy cleans up
+ * directly, and must not free the guard under that queued poll (ASan
+ * sees the use after free on the next ring turn). */
+TEST(destroy_waits_for_the_queued_deferred_poll)
+{
+	struct px_ring *ring;
+	struct px_guard *g;
+	struct px_guard_res *r;
+	int n = 0, ret = px_ring_create(NULL, &ring);
+
+	if (ret < 0)
+		SKIP(return, "no ring: %s", px_strerror_in(PX_PART_RING, ret));
+	ASSERT_EQ(px_guard_create(ring, &g), 0);
+	ASSERT_EQ(px_guard_add(g, PX_GUARD_USER, count_cleanup, &n, &r), 0);
+	px_guard_release(r);
+	px_guard_destroy(g);
+	EXPECT_EQ(n, 1);
+	ASSERT_GE(px_ring_run_once(ring, 0), 0); /* runs the deferred poll */
+	px_ring_destroy(ring);
+}
+
 TEST_HARNESS_MAIN

@@ -5,6 +5,8 @@
  * which must report -EIO instead of dying of SIGBUS, on every thread.
  */
 #include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/wait.h>
@@ -123,6 +125,64 @@ TEST(mmap_rw_write_past_new_end_gives_eio)
 	ASSERT_EQ(ftruncate(fd, 4 * PAGE), 0);
 	EXPECT_EQ(px_mmap_write(m, 3 * PAGE, "x", 1), 0);
 	px_mmap_destroy(m);
+	close(fd);
+}
+
+static sigjmp_buf chain_jump;
+static struct sigaction chain_h_prev;
+static volatile int chain_depth, chain_original;
+
+/* The disposition before the first file map. */
+static void
+chain_original_handler(int sig, siginfo_t *si, void *uc)
+{
+	chain_original = 1;
+	siglongjmp(chain_jump, 1);
+}
+
+/* A program handler installed later that chains to the one it replaced
+ * (ours); entered twice for one signal means a loop. */
+static void
+chain_program_handler(int sig, siginfo_t *si, void *uc)
+{
+	if (++chain_depth > 1)
+		siglongjmp(chain_jump, 1);
+	if (chain_h_prev.sa_flags & SA_SIGINFO)
+		chain_h_prev.sa_sigaction(sig, si, uc);
+}
+
+static void
+chain_set(void (*fn)(int, siginfo_t *, void *), struct sigaction *old)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = fn;
+	sa.sa_flags = SA_SIGINFO;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, old);
+}
+
+/* A handler chaining back to ours and our reinstall over it must not
+ * loop: a SIGBUS not ours reaches the original disposition once. */
+TEST(mmap_foreign_sigbus_reaches_original_without_loop)
+{
+	char path[64];
+	int fd = make_file(path, PAGE);
+	struct px_mmap *m1, *m2;
+
+	ASSERT_GE(fd, 0);
+	unlink(path);
+	chain_set(chain_original_handler, NULL);
+	ASSERT_EQ(px_mmap_create(&m1, fd, NULL), 0); /* installs ours */
+	chain_set(chain_program_handler, &chain_h_prev);
+	ASSERT_EQ(px_mmap_create(&m2, fd, NULL), 0); /* puts ours back */
+	if (!sigsetjmp(chain_jump, 1))
+		raise(SIGBUS);
+	EXPECT_EQ(chain_depth, 0);
+	EXPECT_EQ(chain_original, 1);
+	px_mmap_destroy(m2);
+	px_mmap_destroy(m1);
 	close(fd);
 }
 

@@ -409,4 +409,41 @@ TEST_F(net, connections_are_closed_through_the_guard)
 	px_guard_destroy(g);
 }
 
+static int late_recv_calls;
+
+static void
+late_recv(struct px_pool_conn *pc, void *data, int res, void *ctx)
+{
+	late_recv_calls++;
+}
+
+/* After px_pool_put() the caller's recv callback no longer runs, and
+ * bytes that arrive while the connection is idle mark it broken. */
+TEST_F(net, bytes_after_put_skip_the_callback_and_break_the_conn)
+{
+	uint16_t port;
+	struct got one;
+	struct px_pool_conn *pc;
+	int cfd;
+
+	self->lfd = listener(4, &port);
+	ASSERT_GE(self->lfd, 0);
+	self->o.min_idle = 0;
+	self->o.max_size = 1;
+	make_pool(_metadata, self, port, PX_POOL_PROTO_NONE);
+	ASSERT_EQ(get_sync(self->ring, self->pool, &one, 2000), 0);
+	cfd = accept(self->lfd, NULL, NULL);
+	ASSERT_GE(cfd, 0);
+	pc = px_pool_obj_value(one.obj);
+	late_recv_calls = 0;
+	px_pool_conn_set_recv(pc, late_recv, NULL);
+	px_pool_put(self->pool, one.obj);
+	ASSERT_EQ(write(cfd, "late\r\n", 6), 6); /* a late reply */
+	for (int i = 0; i < 200 && !px_pool_conn_broken(pc); i++)
+		px_ring_run_once(self->ring, 10 * 1000000);
+	EXPECT_EQ(late_recv_calls, 0);
+	EXPECT_TRUE(px_pool_conn_broken(pc));
+	close(cfd);
+}
+
 TEST_HARNESS_MAIN

@@ -152,6 +152,25 @@ test_mmap_empty_file_and_offset_at_end(void **state)
 	close(fd);
 }
 
+/* An offset past the end of the file is -EINVAL, with a length too. */
+static void
+test_mmap_offset_past_eof_with_length_is_einval(void **state)
+{
+	struct px_mmap_opts o = opts(PX_MMAP_RO, 1 << 20, 16);
+	struct px_mmap *m;
+	int fd = make_file(5, O_RDONLY), empty = make_file(0, O_RDONLY);
+
+	assert_int_equal(px_mmap_create(&m, fd, &o), -EINVAL);
+	o.offset = 6;
+	assert_int_equal(px_mmap_create(&m, fd, &o), -EINVAL);
+	assert_int_equal(px_mmap_create(&m, empty, &o), -EINVAL);
+	o.offset = 5; /* at the end: allowed, the length reads as -EIO */
+	assert_int_equal(px_mmap_create(&m, fd, &o), 0);
+	px_mmap_destroy(m);
+	close(empty);
+	close(fd);
+}
+
 static void
 test_mmap_rw_shared_reaches_the_file(void **state)
 {
@@ -298,6 +317,27 @@ test_mmap_sigbus_outside_the_accessors_still_kills(void **state)
 	close(fd);
 }
 
+/* An empty view at an unaligned offset (the end of the file) grows
+ * into the bytes appended later. */
+static void
+test_mmap_remap_of_empty_view_at_unaligned_offset(void **state)
+{
+	struct px_mmap_opts o = opts(PX_MMAP_RO, 5, 0);
+	struct px_mmap *m;
+	char b[6] = {0};
+	int fd = make_file(5, O_RDWR);
+
+	assert_int_equal(px_mmap_create(&m, fd, &o), 0);
+	assert_int_equal(px_mmap_len(m), 0);
+	assert_int_equal(pwrite(fd, "world", 5, 5), 5);
+	assert_int_equal(px_mmap_remap(m, 5, true), 0);
+	assert_int_equal(px_mmap_read(m, 0, b, 5), 0);
+	assert_string_equal(b, "world");
+	assert_memory_equal(px_mmap_data(m), "world", 5);
+	px_mmap_destroy(m);
+	close(fd);
+}
+
 static void
 test_mmap_remap_grows_anon_and_file_maps(void **state)
 {
@@ -379,6 +419,38 @@ test_mmap_pipe_uses_the_stream_fallback(void **state)
 	assert_int_equal(px_mmap_remap(m, 10, true), -ENODEV);
 	assert_int_equal(px_mmap_flush(m), 0);
 	px_mmap_destroy(m);
+}
+
+/* m->offset + off must neither wrap nor pass off_t in the fallbacks. */
+static void
+test_mmap_fallback_offset_overflow_is_erange(void **state)
+{
+	struct px_mmap_opts o = opts(PX_MMAP_RO, 10, 0);
+	struct px_mmap *m;
+	char b[8] = {0};
+	int p[2], fd;
+
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(write(p[1], "0123456789ABCDEFGHIJ", 20), 20);
+	close(p[1]);
+	assert_int_equal(px_mmap_create(&m, p[0], &o), 0);
+	close(p[0]);
+	assert_int_equal(px_mmap_backend(m), PX_MMAP_STREAM);
+	assert_int_equal(px_mmap_read_upto(m, UINT64_MAX - 5, b, 4), -ERANGE);
+	assert_int_equal(px_mmap_read(m, UINT64_MAX - 5, b, 4), -ERANGE);
+	assert_int_equal(px_mmap_read(m, 0, b, 4), 0);
+	assert_memory_equal(b, "ABCD", 4);
+	px_mmap_destroy(m);
+
+	fd = open("/proc/self/status", O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(px_mmap_create(&m, fd, &o), 0);
+	assert_int_equal(px_mmap_backend(m), PX_MMAP_PREAD);
+	assert_int_equal(px_mmap_read_upto(m, UINT64_MAX - 5, b, 4), -ERANGE);
+	assert_int_equal(px_mmap_read_upto(m, INT64_MAX, b, 4), -ERANGE);
+	assert_int_equal(px_mmap_read(m, INT64_MAX - 10, b, 4), -ERANGE);
+	px_mmap_destroy(m);
+	close(fd);
 }
 
 static void
@@ -693,6 +765,27 @@ test_mmap_refused_mmap_falls_back_to_pread(void **state)
 	close(fd);
 }
 
+/* The fallbacks check the fd's access mode as mmap would. */
+static void
+test_mmap_fallback_rw_of_read_only_fd_is_eacces(void **state)
+{
+	struct px_mmap_opts o = opts(PX_MMAP_RW, 0, 0);
+	struct px_mmap *m;
+	int fd = make_file(PAGE, O_RDONLY), p[2];
+
+	ff.fail[O_MMAP] = -ENODEV;
+	assert_int_equal(px_mmap_create(&m, fd, &o), -EACCES);
+	o.mode = PX_MMAP_RO;
+	assert_int_equal(px_mmap_create(&m, fd, &o), 0);
+	assert_int_equal(px_mmap_backend(m), PX_MMAP_PREAD);
+	px_mmap_destroy(m);
+	close(fd);
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(px_mmap_create(&m, p[1], &o), -EACCES);
+	close(p[0]);
+	close(p[1]);
+}
+
 static void
 test_mmap_other_mmap_errors_are_returned(void **state)
 {
@@ -834,6 +927,7 @@ main(void)
 	    cmocka_unit_test(test_mmap_ro_whole_file_reads_and_checks_bounds),
 	    cmocka_unit_test(test_mmap_unaligned_offset_and_length),
 	    cmocka_unit_test(test_mmap_empty_file_and_offset_at_end),
+	    cmocka_unit_test(test_mmap_offset_past_eof_with_length_is_einval),
 	    cmocka_unit_test(test_mmap_rw_shared_reaches_the_file),
 	    cmocka_unit_test(test_mmap_cow_keeps_writes_private),
 	    cmocka_unit_test(test_mmap_rw_of_read_only_fd_is_eacces),
@@ -841,11 +935,14 @@ main(void)
 	    cmocka_unit_test(
 		test_mmap_sigbus_outside_the_accessors_still_kills),
 	    cmocka_unit_test(test_mmap_remap_grows_anon_and_file_maps),
+	    cmocka_unit_test(test_mmap_remap_of_empty_view_at_unaligned_offset),
 	    cmocka_unit_test(test_mmap_anon_rejects_bad_arguments),
 	    cmocka_unit_test(test_mmap_pipe_uses_the_stream_fallback),
 	    cmocka_unit_test(test_mmap_proc_file_uses_pread),
+	    cmocka_unit_test(test_mmap_fallback_offset_overflow_is_erange),
 	    cmocka_unit_test(test_mmap_stream_serves_readers_on_threads),
 	    FAKE_TEST(test_mmap_refused_mmap_falls_back_to_pread),
+	    FAKE_TEST(test_mmap_fallback_rw_of_read_only_fd_is_eacces),
 	    FAKE_TEST(test_mmap_other_mmap_errors_are_returned),
 	    FAKE_TEST(test_mmap_operation_errors_are_returned),
 	    FAKE_TEST(test_mmap_stream_read_errors_are_returned),

@@ -6,19 +6,40 @@
  * cancellation matrix runs all 4^5 combinations against several clients
  * with random timeouts and checks the accounting after every event.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include <patinox/error.h>
 #include <patinox/pool.h>
 
 #define MS 1000000ull
+
+/* ------------------------------------------------------------------ */
+/* realloc that fails on demand (the pool grows its timer heap with it) */
+/* ------------------------------------------------------------------ */
+
+static bool realloc_fails;
+
+void *
+realloc(void *ptr, size_t size)
+{
+	static void *(*next)(void *, size_t);
+
+	if (realloc_fails)
+		return NULL;
+	if (!next)
+		next = (void *(*)(void *, size_t))dlsym(RTLD_NEXT, "realloc");
+	return next(ptr, size);
+}
 
 /* ------------------------------------------------------------------ */
 /* Fake clock and loop                                                  */
@@ -511,6 +532,88 @@ test_pool_wait_timeout_and_try_get(void **state)
 	drive(pool);
 	assert_int_equal(b.res, 0);
 	px_pool_put(pool, b.obj);
+	check_empty_destroy(pool);
+}
+
+/* Each get's create takes a heap slot inside pump(); the get's own
+ * deadline must still find room (ASan shows the overflow, the deadlines
+ * below show a lost or corrupt heap entry). */
+static void
+test_pool_get_deadline_fits_heap_filled_by_its_create(void **state)
+{
+	struct px_pool_opts o;
+	struct px_pool *pool;
+	struct got g[80];
+
+	fm_reset();
+	memset(g, 0, sizeof(g));
+	fm.mode[S_CREATE] = M_NEVER;
+	fm_opts(&o, 1000);
+	o.leak_threshold_ms = 100000; /* housekeeping holds a heap slot */
+	o.create_timeout_ms = 10000;
+	pool = make_pool(1000, &o);
+	for (int i = 0; i < 80; i++)
+		assert_int_equal(px_pool_get(pool, 50 + i, on_got, &g[i], NULL),
+				 0);
+	advance(pool, 200 * MS);
+	for (int i = 0; i < 80; i++) {
+		assert_int_equal(g[i].calls, 1);
+		assert_int_equal(g[i].res, -ETIMEDOUT);
+	}
+	check_empty_destroy(pool);
+}
+
+/* create + recycle timeouts are summed in 64 bits: two valid uint32_t
+ * timeouts must not wrap into an immediate try-get timeout. */
+static void
+test_pool_try_get_deadline_does_not_wrap(void **state)
+{
+	struct px_pool_opts o;
+	struct px_pool *pool;
+	struct got a = {0};
+
+	fm_reset();
+	fm.mode[S_CREATE] = M_NEVER;
+	fm_opts(&o, 1);
+	o.create_timeout_ms = UINT32_MAX;
+	o.recycle_timeout_ms = 1;
+	pool = make_pool(1, &o);
+	assert_int_equal(px_pool_get(pool, 0, on_got, &a, NULL), 0);
+	advance(pool, 10 * MS);
+	assert_int_equal(a.calls, 0);
+	check_empty_destroy(pool);
+}
+
+/* With no memory for a keepalive's deadline the sweep skips the rest of
+ * this round's keepalives instead of picking the same object forever.
+ * 70 idle objects: the 64th check finds the timer heap full. */
+static void
+test_pool_keepalive_without_memory_does_not_spin(void **state)
+{
+	struct px_pool_opts o;
+	struct px_pool *pool;
+	struct px_pool_stats st;
+	struct px_pool_status s;
+
+	fm_reset();
+	fm_opts(&o, 70);
+	o.min_idle = 70;
+	o.keepalive_ms = 100;
+	o.recycle_timeout_ms = 10000;
+	pool = make_pool(70, &o);
+	settle(pool);
+	px_pool_status(pool, &s);
+	assert_int_equal(s.available, 70);
+	fm.mode[S_PRE_RECYCLE] = M_NEVER; /* checks hold their deadline */
+	realloc_fails = true;
+	alarm(20); /* a spinning sweep ends the program */
+	advance(pool, 2000 * MS);
+	alarm(0);
+	realloc_fails = false;
+	px_pool_stats_get(pool, &st);
+	assert_true(st.keepalives > 0 && st.keepalives < 70);
+	px_pool_status(pool, &s);
+	assert_int_equal(s.available + st.keepalives, 70);
 	check_empty_destroy(pool);
 }
 
@@ -1272,6 +1375,10 @@ main(void)
 	    cmocka_unit_test(
 		test_pool_no_lost_wakeup_when_returned_before_wait),
 	    cmocka_unit_test(test_pool_wait_timeout_and_try_get),
+	    cmocka_unit_test(
+		test_pool_get_deadline_fits_heap_filled_by_its_create),
+	    cmocka_unit_test(test_pool_try_get_deadline_does_not_wrap),
+	    cmocka_unit_test(test_pool_keepalive_without_memory_does_not_spin),
 	    cmocka_unit_test(test_pool_bounded_waiter_queue_fails_fast),
 	    cmocka_unit_test(test_pool_close_fails_every_waiter_at_once),
 	    cmocka_unit_test(test_pool_destroy_runs_pending_callbacks),

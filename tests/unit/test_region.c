@@ -375,6 +375,33 @@ test_region_carve_is_aligned_and_bounded(void **state)
 	px_region_destroy(r);
 }
 
+/* The address is aligned, not only the offset: a 4K region's base is
+ * just page aligned.  Several regions, so some base is not 1 MiB aligned. */
+static void
+test_region_carve_aligns_the_address_not_the_offset(void **state)
+{
+	enum { N = 8, MIB = 1 << 20 };
+	struct px_region_opts o;
+	struct px_region *r[N];
+	void *p, *q;
+
+	px_region_opts_init(&o);
+	o.backing = PX_REGION_4K;
+	for (int i = 0; i < N; i++) {
+		char *base;
+
+		assert_int_equal(px_region_create(&r[i], 8 * MIB, &o), 0);
+		base = px_region_base(r[i]);
+		assert_int_equal(px_region_carve(r[i], 100, 0, &q), 0);
+		assert_int_equal(px_region_carve(r[i], 4096, MIB, &p), 0);
+		assert_int_equal((uintptr_t)p % MIB, 0);
+		assert_true((char *)p >= (char *)q + 100);
+		assert_true((char *)p + 4096 <= base + 8 * MIB);
+	}
+	for (int i = 0; i < N; i++)
+		px_region_destroy(r[i]);
+}
+
 static void
 test_region_release_zeroes_pages(void **state)
 {
@@ -1079,6 +1106,8 @@ main(void)
 	    cmocka_unit_test(test_region_4k_rounds_up_and_is_usable),
 	    cmocka_unit_test(test_region_best_always_gets_memory),
 	    cmocka_unit_test(test_region_carve_is_aligned_and_bounded),
+	    cmocka_unit_test(
+		test_region_carve_aligns_the_address_not_the_offset),
 	    cmocka_unit_test(test_region_release_zeroes_pages),
 	    cmocka_unit_test(test_region_rejects_bad_arguments),
 	    cmocka_unit_test(test_region_stats_count_resident_bytes),
