@@ -44,6 +44,7 @@ cleanup() {
 	# The base image this run replaced, once nothing is built on it.
 	[ -n "$OLD_BASE" ] && podman rmi "$OLD_BASE" >/dev/null 2>&1
 	rm -rf "$tmp"
+	echo "# docker/test.sh: $(($(date +%s) - T0)) s with the clean-up"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
@@ -52,7 +53,7 @@ trap 'exit 1' INT TERM
 # is skipped once SKIP_ALL holds a reason.  A function returns 0 (ok),
 # 1 (not ok) or 77 (skip, reason in $WHY).
 t() {
-	local name=$1 rc
+	local name=$1 rc start
 	shift
 	N=$((N + 1))
 	if [ -n "$SKIP_ALL" ]; then
@@ -60,6 +61,7 @@ t() {
 		return 0
 	fi
 	WHY=
+	start=$(date +%s)
 	"$@" >"$tmp/step.log" 2>&1
 	rc=$?
 	if [ "$rc" -eq 0 ]; then
@@ -71,6 +73,7 @@ t() {
 		echo "not ok $N $name"
 		FAILED=$((FAILED + 1))
 	fi
+	echo "#   ($(($(date +%s) - start)) s)"
 }
 
 have_pkg() {
