@@ -188,7 +188,12 @@ void pxc_out_value(struct pxc_conn *c, struct px_cache_ref *ref);
 void pxc_out_flush(struct pxc_conn *c);
 void pxc_out_free_list(struct pxc_worker *w);
 
-#define pxc_out_lit(c, s) pxc_out_text((c), (s), sizeof(s) - 1)
+/*
+ * pxc_out_lit: a string literal only.  The "" on each side makes anything
+ * else (a pointer, a ?: expression) a compile error instead of a reply cut
+ * to sizeof(char *) - 1 bytes.
+ */
+#define pxc_out_lit(c, s) pxc_out_text((c), "" s "", sizeof("" s "") - 1)
 
 /* Commands (cmd.c, stats.c). */
 void pxc_cmd_exec(struct pxc_conn *c, const struct mc_req *req);
