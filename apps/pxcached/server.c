@@ -104,11 +104,44 @@ listen_on(const struct pxc_opts *o, int port)
 	return fd;
 }
 
+/*
+ * SO_REUSEPORT lets a second pxcached of the same user share a fixed port
+ * with a running one, each getting part of the connections.  A socket
+ * bound without SO_REUSEPORT fails with EADDRINUSE while anyone listens
+ * there, so bind one first, and close it before the real listeners.
+ */
+static int
+port_probe(const struct pxc_opts *o, int port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, one = 1, rc;
+
+	rc = resolve(o, port, &ss, &len);
+	if (rc < 0)
+		return rc;
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	rc = 0;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&ss, len) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
 static int
 open_listeners(struct pxc_server *s)
 {
 	int port = s->opts.port;
+	int rc = port ? port_probe(&s->opts, port) : 0;
 
+	if (rc < 0) {
+		LOG_ERROR("cannot listen on %s port %d: %s", s->opts.listen,
+			  port, strerror(-rc));
+		return rc;
+	}
 	for (unsigned i = 0; i < s->nworkers; i++) {
 		int fd = listen_on(&s->opts, port);
 

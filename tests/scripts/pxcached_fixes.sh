@@ -2,11 +2,12 @@
 # SPDX-License-Identifier: MIT
 #
 # Regression tests for pxcached bugs found in review: the ma error reply
-# cut to the size of a pointer, each over raw sockets to our own server on
-# a free 127.0.0.1 port, stopped by pid.
+# cut to the size of a pointer; a second pxcached sharing a port through
+# SO_REUSEPORT.  Each runs over raw sockets against servers of our own on
+# free 127.0.0.1 ports, stopped by pid.
 . "$(dirname "$0")/pxcached_server.sh"
 
-NT=1
+NT=3
 echo "TAP version 13"
 echo "1..$NT"
 pxc_require_server "$NT" -t 1 -m 16
@@ -29,5 +30,45 @@ EOF
 )
 pxc_check "ma on a non-numeric value: the whole CLIENT_ERROR line ($out)" \
 	[ "$out" = ok ]
+
+# A second server on the port the first one listens on must refuse to
+# start, as memcached does, and leave the first one alone.
+"$PXC_BIN" -p "$PXC_PORT" -t 2 -m 16 >"$PXC_TMP/second" 2>&1 &
+second=$!
+for _ in $(seq 1 100); do
+	kill -0 "$second" 2>/dev/null || break
+	sleep 0.1
+done
+if kill -0 "$second" 2>/dev/null; then
+	kill -KILL "$second"
+	wait "$second"
+	rc=running
+else
+	wait "$second"
+	rc=$?
+fi
+pxc_check "a second pxcached on a used port exits non-zero ($rc)" bash -c \
+	"[ '$rc' != running ] && [ '$rc' -ne 0 ] &&
+	 grep -q 'Address already in use' '$PXC_TMP/second'"
+out=$(pxc_py <<'EOF'
+import os, socket
+ok = 0
+for _ in range(8):
+    s = socket.create_connection(("127.0.0.1", int(os.environ["PORT"])))
+    s.settimeout(20)
+    s.sendall(b"get k\r\n")
+    got = b""
+    while not got.endswith(b"END\r\n") and len(got) < 100:
+        d = s.recv(4096)
+        if not d:
+            break
+        got += d
+    ok += got == b"VALUE k 0 2\r\nab\r\nEND\r\n"
+    s.close()
+print(ok)
+EOF
+)
+pxc_check "the first server still answers every connection ($out of 8)" \
+	[ "$out" = 8 ]
 pxc_stop TERM || pxc_not_ok "server exits 0"
 exit "$PXC_FAILED"
