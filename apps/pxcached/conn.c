@@ -39,8 +39,11 @@ conn_unlink(struct pxc_conn *c)
 static void
 worker_maybe_done(struct pxc_worker *w)
 {
-	if (w->stopping && !w->accepting && w->conns.next == &w->conns)
-		px_ring_stop(w->ring);
+	if (!w->stopping || w->accepting || w->conns.next != &w->conns)
+		return;
+	if (w->drain_op)
+		px_ring_cancel(w->ring, w->drain_op);
+	px_ring_stop(w->ring);
 }
 
 static void

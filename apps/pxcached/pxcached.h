@@ -140,7 +140,8 @@ struct pxc_worker {
 	bool accepting;
 	bool stopping;
 	struct px_ring_op *tick_op;
-	struct pxc_conn conns; /* list head */
+	struct px_ring_op *drain_op; /* shutdown: the drain time limit */
+	struct pxc_conn conns;       /* list head */
 	struct pxc_out *free_outs;
 	struct pxc_stats stats;
 	int start_err; /* 0, or why the worker could not start */

@@ -38,7 +38,8 @@
 #include "pxcached.h"
 #include "server.h"
 
-#define TICK_NS ((uint64_t)CONFIG_PX_PXCACHED_TICK_MS * 1000000ull)
+#define TICK_NS  ((uint64_t)CONFIG_PX_PXCACHED_TICK_MS * 1000000ull)
+#define DRAIN_NS ((uint64_t)CONFIG_PX_PXCACHED_DRAIN_MS * 1000000ull)
 
 /* ---- Listeners ------------------------------------------------------ */
 
@@ -257,7 +258,38 @@ on_tick(struct px_ring *ring, int res, bool more, void *ctx)
 	px_cache_maintain(w->srv->cache, CONFIG_PX_PXCACHED_MAINTAIN_BUCKETS);
 }
 
-/* Stop accepting; close every connection once its replies are out. */
+/*
+ * The drain time is over: close the connections whose replies did not
+ * go out (clients that stopped reading), so the shutdown ends.
+ */
+static void
+on_drain(struct px_ring *ring, int res, bool more, void *ctx)
+{
+	struct pxc_worker *w = ctx;
+	struct pxc_conn *c, *next;
+	unsigned cut = 0;
+
+	if (!more)
+		w->drain_op = NULL;
+	if (res != 0)
+		return;
+	for (c = w->conns.next; c != &w->conns; c = next) {
+		next = c->next;
+		if (c->state == PXC_CONN_CLOSING)
+			continue;
+		cut++;
+		pxc_conn_close(c);
+	}
+	if (cut)
+		LOG_WARN("worker %u: replies still unsent after %d ms: "
+			 "closing %u connections",
+			 w->id, CONFIG_PX_PXCACHED_DRAIN_MS, cut);
+}
+
+/*
+ * Stop accepting and reading; close every connection once its replies
+ * are out, or when CONFIG_PX_PXCACHED_DRAIN_MS has passed.
+ */
 static void
 worker_stop(struct pxc_worker *w)
 {
@@ -272,8 +304,13 @@ worker_stop(struct pxc_worker *w)
 		else if (!c->sends && c->state != PXC_CONN_CLOSING)
 			pxc_conn_close(c);
 	}
-	if (!w->accepting && w->conns.next == &w->conns)
+	if (!w->accepting && w->conns.next == &w->conns) {
 		px_ring_stop(w->ring);
+		return;
+	}
+	if (px_ring_timer(w->ring, DRAIN_NS, 0, on_drain, w, &w->drain_op) < 0)
+		LOG_WARN("worker %u: no drain timer: waiting for every reply",
+			 w->id);
 }
 
 static int

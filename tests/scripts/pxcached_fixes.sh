@@ -3,11 +3,12 @@
 #
 # Regression tests for pxcached bugs found in review: the ma error reply
 # cut to the size of a pointer; a second pxcached sharing a port through
-# SO_REUSEPORT.  Each runs over raw sockets against servers of our own on
+# SO_REUSEPORT; a SIGTERM that never ended while a client did not read its
+# replies (now bounded by CONFIG_PX_PXCACHED_DRAIN_MS).  Each runs over raw sockets against servers of our own on
 # free 127.0.0.1 ports, stopped by pid.
 . "$(dirname "$0")/pxcached_server.sh"
 
-NT=3
+NT=5
 echo "TAP version 13"
 echo "1..$NT"
 pxc_require_server "$NT" -t 1 -m 16
@@ -71,4 +72,47 @@ EOF
 pxc_check "the first server still answers every connection ($out of 8)" \
 	[ "$out" = 8 ]
 pxc_stop TERM || pxc_not_ok "server exits 0"
+
+# A client that stops reading with replies pending: SIGTERM must still end
+# the server, after the drain time, with exit status 0.
+pxc_start -t 2 -m 64 -I 1m || pxc_not_ok "pxcached starts"
+pxc_py >"$PXC_TMP/stuck" <<'EOF' &
+import os, socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(os.environ["PORT"])))
+s.settimeout(20)
+s.sendall(b"set k 0 0 500000\r\n" + b"v" * 500000 + b"\r\n")
+got = b""
+while not got.endswith(b"\r\n"):
+    got += s.recv(100)
+s.sendall(b"get k\r\n" * 40)
+print("sent", got.strip().decode())
+sys.stdout.flush()
+time.sleep(40)  # open, never reading; killed by the test
+EOF
+stuck=$!
+for _ in $(seq 1 100); do
+	grep -q sent "$PXC_TMP/stuck" && break
+	sleep 0.1
+done
+sleep 0.5
+start=$SECONDS
+kill -TERM "$PXC_PID"
+for _ in $(seq 1 200); do
+	kill -0 "$PXC_PID" 2>/dev/null || break
+	sleep 0.1
+done
+if kill -0 "$PXC_PID" 2>/dev/null; then
+	rc=running
+else
+	wait "$PXC_PID"
+	rc=$?
+	PXC_PID=
+fi
+took=$((SECONDS - start))
+kill -KILL "$stuck" 2>/dev/null
+wait "$stuck" 2>/dev/null
+pxc_check "SIGTERM with a client not reading its replies: exit 0 ($rc, ${took}s)" \
+	[ "$rc" = 0 ]
+pxc_check "the connections cut at the end of the drain time are logged" \
+	grep -q "closing 1 connections" "$PXC_TMP/log"
 exit "$PXC_FAILED"
