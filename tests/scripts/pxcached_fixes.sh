@@ -4,11 +4,13 @@
 # Regression tests for pxcached bugs found in review: the ma error reply
 # cut to the size of a pointer; a second pxcached sharing a port through
 # SO_REUSEPORT; a SIGTERM that never ended while a client did not read its
-# replies (now bounded by CONFIG_PX_PXCACHED_DRAIN_MS).  Each runs over raw sockets against servers of our own on
+# replies (now bounded by CONFIG_PX_PXCACHED_DRAIN_MS); --policy and -l
+# values refused only once the cache was made, with a confusing reason.
+# Each runs over raw sockets against servers of our own on
 # free 127.0.0.1 ports, stopped by pid.
 . "$(dirname "$0")/pxcached_server.sh"
 
-NT=5
+NT=7
 echo "TAP version 13"
 echo "1..$NT"
 pxc_require_server "$NT" -t 1 -m 16
@@ -115,4 +117,21 @@ pxc_check "SIGTERM with a client not reading its replies: exit 0 ($rc, ${took}s)
 	[ "$rc" = 0 ]
 pxc_check "the connections cut at the end of the drain time are logged" \
 	grep -q "closing 1 connections" "$PXC_TMP/log"
+
+# Bad option values: exit 2 at option parsing, with what was wrong.
+bad_option() {
+	local want=$1 rc
+	shift
+	"$PXC_BIN" -p 0 -t 1 -m 16 "$@" >"$PXC_TMP/bad" 2>&1
+	rc=$?
+	[ "$rc" -eq 2 ] && grep -qF -- "$want" "$PXC_TMP/bad" && return 0
+	echo "# exit $rc: $(head -1 "$PXC_TMP/bad")"
+	return 1
+}
+pxc_check "--policy foo exits 2 naming the policies" \
+	bad_option "unknown policy 'foo' (lru, sieve, s3fifo)" --policy foo
+pxc_check "-l garbage and an unknown option exit 2 naming them" bash -c "
+	$(declare -f bad_option); PXC_BIN='$PXC_BIN' PXC_TMP='$PXC_TMP'
+	bad_option \"-l: 'garbage'\" -l garbage &&
+	bad_option \"'--no-such-option'\" --no-such-option"
 exit "$PXC_FAILED"
