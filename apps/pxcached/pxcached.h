@@ -128,6 +128,7 @@ struct pxc_conn {
 	bool recv_on;   /* the multishot recv runs */
 	bool throttled; /* recv stopped for backpressure */
 	bool authed;    /* -Y: authenticated (always true without -Y) */
+	bool spoke;     /* some input arrived (its first byte was checked) */
 };
 
 struct pxc_worker {

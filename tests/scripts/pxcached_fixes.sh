@@ -5,12 +5,13 @@
 # cut to the size of a pointer; a second pxcached sharing a port through
 # SO_REUSEPORT; a SIGTERM that never ended while a client did not read its
 # replies (now bounded by CONFIG_PX_PXCACHED_DRAIN_MS); --policy and -l
-# values refused only once the cache was made, with a confusing reason.
+# values refused only once the cache was made, with a confusing reason; a
+# binary-protocol client left hanging without a reply.
 # Each runs over raw sockets against servers of our own on
 # free 127.0.0.1 ports, stopped by pid.
 . "$(dirname "$0")/pxcached_server.sh"
 
-NT=7
+NT=8
 echo "TAP version 13"
 echo "1..$NT"
 pxc_require_server "$NT" -t 1 -m 16
@@ -73,6 +74,29 @@ EOF
 )
 pxc_check "the first server still answers every connection ($out of 8)" \
 	[ "$out" = 8 ]
+
+out=$(pxc_py <<'EOF'
+import os, socket, struct
+s = socket.create_connection(("127.0.0.1", int(os.environ["PORT"])))
+s.settimeout(10)
+# A binary-protocol GET of "k": 24-byte header, magic 0x80, opcode 0.
+s.sendall(struct.pack(">BBHBBHIIQ", 0x80, 0, 1, 0, 0, 0, 1, 0, 0) + b"k")
+got = b""
+try:
+    while True:
+        d = s.recv(4096)
+        if not d:
+            break
+        got += d
+    got += b"<EOF>"
+except socket.timeout:
+    got += b"<timeout>"
+print("ok" if got == b"SERVER_ERROR binary protocol not supported\r\n<EOF>"
+      else "got %r" % got)
+EOF
+)
+pxc_check "a binary-protocol request: an error line, then closed ($out)" \
+	[ "$out" = ok ]
 pxc_stop TERM || pxc_not_ok "server exits 0"
 
 # A client that stops reading with replies pending: SIGTERM must still end
