@@ -142,6 +142,8 @@ struct pxc_worker {
 	bool stopping;
 	struct px_ring_op *tick_op;
 	struct px_ring_op *drain_op; /* shutdown: the drain time limit */
+	uint64_t accept_warn_ns;     /* when accept errors may be logged */
+	uint64_t accept_quiet;       /* accept errors not logged since */
 	struct pxc_conn conns;       /* list head */
 	struct pxc_out *free_outs;
 	struct pxc_stats stats;

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,7 +39,9 @@
 #include "pxcached.h"
 #include "server.h"
 
-#define TICK_NS  ((uint64_t)CONFIG_PX_PXCACHED_TICK_MS * 1000000ull)
+#define TICK_NS ((uint64_t)CONFIG_PX_PXCACHED_TICK_MS * 1000000ull)
+#define ACCEPT_WARN_NS \
+	((uint64_t)CONFIG_PX_PXCACHED_ACCEPT_WARN_S * 1000000000ull)
 #define DRAIN_NS ((uint64_t)CONFIG_PX_PXCACHED_DRAIN_MS * 1000000ull)
 
 /* ---- Listeners ------------------------------------------------------ */
@@ -212,6 +215,34 @@ on_accept_retry(struct px_ring *ring, int res, bool more, void *ctx)
 		listener_close(w);
 }
 
+static uint64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* One line per CONFIG_PX_PXCACHED_ACCEPT_WARN_S, counting the others. */
+static void
+accept_warn(struct pxc_worker *w, int res)
+{
+	uint64_t now = now_ns();
+
+	if (now < w->accept_warn_ns) {
+		w->accept_quiet++;
+		return;
+	}
+	LOG_WARN("accept: %s; retrying every %d ms (worker %u; %llu more "
+		 "failures not logged in the last %d s)",
+		 strerror(-res), CONFIG_PX_PXCACHED_TICK_MS, w->id,
+		 (unsigned long long)w->accept_quiet,
+		 CONFIG_PX_PXCACHED_ACCEPT_WARN_S);
+	w->accept_quiet = 0;
+	w->accept_warn_ns = now + ACCEPT_WARN_NS;
+}
+
 /*
  * A failed accept ends the multishot; it is started again one tick later
  * rather than at once, so that running out of descriptors does not spin.
@@ -224,8 +255,7 @@ on_accept(struct px_ring *ring, int res, bool more, void *ctx)
 	if (res >= 0)
 		pxc_conn_accept(w, res);
 	else if (res != -ECANCELED)
-		LOG_WARN("accept: %s; retrying in %d ms", strerror(-res),
-			 CONFIG_PX_PXCACHED_TICK_MS);
+		accept_warn(w, res);
 	if (more)
 		return;
 	w->accept_op = NULL;
@@ -495,6 +525,23 @@ log_start(const struct pxc_server *s)
 		   s->auth ? ", authentication on" : "");
 }
 
+/* Warn once when ulimit -n cannot hold -c connections. */
+static void
+check_nofile(const struct pxc_opts *o)
+{
+	uint64_t want = (uint64_t)o->max_conns + CONFIG_PX_PXCACHED_FD_MARGIN;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    (uint64_t)rl.rlim_cur >= want)
+		return;
+	LOG_WARN("-c %u needs about %llu descriptors but ulimit -n is %llu: "
+		 "accept will fail and pause before the connection limit; "
+		 "raise ulimit -n or lower -c",
+		 o->max_conns, (unsigned long long)want,
+		 (unsigned long long)rl.rlim_cur);
+}
+
 static int
 wait_signal(void)
 {
@@ -553,8 +600,10 @@ serve(struct pxc_server *s)
 			LOG_ERROR("cannot write --port-file %s: %s",
 				  s->opts.port_file, strerror(-rc));
 	}
-	if (rc == 0)
+	if (rc == 0) {
 		log_start(s);
+		check_nofile(&s->opts);
+	}
 	atomic_store(&s->go, true);
 	if (rc == 0)
 		rc = pxc_snap_start(s);

@@ -6,12 +6,13 @@
 # SO_REUSEPORT; a SIGTERM that never ended while a client did not read its
 # replies (now bounded by CONFIG_PX_PXCACHED_DRAIN_MS); --policy and -l
 # values refused only once the cache was made, with a confusing reason; a
-# binary-protocol client left hanging without a reply.
+# binary-protocol client left hanging without a reply; an accept warning
+# every tick while out of descriptors.
 # Each runs over raw sockets against servers of our own on
 # free 127.0.0.1 ports, stopped by pid.
 . "$(dirname "$0")/pxcached_server.sh"
 
-NT=8
+NT=10
 echo "TAP version 13"
 echo "1..$NT"
 pxc_require_server "$NT" -t 1 -m 16
@@ -141,6 +142,26 @@ pxc_check "SIGTERM with a client not reading its replies: exit 0 ($rc, ${took}s)
 	[ "$rc" = 0 ]
 pxc_check "the connections cut at the end of the drain time are logged" \
 	grep -q "closing 1 connections" "$PXC_TMP/log"
+
+# Out of descriptors for ~2 s (20 ticks): one accept warning per worker,
+# not one per tick, and a warning at start that -c exceeds ulimit -n.
+PXC_WRAP="prlimit --nofile=40:40" pxc_start -t 1 -m 16 -c 1000 ||
+	pxc_not_ok "pxcached starts under prlimit"
+pxc_py <<'EOF'
+import os, socket, time
+held = [socket.create_connection(("127.0.0.1", int(os.environ["PORT"])))
+        for _ in range(60)]
+time.sleep(2)
+for s in held:
+    s.close()
+EOF
+pxc_stop TERM
+rc=$?
+n=$(grep -c "accept: Too many open files" "$PXC_TMP/log")
+pxc_check "out of descriptors: one accept warning in 2 s ($n), exit $rc" \
+	[ "$rc-$n" = 0-1 ]
+pxc_check "start-up warns that -c 1000 exceeds ulimit -n 40" \
+	grep -q "ulimit -n is 40" "$PXC_TMP/log"
 
 # Bad option values: exit 2 at option parsing, with what was wrong.
 bad_option() {
