@@ -494,11 +494,11 @@ cmd_ma(struct pxc_conn *c, const struct mc_req *req)
 		return;
 	}
 	if (rc < 0) {
-		pxc_out_lit(c, rc == -EINVAL
-				   ? "CLIENT_ERROR cannot increment "
-				     "or decrement non-numeric "
-				     "value\r\n"
-				   : "SERVER_ERROR out of memory\r\n");
+		if (rc == -EINVAL)
+			pxc_out_lit(c, "CLIENT_ERROR cannot increment or "
+				       "decrement non-numeric value\r\n");
+		else
+			pxc_out_lit(c, "SERVER_ERROR out of memory\r\n");
 		return;
 	}
 	count(c, incr ? PXC_ST_incr_hits : PXC_ST_decr_hits);

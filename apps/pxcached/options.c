@@ -3,6 +3,7 @@
  * pxcached's command line parser (see options.h).  Defaults come from
  * Kconfig; -t defaults to the number of online CPUs.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -12,6 +13,9 @@
 #include <unistd.h>
 
 #include "options.h"
+
+/* The names --policy takes, as the cache spells them (no DEFAULT). */
+static const char *const policy_names[] = {"lru", "sieve", "s3fifo"};
 
 /* Bounds of -I: memcached's lower one, and the cache's upper one. */
 #define PXC_ITEM_MIN (1024ull)
@@ -188,6 +192,26 @@ set_defaults(struct pxc_opts *o)
 	o->hugepages = PXC_HUGE_AUTO;
 }
 
+static bool
+policy_known(const char *name)
+{
+	for (size_t i = 0; i < sizeof(policy_names) / sizeof(*policy_names);
+	     i++)
+		if (!strcmp(name, policy_names[i]))
+			return true;
+	return false;
+}
+
+/* A numeric IPv4 or IPv6 address, as -l takes (no host names). */
+static bool
+address_ok(const char *arg)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	return inet_pton(AF_INET, arg, buf) == 1 ||
+	       inet_pton(AF_INET6, arg, buf) == 1;
+}
+
 static int
 parse_hugepages(const char *arg, enum pxc_hugepages *out)
 {
@@ -218,6 +242,11 @@ parse_one(struct pxc_opts *o, int c, const char *arg, char *err, size_t errlen)
 		o->port = (int)v;
 		return 0;
 	case 'l':
+		if (!address_ok(arg))
+			return opt_fail(err, errlen,
+					"-l: '%s' is not an IPv4 or IPv6 "
+					"address",
+					arg);
 		o->listen = arg;
 		return 0;
 	case 'm':
@@ -253,6 +282,11 @@ parse_one(struct pxc_opts *o, int c, const char *arg, char *err, size_t errlen)
 		o->action = PXC_HELP;
 		return 0;
 	case OPT_POLICY:
+		if (!policy_known(arg))
+			return opt_fail(err, errlen,
+					"unknown policy '%s' (lru, sieve, "
+					"s3fifo)",
+					arg);
 		o->policy = arg;
 		return 0;
 	case OPT_HUGEPAGES:
@@ -285,6 +319,18 @@ parse_one(struct pxc_opts *o, int c, const char *arg, char *err, size_t errlen)
 	}
 }
 
+/* getopt's '?': name the option it did not know. */
+static int
+unknown_option(int argc, char **argv, char *err, size_t errlen)
+{
+	const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+
+	if (optopt)
+		return opt_fail(err, errlen,
+				"unknown option '-%c' (see --help)", optopt);
+	return opt_fail(err, errlen, "unknown option '%s' (see --help)", arg);
+}
+
 int
 pxc_opts_parse(struct pxc_opts *o, int argc, char **argv, char *err,
 	       size_t errlen)
@@ -299,6 +345,8 @@ pxc_opts_parse(struct pxc_opts *o, int argc, char **argv, char *err,
 		if (c == ':')
 			return opt_fail(err, errlen, "option needs a value: %s",
 					argv[optind - 1]);
+		if (c == '?')
+			return unknown_option(argc, argv, err, errlen);
 		rc = parse_one(o, c, optarg, err, errlen);
 		if (rc < 0)
 			return rc;

@@ -128,6 +128,7 @@ struct pxc_conn {
 	bool recv_on;   /* the multishot recv runs */
 	bool throttled; /* recv stopped for backpressure */
 	bool authed;    /* -Y: authenticated (always true without -Y) */
+	bool spoke;     /* some input arrived (its first byte was checked) */
 };
 
 struct pxc_worker {
@@ -140,7 +141,10 @@ struct pxc_worker {
 	bool accepting;
 	bool stopping;
 	struct px_ring_op *tick_op;
-	struct pxc_conn conns; /* list head */
+	struct px_ring_op *drain_op; /* shutdown: the drain time limit */
+	uint64_t accept_warn_ns;     /* when accept errors may be logged */
+	uint64_t accept_quiet;       /* accept errors not logged since */
+	struct pxc_conn conns;       /* list head */
 	struct pxc_out *free_outs;
 	struct pxc_stats stats;
 	int start_err; /* 0, or why the worker could not start */
@@ -188,7 +192,12 @@ void pxc_out_value(struct pxc_conn *c, struct px_cache_ref *ref);
 void pxc_out_flush(struct pxc_conn *c);
 void pxc_out_free_list(struct pxc_worker *w);
 
-#define pxc_out_lit(c, s) pxc_out_text((c), (s), sizeof(s) - 1)
+/*
+ * pxc_out_lit: a string literal only.  The "" on each side makes anything
+ * else (a pointer, a ?: expression) a compile error instead of a reply cut
+ * to sizeof(char *) - 1 bytes.
+ */
+#define pxc_out_lit(c, s) pxc_out_text((c), "" s "", sizeof("" s "") - 1)
 
 /* Commands (cmd.c, stats.c). */
 void pxc_cmd_exec(struct pxc_conn *c, const struct mc_req *req);

@@ -121,6 +121,33 @@ test_pxcached_options_refused(void **state)
 	    parse(&o, err, sizeof(err), "-m", "1", "-I", "2m", NULL), -EINVAL);
 }
 
+/* Bad values are refused while parsing, naming the option and the value. */
+static void
+test_pxcached_options_names_bad_values(void **state)
+{
+	struct pxc_opts o;
+	char err[128];
+
+	assert_int_equal(parse(&o, err, sizeof(err), "--policy", "foo", NULL),
+			 -EINVAL);
+	assert_string_equal(err, "unknown policy 'foo' (lru, sieve, s3fifo)");
+	assert_int_equal(parse(&o, err, sizeof(err), "--policy", "sieve", NULL),
+			 0);
+	assert_string_equal(o.policy, "sieve");
+	assert_int_equal(parse(&o, err, sizeof(err), "-l", "garbage", NULL),
+			 -EINVAL);
+	assert_non_null(strstr(err, "-l: 'garbage'"));
+	assert_int_equal(parse(&o, err, sizeof(err), "-l", "10.0.0.300", NULL),
+			 -EINVAL);
+	assert_int_equal(parse(&o, err, sizeof(err), "-l", "::1", NULL), 0);
+	assert_int_equal(parse(&o, err, sizeof(err), "-l", "0.0.0.0", NULL), 0);
+	assert_int_equal(parse(&o, err, sizeof(err), "--bogus=1", NULL),
+			 -EINVAL);
+	assert_non_null(strstr(err, "'--bogus=1'"));
+	assert_int_equal(parse(&o, err, sizeof(err), "-x", NULL), -EINVAL);
+	assert_non_null(strstr(err, "'-x'"));
+}
+
 static void
 test_pxcached_options_sizes(void **state)
 {
@@ -198,6 +225,7 @@ main(void)
 	    cmocka_unit_test(test_pxcached_options_memcached_flags),
 	    cmocka_unit_test(test_pxcached_options_actions),
 	    cmocka_unit_test(test_pxcached_options_refused),
+	    cmocka_unit_test(test_pxcached_options_names_bad_values),
 	    cmocka_unit_test(test_pxcached_options_sizes),
 	    cmocka_unit_test(test_pxcached_options_help_lists_everything),
 	    cmocka_unit_test(test_pxcached_options_snapshot),
