@@ -247,20 +247,6 @@ cmd_version(struct pxc_conn *c, const struct mc_req *req)
 	reply(c, req, "VERSION " CONFIG_PX_PXCACHED_VERSION);
 }
 
-/*
- * verbosity is recorded (stats settings shows it) but does not change the
- * log level of a running server yet: the level is read unlocked by every
- * thread.  Issue 8's copy-on-write live settings will carry it.
- */
-static void
-cmd_verbosity(struct pxc_conn *c, const struct mc_req *req)
-{
-	if (!req->keep_level)
-		atomic_store_explicit(&c->w->srv->settings.verbosity,
-				      req->level, memory_order_relaxed);
-	reply(c, req, "OK");
-}
-
 static void
 cmd_quit(struct pxc_conn *c, const struct mc_req *req)
 {
@@ -508,11 +494,11 @@ cmd_ma(struct pxc_conn *c, const struct mc_req *req)
 		return;
 	}
 	if (rc < 0) {
-		pxc_out_lit(c, rc == -EINVAL
-				   ? "CLIENT_ERROR cannot increment "
-				     "or decrement non-numeric "
-				     "value\r\n"
-				   : "SERVER_ERROR out of memory\r\n");
+		if (rc == -EINVAL)
+			pxc_out_lit(c, "CLIENT_ERROR cannot increment or "
+				       "decrement non-numeric value\r\n");
+		else
+			pxc_out_lit(c, "SERVER_ERROR out of memory\r\n");
 		return;
 	}
 	count(c, incr ? PXC_ST_incr_hits : PXC_ST_decr_hits);
@@ -557,7 +543,8 @@ static const pxc_cmd_fn handlers[MC_CMD_COUNT] = {
     [MC_CMD_TOUCH] = cmd_touch,
     [MC_CMD_FLUSH_ALL] = cmd_flush_all,
     [MC_CMD_VERSION] = cmd_version,
-    [MC_CMD_VERBOSITY] = cmd_verbosity,
+    [MC_CMD_VERBOSITY] = pxc_cmd_live,
+    [MC_CMD_MAXCONNS] = pxc_cmd_live,
     [MC_CMD_QUIT] = cmd_quit,
     [MC_CMD_STATS] = pxc_cmd_stats,
     [MC_CMD_MG] = cmd_mg,

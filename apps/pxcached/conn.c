@@ -24,7 +24,9 @@
 #include "../common/log.h"
 #include "pxcached.h"
 
-#define SEND_HIGH ((size_t)CONFIG_PX_PXCACHED_SEND_HIGH_KB << 10)
+/* The first byte of a memcached binary-protocol request. */
+#define MC_BINARY_MAGIC 0x80
+#define SEND_HIGH       ((size_t)CONFIG_PX_PXCACHED_SEND_HIGH_KB << 10)
 /* An idle connection keeps at most this much input buffer. */
 #define IBUF_KEEP ((size_t)CONFIG_PX_PXCACHED_RECV_BUF_SIZE)
 
@@ -39,8 +41,11 @@ conn_unlink(struct pxc_conn *c)
 static void
 worker_maybe_done(struct pxc_worker *w)
 {
-	if (w->stopping && !w->accepting && w->conns.next == &w->conns)
-		px_ring_stop(w->ring);
+	if (!w->stopping || w->accepting || w->conns.next != &w->conns)
+		return;
+	if (w->drain_op)
+		px_ring_cancel(w->ring, w->drain_op);
+	px_ring_stop(w->ring);
 }
 
 static void
@@ -239,6 +244,22 @@ throttle(struct pxc_conn *c)
 	px_ring_conn_recv_stop(c->rc);
 }
 
+/*
+ * A binary-protocol client (first byte 0x80, the request magic) would
+ * wait forever for a text reply to a line that never ends: answer it in
+ * text, as memcached without binary support does, and close.
+ */
+static void
+refuse_binary(struct pxc_conn *c, const char *data)
+{
+	c->spoke = true;
+	if ((unsigned char)data[0] != MC_BINARY_MAGIC)
+		return;
+	LOG_INFO("refusing a binary-protocol client");
+	pxc_out_lit(c, "SERVER_ERROR binary protocol not supported\r\n");
+	pxc_conn_drain(c);
+}
+
 static void
 on_recv(struct px_ring_conn *rc, struct px_ring_buf *buf, int res, void *ctx)
 {
@@ -250,6 +271,8 @@ on_recv(struct px_ring_conn *rc, struct px_ring_buf *buf, int res, void *ctx)
 		return;
 	}
 	pxc_stat_add(&c->w->stats, PXC_ST_bytes_read, (uint64_t)res);
+	if (!c->spoke)
+		refuse_binary(c, buf->data);
 	if (c->state == PXC_CONN_OPEN &&
 	    consume(c, buf->data, (size_t)res) < 0) {
 		LOG_ERROR("out of memory for input: closing a connection");
@@ -268,6 +291,7 @@ reject(struct pxc_worker *w, int fd)
 	static const char msg[] = "ERROR Too many open connections\r\n";
 
 	pxc_stat_add(&w->stats, PXC_ST_rejected_connections, 1);
+	LOG_INFO("refusing a connection: the maxconns limit is reached");
 	if (send(fd, msg, sizeof(msg) - 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
 		LOG_DEBUG("rejecting a connection: %s", strerror(errno));
 	close(fd);
@@ -292,13 +316,15 @@ void
 pxc_conn_accept(struct pxc_worker *w, int fd)
 {
 	struct pxc_conn *c;
+	struct pxc_live live;
 	int one = 1;
 
 	if (w->stopping) {
 		close(fd);
 		return;
 	}
-	if (atomic_fetch_add(&w->srv->conns, 1) >= w->srv->opts.max_conns) {
+	pxc_live_get(&live);
+	if (atomic_fetch_add(&w->srv->conns, 1) >= live.max_conns) {
 		atomic_fetch_sub(&w->srv->conns, 1);
 		reject(w, fd);
 		return;

@@ -3,6 +3,7 @@
  * pxcached's command line parser (see options.h).  Defaults come from
  * Kconfig; -t defaults to the number of online CPUs.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -13,6 +14,9 @@
 
 #include "options.h"
 
+/* The names --policy takes, as the cache spells them (no DEFAULT). */
+static const char *const policy_names[] = {"lru", "sieve", "s3fifo"};
+
 /* Bounds of -I: memcached's lower one, and the cache's upper one. */
 #define PXC_ITEM_MIN (1024ull)
 #define PXC_ITEM_MAX (64ull << 20)
@@ -22,6 +26,9 @@ enum {
 	OPT_HUGEPAGES,
 	OPT_FEATURES,
 	OPT_PORT_FILE,
+	OPT_SNAPSHOT,
+	OPT_SNAPSHOT_INTERVAL,
+	OPT_SNAPSHOT_STRICT,
 };
 
 static const struct option long_opts[] = {
@@ -38,6 +45,9 @@ static const struct option long_opts[] = {
     {"features", no_argument, NULL, OPT_FEATURES},
     {"port-file", required_argument, NULL, OPT_PORT_FILE},
     {"auth-file", required_argument, NULL, 'Y'},
+    {"snapshot", required_argument, NULL, OPT_SNAPSHOT},
+    {"snapshot-interval", required_argument, NULL, OPT_SNAPSHOT_INTERVAL},
+    {"snapshot-strict", no_argument, NULL, OPT_SNAPSHOT_STRICT},
     {NULL, 0, NULL, 0},
 };
 
@@ -70,6 +80,15 @@ static const char usage_text[] =
     "                           and exit\n"
     "      --port-file=PATH     write the port actually bound to PATH once\n"
     "                           listening (for -p 0)\n"
+    "      --snapshot=FILE      warm restart: load FILE at start (a missing\n"
+    "                           file starts empty), save the cache to it\n"
+    "                           on SIGTERM/SIGINT once requests are done\n"
+    "      --snapshot-interval=N  also save every N seconds while serving\n"
+    "                           (default 0: only at shutdown; needs\n"
+    "                           --snapshot)\n"
+    "      --snapshot-strict    exit non-zero when FILE exists but is\n"
+    "                           refused (corrupt, truncated, foreign)\n"
+    "                           instead of starting empty\n"
     "  -h, --help               this text\n"
     "\n"
     "No UDP, no binary protocol: the text and meta protocols over TCP.\n"
@@ -173,6 +192,26 @@ set_defaults(struct pxc_opts *o)
 	o->hugepages = PXC_HUGE_AUTO;
 }
 
+static bool
+policy_known(const char *name)
+{
+	for (size_t i = 0; i < sizeof(policy_names) / sizeof(*policy_names);
+	     i++)
+		if (!strcmp(name, policy_names[i]))
+			return true;
+	return false;
+}
+
+/* A numeric IPv4 or IPv6 address, as -l takes (no host names). */
+static bool
+address_ok(const char *arg)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	return inet_pton(AF_INET, arg, buf) == 1 ||
+	       inet_pton(AF_INET6, arg, buf) == 1;
+}
+
 static int
 parse_hugepages(const char *arg, enum pxc_hugepages *out)
 {
@@ -203,6 +242,11 @@ parse_one(struct pxc_opts *o, int c, const char *arg, char *err, size_t errlen)
 		o->port = (int)v;
 		return 0;
 	case 'l':
+		if (!address_ok(arg))
+			return opt_fail(err, errlen,
+					"-l: '%s' is not an IPv4 or IPv6 "
+					"address",
+					arg);
 		o->listen = arg;
 		return 0;
 	case 'm':
@@ -238,6 +282,11 @@ parse_one(struct pxc_opts *o, int c, const char *arg, char *err, size_t errlen)
 		o->action = PXC_HELP;
 		return 0;
 	case OPT_POLICY:
+		if (!policy_known(arg))
+			return opt_fail(err, errlen,
+					"unknown policy '%s' (lru, sieve, "
+					"s3fifo)",
+					arg);
 		o->policy = arg;
 		return 0;
 	case OPT_HUGEPAGES:
@@ -252,9 +301,34 @@ parse_one(struct pxc_opts *o, int c, const char *arg, char *err, size_t errlen)
 	case OPT_PORT_FILE:
 		o->port_file = arg;
 		return 0;
+	case OPT_SNAPSHOT:
+		o->snapshot = arg;
+		return 0;
+	case OPT_SNAPSHOT_INTERVAL:
+		if (parse_ranged(arg, 0, 1u << 30, &v) < 0)
+			return opt_fail(err, errlen,
+					"--snapshot-interval: bad seconds '%s'",
+					arg);
+		o->snapshot_interval = (uint32_t)v;
+		return 0;
+	case OPT_SNAPSHOT_STRICT:
+		o->snapshot_strict = true;
+		return 0;
 	default:
 		return opt_fail(err, errlen, "unknown option (see --help)");
 	}
+}
+
+/* getopt's '?': name the option it did not know. */
+static int
+unknown_option(int argc, char **argv, char *err, size_t errlen)
+{
+	const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+
+	if (optopt)
+		return opt_fail(err, errlen,
+				"unknown option '-%c' (see --help)", optopt);
+	return opt_fail(err, errlen, "unknown option '%s' (see --help)", arg);
 }
 
 int
@@ -271,6 +345,8 @@ pxc_opts_parse(struct pxc_opts *o, int argc, char **argv, char *err,
 		if (c == ':')
 			return opt_fail(err, errlen, "option needs a value: %s",
 					argv[optind - 1]);
+		if (c == '?')
+			return unknown_option(argc, argv, err, errlen);
 		rc = parse_one(o, c, optarg, err, errlen);
 		if (rc < 0)
 			return rc;
@@ -280,5 +356,9 @@ pxc_opts_parse(struct pxc_opts *o, int argc, char **argv, char *err,
 				argv[optind]);
 	if (o->item_max > o->memory_mb << 20)
 		return opt_fail(err, errlen, "-I is larger than -m");
+	if (!o->snapshot && (o->snapshot_interval || o->snapshot_strict))
+		return opt_fail(err, errlen,
+				"--snapshot-interval and --snapshot-strict "
+				"need --snapshot FILE");
 	return 0;
 }

@@ -2,8 +2,8 @@
 /*
  * pxcached's command line: memcached's options where they apply (-p, -l,
  * -m, -c, -t, -I, -v) plus our own (--policy, --hugepages, --features,
- * --port-file).  Parsing never prints or exits, so tests can drive it;
- * main() reports what it returns.
+ * --port-file, --snapshot*).  Parsing never prints or exits, so tests can drive
+ * it; main() reports what it returns.
  */
 #ifndef PXCACHED_OPTIONS_H
 #define PXCACHED_OPTIONS_H
@@ -35,8 +35,11 @@ struct pxc_opts {
 	int verbose;        /* -v count */
 	const char *policy; /* --policy: eviction policy name */
 	enum pxc_hugepages hugepages;
-	const char *port_file; /* --port-file: write the bound port here */
-	const char *auth_file; /* -Y: "user:password" lines, or NULL */
+	const char *port_file;      /* --port-file: write the bound port here */
+	const char *auth_file;      /* -Y: "user:password" lines, or NULL */
+	const char *snapshot;       /* --snapshot: warm restart file, or NULL */
+	uint32_t snapshot_interval; /* --snapshot-interval: seconds, 0 off */
+	bool snapshot_strict; /* --snapshot-strict: exit on a refused file */
 };
 
 /*

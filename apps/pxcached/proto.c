@@ -372,7 +372,7 @@ parse_flush(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
 
 /*
  * verbosity <level> [noreply]; a bare "verbosity noreply" is accepted and
- * changes nothing, as memcached does.
+ * changes nothing, as memcached does.  maxconns <n> [noreply] alike.
  */
 static enum mc_parse_rc
 parse_verbosity(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
@@ -583,6 +583,7 @@ static const struct mc_cmd_def mc_cmds[] = {
     CMD("flush_all", MC_CMD_FLUSH_ALL, 0, parse_flush),
     CMD("version", MC_CMD_VERSION, 0, parse_plain),
     CMD("verbosity", MC_CMD_VERBOSITY, 0, parse_verbosity),
+    CMD("maxconns", MC_CMD_MAXCONNS, 0, parse_verbosity),
     CMD("quit", MC_CMD_QUIT, 0, parse_plain),
     CMD("stats", MC_CMD_STATS, 1, parse_stats),
 };

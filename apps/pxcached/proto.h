@@ -51,6 +51,7 @@ enum mc_cmd {
 	MC_CMD_FLUSH_ALL,
 	MC_CMD_VERSION,
 	MC_CMD_VERBOSITY,
+	MC_CMD_MAXCONNS, /* pxcached's own: maxconns N, the live -c */
 	MC_CMD_QUIT,
 	MC_CMD_STATS,
 	MC_CMD_MG,
@@ -122,7 +123,7 @@ struct mc_req {
 	uint64_t cas;      /* cas: the unique to compare */
 	uint64_t delta;    /* incr/decr */
 	int64_t delay;     /* flush_all */
-	uint32_t level;    /* verbosity */
+	uint32_t level;    /* verbosity, maxconns */
 	bool keep_level;   /* verbosity without a level: change nothing */
 	const char *value; /* storage: vlen bytes of data */
 	size_t vlen;

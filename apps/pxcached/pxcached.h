@@ -23,6 +23,7 @@
 #include <patinox/ring.h>
 
 #include "auth.h"
+#include "live.h"
 #include "options.h"
 #include "proto.h"
 
@@ -127,6 +128,7 @@ struct pxc_conn {
 	bool recv_on;   /* the multishot recv runs */
 	bool throttled; /* recv stopped for backpressure */
 	bool authed;    /* -Y: authenticated (always true without -Y) */
+	bool spoke;     /* some input arrived (its first byte was checked) */
 };
 
 struct pxc_worker {
@@ -139,19 +141,32 @@ struct pxc_worker {
 	bool accepting;
 	bool stopping;
 	struct px_ring_op *tick_op;
-	struct pxc_conn conns; /* list head */
+	struct px_ring_op *drain_op; /* shutdown: the drain time limit */
+	uint64_t accept_warn_ns;     /* when accept errors may be logged */
+	uint64_t accept_quiet;       /* accept errors not logged since */
+	struct pxc_conn conns;       /* list head */
 	struct pxc_out *free_outs;
 	struct pxc_stats stats;
 	int start_err; /* 0, or why the worker could not start */
 };
 
-/* Live settings; see docs/pxcached.md (issue 8 moves them to px_cow). */
-struct pxc_settings {
-	_Atomic uint32_t verbosity;
+/* --snapshot: the saver thread and what the last save did (snapshot.c). */
+struct pxc_snap {
+	pthread_t thread;
+	bool running; /* the --snapshot-interval thread was started */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop; /* under lock: the thread should end */
+	/* The last save, for stats (relaxed: written by one thread). */
+	_Atomic uint64_t saves;      /* saves attempted */
+	_Atomic uint64_t last_items; /* items of the last good save */
+	_Atomic int64_t last_time;   /* its Unix time, 0 for none yet */
+	_Atomic int last_error;      /* -errno of the last save, or 0 */
 };
 
 struct pxc_server {
 	struct pxc_opts opts;
+	struct pxc_snap snap;
 	struct px_cache *cache;
 	struct pxc_auth *auth; /* -Y credentials, or NULL */
 	const char *backing;   /* page backing obtained, for logs and stats */
@@ -165,7 +180,6 @@ struct pxc_server {
 	_Atomic unsigned finished; /* workers out of their loop */
 	_Atomic unsigned stopped;
 	_Atomic bool stop_requested; /* SIGTERM/SIGINT arrived */
-	struct pxc_settings settings;
 	int64_t start_time;
 	char listen_desc[80];
 };
@@ -178,11 +192,28 @@ void pxc_out_value(struct pxc_conn *c, struct px_cache_ref *ref);
 void pxc_out_flush(struct pxc_conn *c);
 void pxc_out_free_list(struct pxc_worker *w);
 
-#define pxc_out_lit(c, s) pxc_out_text((c), (s), sizeof(s) - 1)
+/*
+ * pxc_out_lit: a string literal only.  The "" on each side makes anything
+ * else (a pointer, a ?: expression) a compile error instead of a reply cut
+ * to sizeof(char *) - 1 bytes.
+ */
+#define pxc_out_lit(c, s) pxc_out_text((c), "" s "", sizeof("" s "") - 1)
 
 /* Commands (cmd.c, stats.c). */
 void pxc_cmd_exec(struct pxc_conn *c, const struct mc_req *req);
 void pxc_cmd_stats(struct pxc_conn *c, const struct mc_req *req);
+void pxc_cmd_live(struct pxc_conn *c, const struct mc_req *req);
+
+/*
+ * Warm restart (snapshot.c), all on the main thread.  pxc_snap_load:
+ * before the listeners; 0, or the error when --snapshot-strict refuses
+ * the file.  pxc_snap_start: the --snapshot-interval thread, once the
+ * workers serve.  pxc_snap_stop: after the workers stopped, joins it and
+ * saves once more; 0 or the final save's error.
+ */
+int pxc_snap_load(struct pxc_server *s);
+int pxc_snap_start(struct pxc_server *s);
+int pxc_snap_stop(struct pxc_server *s);
 
 /* Connections (conn.c). */
 void pxc_conn_accept(struct pxc_worker *w, int fd);

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,6 +40,9 @@
 #include "server.h"
 
 #define TICK_NS ((uint64_t)CONFIG_PX_PXCACHED_TICK_MS * 1000000ull)
+#define ACCEPT_WARN_NS \
+	((uint64_t)CONFIG_PX_PXCACHED_ACCEPT_WARN_S * 1000000000ull)
+#define DRAIN_NS ((uint64_t)CONFIG_PX_PXCACHED_DRAIN_MS * 1000000ull)
 
 /* ---- Listeners ------------------------------------------------------ */
 
@@ -104,11 +108,44 @@ listen_on(const struct pxc_opts *o, int port)
 	return fd;
 }
 
+/*
+ * SO_REUSEPORT lets a second pxcached of the same user share a fixed port
+ * with a running one, each getting part of the connections.  A socket
+ * bound without SO_REUSEPORT fails with EADDRINUSE while anyone listens
+ * there, so bind one first, and close it before the real listeners.
+ */
+static int
+port_probe(const struct pxc_opts *o, int port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, one = 1, rc;
+
+	rc = resolve(o, port, &ss, &len);
+	if (rc < 0)
+		return rc;
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	rc = 0;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&ss, len) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
 static int
 open_listeners(struct pxc_server *s)
 {
 	int port = s->opts.port;
+	int rc = port ? port_probe(&s->opts, port) : 0;
 
+	if (rc < 0) {
+		LOG_ERROR("cannot listen on %s port %d: %s", s->opts.listen,
+			  port, strerror(-rc));
+		return rc;
+	}
 	for (unsigned i = 0; i < s->nworkers; i++) {
 		int fd = listen_on(&s->opts, port);
 
@@ -178,6 +215,34 @@ on_accept_retry(struct px_ring *ring, int res, bool more, void *ctx)
 		listener_close(w);
 }
 
+static uint64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* One line per CONFIG_PX_PXCACHED_ACCEPT_WARN_S, counting the others. */
+static void
+accept_warn(struct pxc_worker *w, int res)
+{
+	uint64_t now = now_ns();
+
+	if (now < w->accept_warn_ns) {
+		w->accept_quiet++;
+		return;
+	}
+	LOG_WARN("accept: %s; retrying every %d ms (worker %u; %llu more "
+		 "failures not logged in the last %d s)",
+		 strerror(-res), CONFIG_PX_PXCACHED_TICK_MS, w->id,
+		 (unsigned long long)w->accept_quiet,
+		 CONFIG_PX_PXCACHED_ACCEPT_WARN_S);
+	w->accept_quiet = 0;
+	w->accept_warn_ns = now + ACCEPT_WARN_NS;
+}
+
 /*
  * A failed accept ends the multishot; it is started again one tick later
  * rather than at once, so that running out of descriptors does not spin.
@@ -190,8 +255,7 @@ on_accept(struct px_ring *ring, int res, bool more, void *ctx)
 	if (res >= 0)
 		pxc_conn_accept(w, res);
 	else if (res != -ECANCELED)
-		LOG_WARN("accept: %s; retrying in %d ms", strerror(-res),
-			 CONFIG_PX_PXCACHED_TICK_MS);
+		accept_warn(w, res);
 	if (more)
 		return;
 	w->accept_op = NULL;
@@ -224,7 +288,38 @@ on_tick(struct px_ring *ring, int res, bool more, void *ctx)
 	px_cache_maintain(w->srv->cache, CONFIG_PX_PXCACHED_MAINTAIN_BUCKETS);
 }
 
-/* Stop accepting; close every connection once its replies are out. */
+/*
+ * The drain time is over: close the connections whose replies did not
+ * go out (clients that stopped reading), so the shutdown ends.
+ */
+static void
+on_drain(struct px_ring *ring, int res, bool more, void *ctx)
+{
+	struct pxc_worker *w = ctx;
+	struct pxc_conn *c, *next;
+	unsigned cut = 0;
+
+	if (!more)
+		w->drain_op = NULL;
+	if (res != 0)
+		return;
+	for (c = w->conns.next; c != &w->conns; c = next) {
+		next = c->next;
+		if (c->state == PXC_CONN_CLOSING)
+			continue;
+		cut++;
+		pxc_conn_close(c);
+	}
+	if (cut)
+		LOG_WARN("worker %u: replies still unsent after %d ms: "
+			 "closing %u connections",
+			 w->id, CONFIG_PX_PXCACHED_DRAIN_MS, cut);
+}
+
+/*
+ * Stop accepting and reading; close every connection once its replies
+ * are out, or when CONFIG_PX_PXCACHED_DRAIN_MS has passed.
+ */
 static void
 worker_stop(struct pxc_worker *w)
 {
@@ -239,8 +334,13 @@ worker_stop(struct pxc_worker *w)
 		else if (!c->sends && c->state != PXC_CONN_CLOSING)
 			pxc_conn_close(c);
 	}
-	if (!w->accepting && w->conns.next == &w->conns)
+	if (!w->accepting && w->conns.next == &w->conns) {
 		px_ring_stop(w->ring);
+		return;
+	}
+	if (px_ring_timer(w->ring, DRAIN_NS, 0, on_drain, w, &w->drain_op) < 0)
+		LOG_WARN("worker %u: no drain timer: waiting for every reply",
+			 w->id);
 }
 
 static int
@@ -425,6 +525,23 @@ log_start(const struct pxc_server *s)
 		   s->auth ? ", authentication on" : "");
 }
 
+/* Warn once when ulimit -n cannot hold -c connections. */
+static void
+check_nofile(const struct pxc_opts *o)
+{
+	uint64_t want = (uint64_t)o->max_conns + CONFIG_PX_PXCACHED_FD_MARGIN;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    (uint64_t)rl.rlim_cur >= want)
+		return;
+	LOG_WARN("-c %u needs about %llu descriptors but ulimit -n is %llu: "
+		 "accept will fail and pause before the connection limit; "
+		 "raise ulimit -n or lower -c",
+		 o->max_conns, (unsigned long long)want,
+		 (unsigned long long)rl.rlim_cur);
+}
+
 static int
 wait_signal(void)
 {
@@ -483,15 +600,22 @@ serve(struct pxc_server *s)
 			LOG_ERROR("cannot write --port-file %s: %s",
 				  s->opts.port_file, strerror(-rc));
 	}
-	if (rc == 0)
+	if (rc == 0) {
 		log_start(s);
+		check_nofile(&s->opts);
+	}
 	atomic_store(&s->go, true);
+	if (rc == 0)
+		rc = pxc_snap_start(s);
 	if (rc == 0) {
 		sig = wait_signal();
 		LOG_NOTICE("signal %d: stopping; finishing requests in flight",
 			   sig);
 	}
 	stop_workers(s);
+	/* No request in flight now: the final snapshot holds every reply. */
+	if (rc == 0)
+		rc = pxc_snap_stop(s);
 	return rc;
 }
 
@@ -528,6 +652,20 @@ setup_cache(struct pxc_server *s)
 	else if (rc < 0)
 		LOG_ERROR("cannot create a %llu MiB cache on %s pages: %s",
 			  (unsigned long long)o->memory_mb, s->backing,
+			  px_strerror(rc));
+	return rc;
+}
+
+/* The live settings cell, from the options (verbosity: -v count). */
+static int
+start_live(struct pxc_server *s)
+{
+	struct pxc_live init = {.verbosity = (uint32_t)s->opts.verbose,
+				.max_conns = s->opts.max_conns};
+	int rc = pxc_live_init(&init);
+
+	if (rc < 0)
+		LOG_ERROR("cannot create the live settings: %s",
 			  px_strerror(rc));
 	return rc;
 }
@@ -575,8 +713,13 @@ pxc_server_run(const struct pxc_opts *o)
 		rc = setup_cache(s);
 	if (rc < 0)
 		goto out_free;
-
-	rc = run_workers(s);
+	rc = pxc_snap_load(s);
+	if (rc == 0)
+		rc = start_live(s);
+	if (rc == 0) {
+		rc = run_workers(s);
+		pxc_live_destroy();
+	}
 	if (rc == 0)
 		LOG_NOTICE("stopped cleanly");
 	px_cache_destroy(s->cache);

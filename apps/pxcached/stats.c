@@ -48,6 +48,7 @@ stats_process(struct pxc_conn *c, const struct pxc_server *s)
 {
 	struct rusage ru;
 	int64_t now = (int64_t)time(NULL);
+	struct pxc_live live;
 
 	getrusage(RUSAGE_SELF, &ru);
 	stat_u64(c, "pid", (uint64_t)getpid());
@@ -60,7 +61,8 @@ stats_process(struct pxc_conn *c, const struct pxc_server *s)
 		       (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec);
 	pxc_out_printf(c, "STAT rusage_system %ld.%06ld\r\n",
 		       (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec);
-	stat_u64(c, "max_connections", s->opts.max_conns);
+	pxc_live_get(&live);
+	stat_u64(c, "max_connections", live.max_conns);
 	stat_u64(c, "threads", s->nworkers);
 }
 
@@ -144,6 +146,26 @@ stats_region(struct pxc_conn *c, const struct pxc_server *s)
 	stat_u64(c, "region_limbo_bytes", mem.limbo_bytes);
 }
 
+/* --snapshot: the saves so far and the last one (docs/pxcached.md). */
+static void
+stats_snapshot(struct pxc_conn *c, const struct pxc_server *s)
+{
+	const struct pxc_snap *sn = &s->snap;
+	int err = atomic_load_explicit(&sn->last_error, memory_order_relaxed);
+
+	if (!s->opts.snapshot)
+		return;
+	stat_u64(c, "snapshot_saves",
+		 atomic_load_explicit(&sn->saves, memory_order_relaxed));
+	stat_u64(c, "snapshot_last_items",
+		 atomic_load_explicit(&sn->last_items, memory_order_relaxed));
+	stat_u64(c, "snapshot_last_time",
+		 (uint64_t)atomic_load_explicit(&sn->last_time,
+						memory_order_relaxed));
+	/* One token, as stats values are: the errno (0), text in the log. */
+	pxc_out_printf(c, "STAT snapshot_last_error %d\r\n", err);
+}
+
 static void
 stats_general(struct pxc_conn *c, const struct pxc_server *s)
 {
@@ -156,21 +178,22 @@ stats_general(struct pxc_conn *c, const struct pxc_server *s)
 	stats_cache(c, s, m);
 	stats_rings(c, s);
 	stats_region(c, s);
+	stats_snapshot(c, s);
 }
 
 static void
 stats_settings(struct pxc_conn *c, const struct pxc_server *s)
 {
 	const struct pxc_opts *o = &s->opts;
+	struct pxc_live live;
 
+	pxc_live_get(&live);
 	stat_u64(c, "maxbytes", o->memory_mb << 20);
-	stat_u64(c, "maxconns", o->max_conns);
+	stat_u64(c, "maxconns", live.max_conns);
 	stat_u64(c, "tcpport", (uint64_t)s->port);
 	stat_u64(c, "udpport", 0);
 	stat_str(c, "inter", o->listen);
-	stat_u64(
-	    c, "verbosity",
-	    atomic_load_explicit(&s->settings.verbosity, memory_order_relaxed));
+	stat_u64(c, "verbosity", live.verbosity);
 	stat_str(c, "evictions", "on");
 	stat_u64(c, "num_threads", s->nworkers);
 	stat_str(c, "cas_enabled", "yes");

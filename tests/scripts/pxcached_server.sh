@@ -193,7 +193,8 @@ pxc_check "idle clients are closed at shutdown" \
 pxc_check "--help documents every option" bash -c '
 	h=$("$0" --help) || exit 1
 	for o in -p -l -m -c -t -I -v -Y --policy --hugepages --features \
-		--port-file --help; do
+		--port-file --snapshot --snapshot-interval --snapshot-strict \
+		--help; do
 		grep -q -- "$o" <<<"$h" || { echo "# missing $o"; exit 1; }
 	done' "$PXC_BIN"
 pxc_check "--features prints capabilities and exits 0" bash -c \

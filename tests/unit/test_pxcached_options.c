@@ -121,6 +121,33 @@ test_pxcached_options_refused(void **state)
 	    parse(&o, err, sizeof(err), "-m", "1", "-I", "2m", NULL), -EINVAL);
 }
 
+/* Bad values are refused while parsing, naming the option and the value. */
+static void
+test_pxcached_options_names_bad_values(void **state)
+{
+	struct pxc_opts o;
+	char err[128];
+
+	assert_int_equal(parse(&o, err, sizeof(err), "--policy", "foo", NULL),
+			 -EINVAL);
+	assert_string_equal(err, "unknown policy 'foo' (lru, sieve, s3fifo)");
+	assert_int_equal(parse(&o, err, sizeof(err), "--policy", "sieve", NULL),
+			 0);
+	assert_string_equal(o.policy, "sieve");
+	assert_int_equal(parse(&o, err, sizeof(err), "-l", "garbage", NULL),
+			 -EINVAL);
+	assert_non_null(strstr(err, "-l: 'garbage'"));
+	assert_int_equal(parse(&o, err, sizeof(err), "-l", "10.0.0.300", NULL),
+			 -EINVAL);
+	assert_int_equal(parse(&o, err, sizeof(err), "-l", "::1", NULL), 0);
+	assert_int_equal(parse(&o, err, sizeof(err), "-l", "0.0.0.0", NULL), 0);
+	assert_int_equal(parse(&o, err, sizeof(err), "--bogus=1", NULL),
+			 -EINVAL);
+	assert_non_null(strstr(err, "'--bogus=1'"));
+	assert_int_equal(parse(&o, err, sizeof(err), "-x", NULL), -EINVAL);
+	assert_non_null(strstr(err, "'-x'"));
+}
+
 static void
 test_pxcached_options_sizes(void **state)
 {
@@ -140,15 +167,54 @@ test_pxcached_options_sizes(void **state)
 static void
 test_pxcached_options_help_lists_everything(void **state)
 {
-	static const char *const opts[] = {
-	    "-p,",         "-l,",        "-m,",         "-c,",
-	    "-t,",         "-I,",        "-v,",         "--policy",
-	    "--hugepages", "--features", "--port-file", "--help"};
+	static const char *const opts[] = {"-p,",
+					   "-l,",
+					   "-m,",
+					   "-c,",
+					   "-t,",
+					   "-I,",
+					   "-v,",
+					   "--policy",
+					   "--hugepages",
+					   "--features",
+					   "--port-file",
+					   "--help",
+					   "--snapshot=",
+					   "--snapshot-interval",
+					   "--snapshot-strict"};
 	const char *h = pxc_usage();
 
 	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
 		assert_non_null(strstr(h, opts[i]));
 	assert_non_null(strstr(h, "127.0.0.1"));
+}
+
+static void
+test_pxcached_options_snapshot(void **state)
+{
+	struct pxc_opts o;
+	char err[128];
+
+	assert_int_equal(parse(&o, err, sizeof(err), NULL), 0);
+	assert_null(o.snapshot);
+	assert_int_equal(o.snapshot_interval, 0);
+	assert_false(o.snapshot_strict);
+	assert_int_equal(parse(&o, err, sizeof(err), "--snapshot", "/tmp/s",
+			       "--snapshot-interval", "30", "--snapshot-strict",
+			       NULL),
+			 0);
+	assert_string_equal(o.snapshot, "/tmp/s");
+	assert_int_equal(o.snapshot_interval, 30);
+	assert_true(o.snapshot_strict);
+	assert_int_equal(
+	    parse(&o, err, sizeof(err), "--snapshot-interval", "30", NULL),
+	    -EINVAL);
+	assert_non_null(strstr(err, "--snapshot"));
+	assert_int_equal(parse(&o, err, sizeof(err), "--snapshot-strict", NULL),
+			 -EINVAL);
+	assert_int_equal(parse(&o, err, sizeof(err), "--snapshot", "/tmp/s",
+			       "--snapshot-interval", "-1", NULL),
+			 -EINVAL);
 }
 
 int
@@ -159,8 +225,10 @@ main(void)
 	    cmocka_unit_test(test_pxcached_options_memcached_flags),
 	    cmocka_unit_test(test_pxcached_options_actions),
 	    cmocka_unit_test(test_pxcached_options_refused),
+	    cmocka_unit_test(test_pxcached_options_names_bad_values),
 	    cmocka_unit_test(test_pxcached_options_sizes),
 	    cmocka_unit_test(test_pxcached_options_help_lists_everything),
+	    cmocka_unit_test(test_pxcached_options_snapshot),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -363,6 +363,13 @@ test_pxcached_proto_admin_commands(void **state)
 	assert_int_equal(req.cmd, MC_CMD_VERBOSITY);
 	assert_true(req.noreply);
 	assert_true(req.keep_level);
+	mc_parse(&p, "maxconns 42\r\n", 13, &req);
+	assert_int_equal(req.cmd, MC_CMD_MAXCONNS);
+	assert_int_equal(req.level, 42);
+	assert_false(req.noreply);
+	assert_false(req.keep_level);
+	mc_parse(&p, "maxconns x\r\n", 12, &req);
+	assert_int_equal(req.cmd, MC_CMD_ERROR);
 }
 
 static void

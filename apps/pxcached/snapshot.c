@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: MIT
+/*
+ * pxcached's warm restart (--snapshot FILE): the cache is filled from
+ * FILE after it is created and before any listener opens, saved every
+ * --snapshot-interval seconds by a thread of its own while the workers
+ * serve, and saved once more after SIGTERM/SIGINT when the workers have
+ * stopped, so the last image holds every request that was answered.
+ *
+ * px_snapshot_save() writes a temporary file and renames it, so a crash
+ * or kill -9 at any moment leaves the previous snapshot whole; and
+ * px_snapshot_load() verifies the whole file before it stores anything,
+ * so a refused file leaves the cache empty.  The saver thread inherits
+ * the main thread's blocked SIGTERM/SIGINT.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <time.h>
+
+#include <patinox/error.h>
+#include <patinox/snapshot.h>
+
+#include "../common/log.h"
+#include "pxcached.h"
+
+int
+pxc_snap_load(struct pxc_server *s)
+{
+	const struct pxc_opts *o = &s->opts;
+	struct px_snapshot_info li = {0};
+	int rc;
+
+	if (!o->snapshot)
+		return 0;
+	rc = px_snapshot_load(s->cache, o->snapshot, &li);
+	if (rc == 0) {
+		LOG_NOTICE("snapshot %s: loaded %llu items (%llu expired, "
+			   "%llu too large) taken at %lld",
+			   o->snapshot, (unsigned long long)li.loaded,
+			   (unsigned long long)li.expired,
+			   (unsigned long long)li.skipped,
+			   (long long)li.taken_at);
+		return 0;
+	}
+	if (rc == -ENOENT) {
+		LOG_NOTICE("snapshot %s: no snapshot yet, starting empty",
+			   o->snapshot);
+		return 0;
+	}
+	LOG_ERROR("snapshot %s refused: %s", o->snapshot,
+		  px_strerror_in(PX_PART_SNAPSHOT, rc));
+	if (o->snapshot_strict)
+		return rc;
+	LOG_WARN("snapshot %s: starting empty (the file is left as it is "
+		 "and replaced at the next save)",
+		 o->snapshot);
+	return 0;
+}
+
+static void
+record(struct pxc_snap *sn, int rc, const struct px_snapshot_info *si)
+{
+	atomic_fetch_add_explicit(&sn->saves, 1, memory_order_relaxed);
+	atomic_store_explicit(&sn->last_error, rc, memory_order_relaxed);
+	if (rc < 0)
+		return;
+	atomic_store_explicit(&sn->last_items, si->items, memory_order_relaxed);
+	atomic_store_explicit(&sn->last_time, si->taken_at,
+			      memory_order_relaxed);
+}
+
+/* One save with its log line; the final one is logged at notice level. */
+static int
+save(struct pxc_server *s, bool final)
+{
+	struct px_snapshot_info si = {0};
+	const char *why = final ? "final" : "periodic";
+	int rc = px_snapshot_save(s->cache, s->opts.snapshot, NULL, &si);
+
+	record(&s->snap, rc, &si);
+	if (rc == 0)
+		LOG_AT(final ? LOG_LVL_NOTICE : LOG_LVL_INFO,
+		       "%s snapshot %s: %llu items, %llu bytes in %llu ms", why,
+		       s->opts.snapshot, (unsigned long long)si.items,
+		       (unsigned long long)si.bytes,
+		       (unsigned long long)(si.elapsed_ns / 1000000));
+	else
+		LOG_WARN("%s snapshot %s failed: %s; the previous file is kept",
+			 why, s->opts.snapshot,
+			 px_strerror_in(PX_PART_SNAPSHOT, rc));
+	return rc;
+}
+
+static void *
+interval_main(void *arg)
+{
+	struct pxc_server *s = arg;
+	struct pxc_snap *sn = &s->snap;
+	struct timespec ts;
+
+	pthread_mutex_lock(&sn->lock);
+	while (!sn->stop) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += s->opts.snapshot_interval;
+		while (!sn->stop &&
+		       pthread_cond_timedwait(&sn->cond, &sn->lock, &ts) == 0)
+			;
+		if (sn->stop)
+			break;
+		pthread_mutex_unlock(&sn->lock);
+		save(s, false);
+		pthread_mutex_lock(&sn->lock);
+	}
+	pthread_mutex_unlock(&sn->lock);
+	return NULL;
+}
+
+int
+pxc_snap_start(struct pxc_server *s)
+{
+	struct pxc_snap *sn = &s->snap;
+	pthread_condattr_t ca;
+	int rc;
+
+	if (!s->opts.snapshot || !s->opts.snapshot_interval)
+		return 0;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&sn->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_mutex_init(&sn->lock, NULL);
+	rc = pthread_create(&sn->thread, NULL, interval_main, s);
+	if (rc != 0) {
+		LOG_ERROR("cannot start the snapshot thread");
+		pthread_cond_destroy(&sn->cond);
+		pthread_mutex_destroy(&sn->lock);
+		return -rc;
+	}
+	sn->running = true;
+	return 0;
+}
+
+int
+pxc_snap_stop(struct pxc_server *s)
+{
+	struct pxc_snap *sn = &s->snap;
+
+	if (!s->opts.snapshot)
+		return 0;
+	if (sn->running) {
+		pthread_mutex_lock(&sn->lock);
+		sn->stop = true;
+		pthread_cond_signal(&sn->cond);
+		pthread_mutex_unlock(&sn->lock);
+		pthread_join(sn->thread, NULL);
+		pthread_cond_destroy(&sn->cond);
+		pthread_mutex_destroy(&sn->lock);
+		sn->running = false;
+	}
+	return save(s, true);
+}
