@@ -271,11 +271,12 @@ parse_storage(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
 static enum mc_parse_rc
 take_keys(struct mc_line *l, struct mc_req *req)
 {
-	const char *cur = l->rest, *end = l->rest + l->rest_n, *k;
+	const char *cur = l->rest, *end, *k;
 	size_t nk;
 
 	if (!l->rest)
 		return set_error(req, "ERROR");
+	end = l->rest + l->rest_n; /* not before: NULL + 0 is undefined */
 	while (mc_key_next(&cur, end, &k, &nk)) {
 		if (nk > MC_KEY_MAX)
 			return set_error(req, ERR_FORMAT);
