@@ -31,7 +31,7 @@ FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_TARGETS ?= $(notdir $(FUZZ_SRCS:.c=))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_OUT)/%)
 FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_OUT)/%.o)
-FUZZ_PXC_OBJS := $(addprefix $(FUZZ_OUT)/apps/pxcached/,proto.o cmd.o auth.o \
+FUZZ_PXC_OBJS := $(addprefix $(FUZZ_OUT)/apps/pxcached/,proto.o cmd.o auth.o live.o \
 	stats.o) $(PROG_SRCS:%.c=$(FUZZ_OUT)/%.o)
 FUZZ_RUN_FLAGS ?= -rss_limit_mb=2048 -timeout=20 -handle_bus=0
 

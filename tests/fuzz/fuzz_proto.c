@@ -424,6 +424,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	static const struct pxc_live live = {.verbosity = 0, .max_conns = 16};
+	static bool live_made;
 	struct px_cache_opts o;
 	uint32_t seed;
 	size_t off = 0;
@@ -435,6 +437,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	with_auth = data[0] & 0x80;
 	data += 2;
 	size -= 2;
+	/* The live settings cell is the process's; reset what commands change.
+	 */
+	if (!live_made && pxc_live_init(&live))
+		abort();
+	live_made = true;
+	pxc_live_set_verbosity(live.verbosity);
+	pxc_live_set_max_conns(live.max_conns);
 	/*
 	 * A fresh cache per input: no state leaks between inputs, and none
 	 * is left at exit (the region's bookkeeping is referenced only from
