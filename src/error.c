@@ -31,8 +31,11 @@ static const struct px_context_error px_context_errors[] = {
      "run with a profile that allows io_uring_setup, io_uring_enter and "
      "io_uring_register, or set kernel.io_uring_disabled=0"},
     {PX_PART_RING, ENOSYS,
-     "io_uring is not available (ENOSYS): the kernel was built without "
-     "CONFIG_IO_URING or is older than 5.1; patinox needs Linux >= 6.1"},
+     "io_uring is not available (ENOSYS): a seccomp profile that "
+     "answers unknown calls with ENOSYS (podman's default does; run "
+     "with a profile that allows io_uring_setup, io_uring_enter and "
+     "io_uring_register), or a kernel built without CONFIG_IO_URING or "
+     "older than 5.1; patinox needs Linux >= 6.1"},
     {PX_PART_RING, ENOMEM,
      "cannot allocate the io_uring (ENOMEM): lower the ring size or "
      "raise RLIMIT_MEMLOCK (ulimit -l) for kernels before 5.12"},

@@ -81,7 +81,8 @@ test_ring_setup_eperm_is_returned_and_explained(void **state)
 static void
 test_ring_setup_enosys_is_returned_and_explained(void **state)
 {
-	static const char *const words[] = {"ENOSYS", "CONFIG_IO_URING", NULL};
+	static const char *const words[] = {"ENOSYS", "CONFIG_IO_URING",
+					    "seccomp", NULL};
 
 	expect_create_error(-ENOSYS, words);
 }
