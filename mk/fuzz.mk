@@ -41,33 +41,6 @@ $(FUZZ_OUT)/%.o: %.c $(AUTOCONF)
 	$(Q)$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(FUZZ_CFLAGS) \
 		-fsanitize=fuzzer-no-link -c -o $@ $<
 
-# TODO: three library files use GCC extensions that clang 14 refuses, so
-# the library does not build with clang:
-#  - src/mmap.c, src/region_os.c initialize a file-scope hooks struct from
-#    a const one (`os = os_hooks`);
-#  - src/cache/snap.c applies C11 atomic_load/store_explicit to a plain
-#    bool (c->snap.failed), which must be _Atomic for them.
-# Until they are fixed, the fuzz build compiles a copy of each with the
-# construct rewritten (FUZZ_FIX_<file>, a sed script): a constructor
-# fills the hooks; the bool goes through __atomic_*_n, which accept plain
-# types.  A rewrite that no longer matches changes nothing.
-FUZZ_FIX_HOOKS := s/^(static )?(struct px_[a-z_]+_hooks) ([a-z_]+) = os_hooks;/\1\2 \3; __attribute__((constructor)) static void fuzz_fixup_\3(void) { \3 = os_hooks; }/
-FUZZ_FIX_src/mmap.c := $(FUZZ_FIX_HOOKS)
-FUZZ_FIX_src/region_os.c := $(FUZZ_FIX_HOOKS)
-FUZZ_FIX_src/cache/snap.c := s/atomic_(load|store)_explicit\(&c->snap\.failed/__atomic_\1_n(\&c->snap.failed/g
-FUZZ_FIXUP := $(filter $(LIB_SRCS),src/mmap.c src/region_os.c \
-	src/cache/snap.c)
-$(FUZZ_OUT)/fixup/%.c: %.c
-	$(Q)mkdir -p $(@D)
-	$(Q)sed -E '$(FUZZ_FIX_$*.c)' $< >$@
-
-$(FUZZ_FIXUP:%.c=$(FUZZ_OUT)/%.o): $(FUZZ_OUT)/%.o: $(FUZZ_OUT)/fixup/%.c \
-		$(AUTOCONF)
-	$(call msg,FUZZCC,$<)
-	$(Q)mkdir -p $(@D)
-	$(Q)$(FUZZ_CC) $(FUZZ_CPPFLAGS) -iquote $(dir $*) $(FUZZ_CFLAGS) \
-		-fsanitize=fuzzer-no-link -c -o $@ $<
-
 $(FUZZ_OUT)/libpatinox-fuzz.a: $(FUZZ_LIB_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@

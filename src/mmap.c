@@ -157,25 +157,21 @@ os_close(int fd)
 	return close(fd) ? -errno : 0;
 }
 
-static const struct px_mmap_hooks os_hooks = {
-    .mmap = os_mmap,
-    .munmap = os_munmap,
-    .mremap = os_mremap,
-    .mprotect = os_mprotect,
-    .msync = os_msync,
-    .madvise = os_madvise,
-    .mlock = os_mlock,
-    .munlock = os_munlock,
-    .fstat = os_fstat,
-    .pread = os_pread,
-    .pwrite = os_pwrite,
-    .read = os_read,
-    .fdatasync = os_fdatasync,
-    .dup = os_dup,
-    .close = os_close,
-};
+/* One initializer for the constant and the mutable copy (C needs a
+ * constant expression for a static; a const object is not one). */
+#define OS_HOOKS_INIT                                                        \
+	{                                                                    \
+		.mmap = os_mmap, .munmap = os_munmap, .mremap = os_mremap,   \
+		.mprotect = os_mprotect, .msync = os_msync,                  \
+		.madvise = os_madvise, .mlock = os_mlock,                    \
+		.munlock = os_munlock, .fstat = os_fstat, .pread = os_pread, \
+		.pwrite = os_pwrite, .read = os_read,                        \
+		.fdatasync = os_fdatasync, .dup = os_dup, .close = os_close, \
+	}
 
-static struct px_mmap_hooks os = os_hooks;
+static const struct px_mmap_hooks os_hooks = OS_HOOKS_INIT;
+
+static struct px_mmap_hooks os = OS_HOOKS_INIT;
 
 void
 px_mmap_default_hooks(struct px_mmap_hooks *h)

@@ -151,25 +151,23 @@ os_mbind(void *addr, size_t len, int mode, const unsigned long *nodemask,
 }
 #endif
 
-static const struct px_region_hooks os_hooks = {
-    .mmap = os_mmap,
-    .munmap = os_munmap,
-    .madvise = os_madvise,
-    .mlock = os_mlock,
-    .memfd_create = os_memfd_create,
-    .ftruncate = os_ftruncate,
-    .fallocate = os_fallocate,
-    .fcntl = os_fcntl,
-    .fstat = os_fstat,
-    .close = os_close,
-    .open_smaps = os_open_smaps,
-    .numa_available = os_numa_available,
-    .numa_max_node = os_numa_max_node,
-    .numa_node_allowed = os_numa_node_allowed,
-    .mbind = os_mbind,
-};
+/* One initializer for the constant and the mutable copy (C needs a
+ * constant expression for a static; a const object is not one). */
+#define OS_HOOKS_INIT                                                         \
+	{                                                                     \
+		.mmap = os_mmap, .munmap = os_munmap, .madvise = os_madvise,  \
+		.mlock = os_mlock, .memfd_create = os_memfd_create,           \
+		.ftruncate = os_ftruncate, .fallocate = os_fallocate,         \
+		.fcntl = os_fcntl, .fstat = os_fstat, .close = os_close,      \
+		.open_smaps = os_open_smaps,                                  \
+		.numa_available = os_numa_available,                          \
+		.numa_max_node = os_numa_max_node,                            \
+		.numa_node_allowed = os_numa_node_allowed, .mbind = os_mbind, \
+	}
 
-struct px_region_hooks px_region_os = os_hooks;
+static const struct px_region_hooks os_hooks = OS_HOOKS_INIT;
+
+struct px_region_hooks px_region_os = OS_HOOKS_INIT;
 
 void
 px_region_default_hooks(struct px_region_hooks *h)

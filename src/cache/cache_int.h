@@ -124,17 +124,17 @@ struct pxc_load; /* get_or_load in flight, see cache_load.c */
  * after taking the lock once, and owns the cursors.
  */
 struct pxc_snap {
-	bool active;        /* between begin and end */
-	bool scanning;      /* index walk running: removers retain */
-	bool failed;        /* retention limit hit: retained set released */
-	uint32_t claim;     /* PXC_M_SNAP0 or PXC_M_SNAP1 */
-	unsigned gen;       /* snapshots begun, picks the claim bit */
-	uint64_t cas;       /* image: items with cas <= this ... */
-	uint64_t flush_cas; /* ... not flushed then ... */
-	int64_t now;        /* ... nor expired at this instant */
-	size_t bucket;      /* walker: next bucket */
-	uint32_t retained;  /* removed image items, through next */
-	uint32_t walk;      /* walker: next retained item */
+	bool active;         /* between begin and end */
+	bool scanning;       /* index walk running: removers retain */
+	_Atomic bool failed; /* retention limit hit: retained set released */
+	uint32_t claim;      /* PXC_M_SNAP0 or PXC_M_SNAP1 */
+	unsigned gen;        /* snapshots begun, picks the claim bit */
+	uint64_t cas;        /* image: items with cas <= this ... */
+	uint64_t flush_cas;  /* ... not flushed then ... */
+	int64_t now;         /* ... nor expired at this instant */
+	size_t bucket;       /* walker: next bucket */
+	uint32_t retained;   /* removed image items, through next */
+	uint32_t walk;       /* walker: next retained item */
 	size_t retained_units, retained_items, retain_limit;
 	px_cache_snap_fn spill; /* copies removed image items out */
 	void *spill_arg;
