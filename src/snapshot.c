@@ -68,6 +68,12 @@ pxs_header_check(const struct pxs_header *h)
 }
 
 uint64_t
+pxs_header_v1_check(const struct pxs_header_v1 *h)
+{
+	return XXH3_64bits(h, offsetof(struct pxs_header_v1, check));
+}
+
+uint64_t
 pxs_block_check(const struct pxs_block *b, const void *payload)
 {
 	return XXH3_64bits_withSeed(
@@ -395,6 +401,7 @@ write_header(struct saver *s)
 	    .file_bytes = s->off,
 	    .cas = s->info.cas,
 	    .taken_at = s->info.taken_at,
+	    .flush_at = s->info.flush_at,
 	};
 	struct pxs_buf b = {.len = PXS_DATA_OFF, .off = 0};
 	int err;
@@ -486,6 +493,7 @@ save_to(struct saver *s, int fd)
 		goto out_io;
 	s->info.cas = ci.cas;
 	s->info.taken_at = ci.now;
+	s->info.flush_at = ci.flush_at;
 	px_cache_snap_spill(s->c, spill_item, s);
 	s->off = PXS_DATA_OFF;
 	err = next_buf(s);

@@ -34,11 +34,16 @@ pxc_snap_load(struct pxc_server *s)
 	rc = px_snapshot_load(s->cache, o->snapshot, &li);
 	if (rc == 0) {
 		LOG_NOTICE("snapshot %s: loaded %llu items (%llu expired, "
-			   "%llu too large) taken at %lld",
+			   "%llu too large, %llu flushed) taken at %lld",
 			   o->snapshot, (unsigned long long)li.loaded,
 			   (unsigned long long)li.expired,
 			   (unsigned long long)li.skipped,
+			   (unsigned long long)li.flushed,
 			   (long long)li.taken_at);
+		if (li.flush_at && !li.flushed)
+			LOG_NOTICE("snapshot %s: flush_all pending at %lld "
+				   "restored",
+				   o->snapshot, (long long)li.flush_at);
 		return 0;
 	}
 	if (rc == -ENOENT) {

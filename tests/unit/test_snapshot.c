@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <xxhash.h>
 
 #include <patinox/cache.h>
 #include <patinox/error.h>
@@ -27,6 +28,7 @@
 #define MIB        (1u << 20)
 #define START_TIME 1700000000
 #define NKEYS      2000
+#define HDR_BYTES  80 /* file header, version 2 */
 
 static int64_t fake_now = START_TIME;
 static char dir[64];
@@ -277,6 +279,65 @@ test_snapshot_cas_continues_above_the_file(void **state)
 	assert_true(after > before);
 	px_cache_destroy(c);
 	px_cache_destroy(d);
+}
+
+static void
+get_is(struct px_cache *c, const char *key, int want)
+{
+	char v[8];
+
+	assert_int_equal(px_cache_get(c, key, strlen(key), v, sizeof(v), NULL),
+			 want);
+}
+
+static void
+test_snapshot_pending_flush_survives_a_restart(void **state)
+{
+	struct px_cache *c = make(8 * MIB), *d, *e;
+	struct px_snapshot_info si, li;
+	uint64_t cas;
+
+	assert_int_equal(px_cache_set(c, "a", 1, "1", 1, 0, 0), 0);
+	assert_int_equal(px_cache_flush_all(c, 100), 0);
+	/* Stored after the flush_all but before its time: dies with it. */
+	assert_int_equal(px_cache_set(c, "b", 1, "2", 1, 0, 0), 0);
+	assert_int_equal(px_snapshot_save(c, path, NULL, &si), 0);
+	assert_int_equal(si.flush_at, START_TIME + 100);
+
+	fake_now += 10; /* restart before the flush is due */
+	d = make(8 * MIB);
+	assert_int_equal(px_snapshot_load(d, path, &li), 0);
+	assert_int_equal(li.loaded, 2);
+	assert_int_equal(li.flushed, 0);
+	assert_int_equal(li.flush_at, START_TIME + 100);
+	get_is(d, "a", 0);
+	fake_now = START_TIME + 99;
+	assert_int_equal(px_cache_set(d, "c", 1, "3", 1, 0, 0), 0);
+	fake_now = START_TIME + 100; /* due: all three stored before it */
+	get_is(d, "a", -ENOENT);
+	get_is(d, "b", -ENOENT);
+	get_is(d, "c", -ENOENT);
+	assert_int_equal(px_cache_set(d, "d", 1, "4", 1, 0, 0), 0);
+	get_is(d, "d", 0);
+
+	/* A restart after it was due stores nothing; cas ids go on. */
+	e = make(8 * MIB);
+	assert_int_equal(px_snapshot_load(e, path, &li), 0);
+	assert_int_equal(li.loaded, 0);
+	assert_int_equal(li.flushed, 2);
+	assert_int_equal(px_cache_items(e), 0);
+	assert_int_equal(
+	    px_cache_store(e, PX_CACHE_SET, "e", 1, "5", 1, 0, 0, 0, &cas), 0);
+	assert_true(cas > si.cas);
+	get_is(e, "e", 0);
+
+	/* Once the flush has happened, a snapshot has none pending. */
+	assert_int_equal(px_snapshot_save(c, path, NULL, &si), 0);
+	assert_int_equal(si.flush_at, 0);
+	assert_int_equal(si.items, 0);
+	px_cache_destroy(c);
+	px_cache_destroy(d);
+	px_cache_destroy(e);
 }
 
 /* Progress callback: change the whole cache after the first block. */
@@ -636,8 +697,8 @@ test_snapshot_bit_flips_are_detected(void **state)
 	int err, bit;
 
 	assert_int_equal(load_bytes(data, len), 0);
-	for (pos = 0; pos < len; pos += pos < 64 ? 1 : 41) {
-		for (bit = 0; bit < 8; bit += pos < 64 ? 1 : 3) {
+	for (pos = 0; pos < len; pos += pos < HDR_BYTES ? 1 : 41) {
+		for (bit = 0; bit < 8; bit += pos < HDR_BYTES ? 1 : 3) {
 			data[pos] ^= (char)(1 << bit);
 			err = load_bytes(data, len);
 			data[pos] ^= (char)(1 << bit);
@@ -687,6 +748,44 @@ test_snapshot_foreign_files_are_refused(void **state)
 	free(data);
 }
 
+/* Rewrite the header of a version 2 file as version 1 wrote it. */
+static void
+make_v1(char *data)
+{
+	uint32_t v = 1;
+	uint64_t check;
+
+	memcpy(data + 8, &v, sizeof(v));
+	check = XXH3_64bits(data, 56);
+	memcpy(data + 56, &check, sizeof(check));
+	memset(data + 64, 0, HDR_BYTES - 64);
+}
+
+static void
+test_snapshot_version1_files_still_load(void **state)
+{
+	struct px_cache *d = make(8 * MIB);
+	struct px_snapshot_info li;
+	size_t len;
+	char *data = small_file(&len), bad[160];
+
+	make_v1(data);
+	snprintf(bad, sizeof(bad), "%s/v1.snap", dir);
+	file_write(bad, data, len);
+	assert_int_equal(px_snapshot_load(d, bad, &li), 0);
+	assert_int_equal(li.loaded, 60);
+	assert_int_equal(li.flush_at, 0);
+	assert_int_equal(px_cache_items(d), 60);
+	data[60] ^= 1; /* its checksum is checked too */
+	assert_int_equal(load_bytes(data, len), -PX_ECORRUPT);
+	data[60] ^= 1;
+	data[70] = 1; /* and the zeros after its 64 bytes */
+	assert_int_equal(load_bytes(data, len), -PX_ECORRUPT);
+	unlink(bad);
+	px_cache_destroy(d);
+	free(data);
+}
+
 static void
 test_snapshot_failed_save_keeps_the_previous_file(void **state)
 {
@@ -717,6 +816,7 @@ main(void)
 	    T(test_snapshot_round_trip_keeps_everything),
 	    T(test_snapshot_load_drops_expired_and_keeps_absolute_ttls),
 	    T(test_snapshot_cas_continues_above_the_file),
+	    T(test_snapshot_pending_flush_survives_a_restart),
 	    T(test_snapshot_image_is_the_instant_while_writers_change_it),
 	    T(test_snapshot_retention_limit_fails_and_keeps_the_old_file),
 	    T(test_snapshot_repeated_and_abandoned_snapshots_stay_complete),
@@ -726,6 +826,7 @@ main(void)
 	    T(test_snapshot_bit_flips_are_detected),
 	    T(test_snapshot_truncation_and_extension_are_detected),
 	    T(test_snapshot_foreign_files_are_refused),
+	    T(test_snapshot_version1_files_still_load),
 	    T(test_snapshot_failed_save_keeps_the_previous_file),
 #undef T
 	};
