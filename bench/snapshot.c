@@ -14,6 +14,8 @@
  *     1.5 s before and after it (target >= 0.8x); -r paces the save;
  *  3. snapshot write and restart load rates in GB/s (file bytes per
  *     second; the file goes to -f, default /var/tmp, a real disk here).
+ * -i runs the save as SCHED_IDLE, -n N at nice N, -b N walks N index
+ * buckets per read-side section.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -164,6 +166,9 @@ struct run {
 	int threads;
 	unsigned write_pct;
 	uint64_t rate_mb; /* -r: pace the save to this many MB/s, 0: no */
+	bool idle;        /* -i: the save runs as SCHED_IDLE */
+	size_t walk;      /* -b: index buckets per walk step, 0: Kconfig */
+	int nice;         /* -n: the save's nice value, 0: unchanged */
 	const char *file;
 };
 
@@ -190,6 +195,9 @@ measure(const struct run *r, struct px_cache *c, size_t keys, uint64_t fork_t)
 	set_phase(2, &t_snap);
 	px_snapshot_opts_init(&so);
 	so.max_rate = r->rate_mb * 1000000;
+	so.idle_priority = r->idle;
+	so.walk_buckets = r->walk;
+	so.nice = r->nice;
 	err = px_snapshot_save(c, r->file, &so, &si);
 	set_phase(3, &t_end);
 	usleep(1500000); /* a second baseline, after */
@@ -319,8 +327,14 @@ main(int argc, char **argv)
 	size_t keys;
 	int opt, ret;
 
-	while ((opt = getopt(argc, argv, "s:t:w:f:r:")) != -1) {
-		if (opt == 'r')
+	while ((opt = getopt(argc, argv, "s:t:w:f:r:ib:n:")) != -1) {
+		if (opt == 'i')
+			r.idle = true;
+		else if (opt == 'n')
+			r.nice = atoi(optarg);
+		else if (opt == 'b')
+			r.walk = (size_t)atol(optarg);
+		else if (opt == 'r')
 			r.rate_mb = (uint64_t)atoll(optarg);
 		else if (opt == 's')
 			r.mib = (size_t)atol(optarg);
@@ -342,10 +356,12 @@ main(int argc, char **argv)
 		return 1;
 	}
 	keys = fill(c, r.mib);
-	printf("# cache %zu MiB, %zu items of %d B, %d load thread(s), "
-	       "%u%% sets, file %s, save paced at %llu MB/s (0: not)\n",
-	       r.mib, px_cache_items(c), VAL_LEN, r.threads, r.write_pct,
-	       r.file, (unsigned long long)r.rate_mb);
+	printf(
+	    "# cache %zu MiB, %zu items of %d B, %d load thread(s), "
+	    "%u%% sets, file %s, save paced at %llu MB/s (0: not)%s, nice %d\n",
+	    r.mib, px_cache_items(c), VAL_LEN, r.threads, r.write_pct, r.file,
+	    (unsigned long long)r.rate_mb, r.idle ? ", save as SCHED_IDLE" : "",
+	    r.nice);
 	ret = measure(&r, c, keys, fork_t);
 	px_cache_destroy(c);
 	if (!ret)

@@ -93,6 +93,20 @@ struct px_snapshot_opts {
 	uint64_t max_rate;    /* bytes per second, 0: as fast as it goes;
 				 a paced save takes longer and leaves more
 				 CPU and memory bandwidth to requests */
+	bool idle_priority;   /* run the save as SCHED_IDLE: it gets only
+				 CPU time no other thread wants; the
+				 policy is put back after.  Only where a
+				 core is to spare: on a saturated machine
+				 the save starves, and writers waiting for
+				 a grace period behind its read-side
+				 section stall (docs/snapshot.md) */
+	int nice;             /* 1..19: the saving thread's nice value for
+				 the save (a smaller CPU share, but it
+				 still runs every scheduler period); put
+				 back after where the thread may raise its
+				 priority again (CAP_SYS_NICE or
+				 RLIMIT_NICE), else it keeps it: save on
+				 a thread of its own.  0: unchanged */
 	px_snapshot_progress_fn progress; /* NULL for none */
 	void *progress_arg;
 };
