@@ -109,4 +109,29 @@ int pxs_io_submit(struct pxs_io *io);
 int pxs_io_reap(struct pxs_io *io, bool wait);
 int pxs_io_fsync(struct pxs_io *io);
 
+/*
+ * The reader's input: bytes from @start to the end of @fd, read ahead in
+ * chunks (snapshot_stream.c).  pxs_stream_read() copies the next @len
+ * bytes out; -PX_ECORRUPT past the end of the file.
+ */
+struct pxs_stream {
+	int fd;
+	bool uring;
+	struct io_uring ring;
+	uint64_t size, start;
+	size_t chunk;      /* CONFIG_PX_SNAPSHOT_READ_KB */
+	unsigned depth;    /* chunks in memory, CONFIG_PX_SNAPSHOT_READ_DEPTH */
+	char *mem;         /* depth chunks, PXS_ALIGN-aligned */
+	int32_t *res;      /* per slot: bytes read, -errno, or in flight */
+	uint64_t next;     /* chunks whose read was queued */
+	uint64_t cur;      /* the chunk being read out */
+	size_t pos;        /* bytes of it read out */
+	unsigned inflight; /* reads not completed */
+};
+
+int
+pxs_stream_init(struct pxs_stream *st, int fd, uint64_t size, uint64_t start);
+void pxs_stream_exit(struct pxs_stream *st);
+int pxs_stream_read(struct pxs_stream *st, void *dst, size_t len);
+
 #endif

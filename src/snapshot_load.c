@@ -6,9 +6,11 @@
  * magic, sequence number, bounds and checksum before any of its records is
  * parsed, and every record's lengths against its block.  A failure is
  * -PX_ECORRUPT (or -PX_EVERSION for another format version) and never a
- * crash: the file is read with pread into buffers, not mapped, so a file
- * truncated under us cannot fault.  Loading verifies the whole file
- * before it stores the first item.
+ * crash: the file is read into buffers (the header with pread, the
+ * blocks through a read-ahead stream, snapshot_stream.c), not mapped, so
+ * a file truncated under us cannot fault.  Loading verifies the whole
+ * file before it stores the first item, then stores each verified
+ * block's items a batch per writer lock hold.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +27,7 @@
 struct reader {
 	int fd;
 	uint64_t size;
+	struct pxs_stream st; /* the blocks, read ahead */
 	struct pxs_header h;
 	char *buf;
 	size_t cap;
@@ -102,9 +105,8 @@ check_header(struct reader *r)
 
 	if (r->size < PXS_DATA_OFF)
 		return -PX_ECORRUPT;
-	region = malloc(PXS_DATA_OFF);
-	if (!region)
-		return -ENOMEM;
+	if (posix_memalign((void **)&region, PXS_ALIGN, PXS_DATA_OFF))
+		return -ENOMEM; /* aligned: the file may be open O_DIRECT */
 	err = read_at(r->fd, region, PXS_DATA_OFF, 0);
 	if (err)
 		goto out_free;
@@ -185,7 +187,7 @@ read_block(struct reader *r, uint64_t seq, uint64_t *off, uint64_t *items)
 
 	if (r->size - *off < PXS_BLK_BYTES)
 		return -PX_ECORRUPT;
-	err = read_at(r->fd, &b, sizeof(b), *off);
+	err = pxs_stream_read(&r->st, &b, sizeof(b));
 	if (err)
 		return err;
 	if (b.magic != PXS_BLK_MAGIC || b.seq != seq || b.zero ||
@@ -197,7 +199,7 @@ read_block(struct reader *r, uint64_t seq, uint64_t *off, uint64_t *items)
 		return -PX_ECORRUPT;
 	err = ensure(r, body);
 	if (!err)
-		err = read_at(r->fd, r->buf, body, *off + PXS_BLK_BYTES);
+		err = pxs_stream_read(&r->st, r->buf, body);
 	if (err)
 		return err;
 	if (b.check != pxs_block_check(&b, r->buf) ||
@@ -227,24 +229,43 @@ read_blocks(struct reader *r)
 	return 0;
 }
 
+/*
+ * O_DIRECT where the file system takes it: a cold file then streams at
+ * the device's rate, and a load does not fill the page cache with a file
+ * it reads once (twice: verify, then restore).
+ */
+static int
+open_direct(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
+
+	if (fd < 0 && errno == EINVAL)
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
 static int
 read_file(struct reader *r, const char *path, struct px_snapshot_info *info)
 {
 	struct stat st;
 	int err;
 
-	r->fd = open(path, O_RDONLY | O_CLOEXEC);
+	r->fd = open_direct(path);
 	if (r->fd < 0)
-		return -errno;
+		return r->fd;
 	if (fstat(r->fd, &st)) {
 		err = -errno;
 		goto out_close;
 	}
 	r->size = (uint64_t)st.st_size;
-	posix_fadvise(r->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	err = check_header(r);
-	if (!err)
-		err = read_blocks(r);
+	if (err)
+		goto out_close;
+	err = pxs_stream_init(&r->st, r->fd, r->size, PXS_DATA_OFF);
+	if (err)
+		goto out_close;
+	err = read_blocks(r);
+	pxs_stream_exit(&r->st);
 	if (!err && info) {
 		info->items = r->h.items;
 		info->blocks = r->h.blocks;
@@ -253,8 +274,8 @@ read_file(struct reader *r, const char *path, struct px_snapshot_info *info)
 		info->taken_at = r->h.taken_at;
 		info->flush_at = r->h.flush_at;
 	}
-	free(r->buf);
 out_close:
+	free(r->buf);
 	close(r->fd);
 	return err;
 }
