@@ -9,6 +9,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -578,6 +581,37 @@ test_snapshot_pwrite_fallback_writes_the_same_format(void **state)
 	px_cache_destroy(c);
 }
 
+/* Priority options: the image is the same, the thread's policy is back. */
+static void
+test_snapshot_low_priority_save_restores_the_thread(void **state)
+{
+	struct px_cache *c = make(32 * MIB);
+	struct px_snapshot_opts o;
+	struct sched_param p0, p1;
+	struct model m;
+	int pol0, pol1, nice0, nice1;
+
+	fill(c, 3);
+	model_take(&m, c);
+	assert_int_equal(pthread_getschedparam(pthread_self(), &pol0, &p0), 0);
+	errno = 0;
+	nice0 = getpriority(PRIO_PROCESS, (id_t)gettid());
+	small_blocks(&o);
+	o.idle_priority = true;
+	o.nice = 19;
+	assert_int_equal(px_snapshot_save(c, path, &o, NULL), 0);
+	assert_image_is(&m);
+	assert_int_equal(pthread_getschedparam(pthread_self(), &pol1, &p1), 0);
+	assert_int_equal(pol1, pol0);
+	nice1 = getpriority(PRIO_PROCESS, (id_t)gettid());
+	/* Raising the priority back needs CAP_SYS_NICE or RLIMIT_NICE. */
+	if (nice1 != nice0)
+		assert_int_not_equal(geteuid(), 0);
+	setpriority(PRIO_PROCESS, (id_t)gettid(), nice0);
+	model_free(&m);
+	px_cache_destroy(c);
+}
+
 static int
 same_big_value(void *arg, const struct px_cache_ref *it)
 {
@@ -822,6 +856,7 @@ main(void)
 	    T(test_snapshot_repeated_and_abandoned_snapshots_stay_complete),
 	    T(test_snapshot_full_cache_keeps_storing_during_a_snapshot),
 	    T(test_snapshot_pwrite_fallback_writes_the_same_format),
+	    T(test_snapshot_low_priority_save_restores_the_thread),
 	    T(test_snapshot_values_larger_than_a_block),
 	    T(test_snapshot_bit_flips_are_detected),
 	    T(test_snapshot_truncation_and_extension_are_detected),
