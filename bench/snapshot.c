@@ -45,6 +45,9 @@ struct loader {
 	unsigned write_pct;
 	uint64_t ops[PHASES];
 	uint64_t max_ns[PHASES];
+	uint64_t sets[PHASES];
+	uint64_t set_ns[PHASES]; /* time in sets; the rest of ops is gets */
+	uint64_t get_ns[PHASES];
 	pthread_t th;
 };
 
@@ -80,14 +83,23 @@ load_loop(void *arg)
 		uint64_t t0, dt;
 		size_t kl;
 
+		bool set;
+
 		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
 		kl = key_of(k, x % l->keys);
+		set = (x >> 40) % 100 < l->write_pct;
 		t0 = now_ns();
-		if ((x >> 40) % 100 < l->write_pct)
+		if (set)
 			px_cache_set(l->c, k, kl, v, VAL_LEN, 0, 0);
 		else
 			px_cache_get(l->c, k, kl, buf, sizeof(buf), NULL);
 		dt = now_ns() - t0;
+		if (set) {
+			l->sets[p]++;
+			l->set_ns[p] += dt;
+		} else {
+			l->get_ns[p] += dt;
+		}
 		if (p == 2 && t0 - atomic_load(&snap_start) < WINDOW_NS &&
 		    dt > l->max_ns[4])
 			l->max_ns[4] = dt;
@@ -161,6 +173,42 @@ sum_ops(struct loader *l, int nl, int p, uint64_t *max)
 	return n;
 }
 
+/* Where the load's time went: mean get and set, grace periods waited. */
+static void
+report_split(struct loader *l, int nl, const uint64_t *gp, uint64_t base_ns,
+	     uint64_t snap_ns)
+{
+	uint64_t gets[2] = {0}, sets[2] = {0}, gns[2] = {0}, sns[2] = {0};
+	int i, k;
+
+	for (i = 0; i < nl; i++) {
+		for (k = 0; k < 2; k++) {
+			sets[k] += l[i].sets[k + 1];
+			gets[k] += l[i].ops[k + 1] - l[i].sets[k + 1];
+			sns[k] += l[i].set_ns[k + 1];
+			gns[k] += l[i].get_ns[k + 1];
+		}
+	}
+	printf("   mean get %.0f ns before, %.0f ns during; mean set %.0f ns "
+	       "before, %.0f ns during; writers waited %.0f grace periods/s "
+	       "before, %.0f/s during\n",
+	       gets[0] ? (double)gns[0] / gets[0] : 0,
+	       gets[1] ? (double)gns[1] / gets[1] : 0,
+	       sets[0] ? (double)sns[0] / sets[0] : 0,
+	       sets[1] ? (double)sns[1] / sets[1] : 0,
+	       (gp[1] - gp[0]) * 1e9 / base_ns,
+	       (gp[2] - gp[1]) * 1e9 / snap_ns);
+}
+
+static uint64_t
+grace_periods(const struct px_cache *c)
+{
+	uint64_t v[PX_CACHE_METRIC_COUNT];
+
+	px_cache_metrics(c, v);
+	return v[PX_CACHE_M_grace_periods];
+}
+
 struct run {
 	size_t mib;
 	int threads;
@@ -179,7 +227,7 @@ measure(const struct run *r, struct px_cache *c, size_t keys, uint64_t fork_t)
 	struct px_snapshot_opts so;
 	struct px_snapshot_info si;
 	uint64_t t_base, t_snap, t_end, t_after, base_max, snap_max, win_max;
-	uint64_t nb, ns, na, after_max;
+	uint64_t nb, ns, na, after_max, gp[3];
 	double without, during;
 	int i, err;
 
@@ -190,9 +238,11 @@ measure(const struct run *r, struct px_cache *c, size_t keys, uint64_t fork_t)
 	}
 	usleep(300000);
 	set_phase(1, &t_base);
+	gp[0] = grace_periods(c);
 	usleep(1500000);
 	atomic_store(&snap_start, now_ns());
 	set_phase(2, &t_snap);
+	gp[1] = grace_periods(c);
 	px_snapshot_opts_init(&so);
 	so.max_rate = r->rate_mb * 1000000;
 	so.idle_priority = r->idle;
@@ -200,6 +250,7 @@ measure(const struct run *r, struct px_cache *c, size_t keys, uint64_t fork_t)
 	so.nice = r->nice;
 	err = px_snapshot_save(c, r->file, &so, &si);
 	set_phase(3, &t_end);
+	gp[2] = grace_periods(c);
 	usleep(1500000); /* a second baseline, after */
 	t_after = now_ns();
 	atomic_store(&stop, true);
@@ -231,6 +282,7 @@ measure(const struct run *r, struct px_cache *c, size_t keys, uint64_t fork_t)
 	printf("2. throughput: %.0f ops/s without (1.5 s before and after), "
 	       "%.0f ops/s during the snapshot: %.2fx (target >= 0.8x)\n",
 	       without, during, during / without);
+	report_split(l, r->threads, gp, t_snap - t_base, t_end - t_snap);
 	printf("3. write: %llu items, %.1f MB in %.2f s = %.2f GB/s "
 	       "(%s, %llu retained)\n",
 	       (unsigned long long)si.items, si.bytes / 1e6,

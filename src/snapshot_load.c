@@ -230,18 +230,21 @@ read_blocks(struct reader *r)
 }
 
 /*
- * O_DIRECT where the file system takes it: a cold file then streams at
- * the device's rate, and a load does not fill the page cache with a file
- * it reads once (twice: verify, then restore).
+ * Large files are read with O_DIRECT where the file system takes it: a
+ * cold file then streams at the device's rate, and a load does not fill
+ * the page cache with a file it reads once per pass.  Small ones (a few
+ * read-ahead chunks) are read through the page cache, where a file just
+ * written usually still is.
  */
-static int
-open_direct(const char *path)
+static void
+maybe_direct(int fd, uint64_t size)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
+	uint64_t big = (uint64_t)CONFIG_PX_SNAPSHOT_READ_KB * 1024 *
+		       CONFIG_PX_SNAPSHOT_READ_DEPTH;
+	int fl = fcntl(fd, F_GETFL);
 
-	if (fd < 0 && errno == EINVAL)
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-	return fd < 0 ? -errno : fd;
+	if (size > big && fl >= 0)
+		fcntl(fd, F_SETFL, fl | O_DIRECT); /* else stay buffered */
 }
 
 static int
@@ -250,14 +253,15 @@ read_file(struct reader *r, const char *path, struct px_snapshot_info *info)
 	struct stat st;
 	int err;
 
-	r->fd = open_direct(path);
+	r->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (r->fd < 0)
-		return r->fd;
+		return -errno;
 	if (fstat(r->fd, &st)) {
 		err = -errno;
 		goto out_close;
 	}
 	r->size = (uint64_t)st.st_size;
+	maybe_direct(r->fd, r->size);
 	err = check_header(r);
 	if (err)
 		goto out_close;

@@ -71,13 +71,22 @@ refill(struct pxs_stream *st)
 int
 pxs_stream_init(struct pxs_stream *st, int fd, uint64_t size, uint64_t start)
 {
+	size_t chunk = pxs_align_up((size_t)CONFIG_PX_SNAPSHOT_READ_KB * 1024);
+	uint64_t bytes = size > start ? pxs_align_up(size - start) : PXS_ALIGN;
+	uint64_t chunks = (bytes + chunk - 1) / chunk;
 	unsigned depth = CONFIG_PX_SNAPSHOT_READ_DEPTH;
 
+	/* A small file is one chunk of its own size, read without a ring
+	 * (setting one up costs more than the read). */
+	if (chunks < depth)
+		depth = (unsigned)chunks;
+	if (bytes < chunk)
+		chunk = (size_t)bytes;
 	*st = (struct pxs_stream){
 	    .fd = fd,
 	    .size = size,
 	    .start = start,
-	    .chunk = pxs_align_up((size_t)CONFIG_PX_SNAPSHOT_READ_KB * 1024),
+	    .chunk = chunk,
 	    .depth = depth,
 	};
 	st->res = calloc(depth, sizeof(*st->res));
@@ -86,7 +95,7 @@ pxs_stream_init(struct pxs_stream *st, int fd, uint64_t size, uint64_t start)
 		free(st->res);
 		return -ENOMEM;
 	}
-	if (io_uring_queue_init(depth, &st->ring, 0) == 0)
+	if (chunks > 1 && io_uring_queue_init(depth, &st->ring, 0) == 0)
 		st->uring = true;
 	refill(st);
 	return 0;
