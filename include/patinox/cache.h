@@ -487,6 +487,8 @@ PX_API size_t px_cache_items(const struct px_cache *c);
 	X(evict_windows, COUNTER,                                             \
 	  "large stores that evicted a contiguous run")                       \
 	X(expired_reclaimed, COUNTER, "expired items reclaimed")              \
+	X(expired_unfetched, COUNTER, "expired items reclaimed, never read")  \
+	X(evicted_unfetched, COUNTER, "evicted items that were never read")   \
 	X(flushed_reclaimed, COUNTER, "flushed items reclaimed")              \
 	X(loads, COUNTER, "loader calls by get_or_load")                      \
 	X(load_waits, COUNTER, "get_or_load callers that waited for a load")  \

@@ -157,6 +157,26 @@ notify(struct px_cache *c, struct pxc_item *it, enum px_cache_cause cause)
 		c->listener(c->listener_arg, pxc_key(it), pxc_klen(it), cause);
 }
 
+/* Count a removal; @it is still in place (not yet retired). */
+static void
+count_removal(struct px_cache *c, const struct pxc_item *it,
+	      enum px_cache_cause cause)
+{
+	bool unread = !pxc_fetched(it);
+
+	if (cause == PX_CACHE_CAUSE_EVICTED) {
+		PXC_COUNT(c, evictions, 1);
+		if (unread)
+			PXC_COUNT(c, evicted_unfetched, 1);
+	} else if (cause == PX_CACHE_CAUSE_EXPIRED) {
+		PXC_COUNT(c, expired_reclaimed, 1);
+		if (unread)
+			PXC_COUNT(c, expired_unfetched, 1);
+	} else if (cause == PX_CACHE_CAUSE_FLUSHED) {
+		PXC_COUNT(c, flushed_reclaimed, 1);
+	}
+}
+
 /*
  * pxc_remove_locked - take a linked item out of the index and its policy
  * list, tell the listener, and leave it in limbo until readers are done.
@@ -169,13 +189,8 @@ pxc_remove_locked(struct px_cache *c, struct pxc_item *it,
 	pxc_policy_remove(c, it);
 	count_out(c, it);
 	notify(c, it, cause);
+	count_removal(c, it, cause);
 	pxc_retire(c, it);
-	if (cause == PX_CACHE_CAUSE_EVICTED)
-		PXC_COUNT(c, evictions, 1);
-	else if (cause == PX_CACHE_CAUSE_EXPIRED)
-		PXC_COUNT(c, expired_reclaimed, 1);
-	else if (cause == PX_CACHE_CAUSE_FLUSHED)
-		PXC_COUNT(c, flushed_reclaimed, 1);
 }
 
 /* ---- Liveness, flush -------------------------------------------------- */
@@ -911,6 +926,7 @@ px_cache_get(struct px_cache *c, const void *key, size_t klen, void *buf,
 	it = read_live(c, key, klen);
 	if (it) {
 		err = copy_out(it, buf, cap, info);
+		pxc_mark_fetched(it);
 		pxc_policy_hit(c, it);
 	}
 	pxc_read_unlock();
@@ -930,6 +946,7 @@ px_cache_get_ref(struct px_cache *c, const void *key, size_t klen,
 	if (it) {
 		pxc_pin(c, it);
 		pxc_fill_ref(it, ref);
+		pxc_mark_fetched(it);
 		pxc_policy_hit(c, it);
 	}
 	pxc_read_unlock();
@@ -961,6 +978,7 @@ gat_locked(struct px_cache *c, const void *key, size_t klen, int64_t ttl,
 		return -ENOENT;
 	}
 	touch_locked(c, it, ttl, now);
+	pxc_mark_fetched(it);
 	pxc_policy_hit_locked(c, it);
 	PXC_COUNT(c, get_hits, 1);
 	*out = it;

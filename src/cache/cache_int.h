@@ -73,6 +73,8 @@ _Static_assert(sizeof(struct pxc_item) == PXC_HDR, "item header size");
 #define PXC_M_SNAP_SHIFT 20
 #define PXC_M_SNAP0      (1u << 20)
 #define PXC_M_SNAP1      (1u << 21)
+/* Read at least once by get/gets/gat (memcached's ITEM_FETCHED). */
+#define PXC_M_FETCHED (1u << 22)
 
 /* TLSF-style segregated free lists: 16 sub-lists per power of two. */
 #define PXC_SL_LOG2  4
@@ -262,6 +264,24 @@ static inline bool
 pxc_linked(const struct pxc_item *it)
 {
 	return pxc_meta(it) & PXC_M_LINKED;
+}
+
+static inline bool
+pxc_fetched(const struct pxc_item *it)
+{
+	return pxc_meta(it) & PXC_M_FETCHED;
+}
+
+/*
+ * pxc_mark_fetched - record a read hit; one relaxed fetch_or, skipped when
+ * the bit is already set so a hot item's header line stays clean.
+ */
+static inline void
+pxc_mark_fetched(struct pxc_item *it)
+{
+	if (!pxc_fetched(it))
+		atomic_fetch_or_explicit(&it->meta, PXC_M_FETCHED,
+					 memory_order_relaxed);
 }
 
 static inline unsigned

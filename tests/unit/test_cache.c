@@ -534,6 +534,72 @@ test_cache_stores_sweep_expired_items(void **state)
 	px_cache_destroy(c);
 }
 
+/* Fetched item a, unread b: both expire; c (no TTL) stays. */
+static void
+test_cache_expired_unfetched_counts_unread_items(void **state)
+{
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_DEFAULT, 0);
+
+	assert_int_equal(set_s(c, "a", "1", 10), 0);
+	assert_int_equal(set_s(c, "b", "2", 10), 0);
+	assert_int_equal(set_s(c, "c", "3", 0), 0);
+	assert_non_null(get_s(c, "a"));
+	assert_non_null(get_s(c, "a")); /* a second hit changes nothing */
+	fake_now += 11;
+	assert_int_equal(px_cache_maintain(c, 0), 2);
+	assert_int_equal(metric(c, PX_CACHE_M_expired_reclaimed), 2);
+	assert_int_equal(metric(c, PX_CACHE_M_expired_unfetched), 1);
+	assert_int_equal(metric(c, PX_CACHE_M_evicted_unfetched), 0);
+	px_cache_destroy(c);
+}
+
+/* Item-count LRU of 2: x is read, y not; two new keys evict both. */
+static void
+test_cache_evicted_unfetched_counts_unread_items(void **state)
+{
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_LRU, 2);
+
+	assert_int_equal(set_s(c, "x", "1", 0), 0);
+	assert_int_equal(set_s(c, "y", "2", 0), 0);
+	assert_non_null(get_s(c, "x"));
+	assert_int_equal(set_s(c, "p", "3", 0), 0);
+	assert_int_equal(set_s(c, "q", "4", 0), 0);
+	assert_null(get_s(c, "x"));
+	assert_null(get_s(c, "y"));
+	assert_int_equal(metric(c, PX_CACHE_M_evictions), 2);
+	assert_int_equal(metric(c, PX_CACHE_M_evicted_unfetched), 1);
+	assert_int_equal(metric(c, PX_CACHE_M_expired_unfetched), 0);
+	px_cache_destroy(c);
+}
+
+/*
+ * gat and get_ref fetch too; touch, a replace and a store found dead do
+ * not: the replacement of a read item starts unread.
+ */
+static void
+test_cache_fetched_by_gat_and_ref_not_by_touch(void **state)
+{
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_DEFAULT, 0);
+	struct px_cache_ref ref;
+	char buf[8];
+
+	assert_int_equal(set_s(c, "g", "1", 10), 0);
+	assert_int_equal(set_s(c, "r", "2", 10), 0);
+	assert_int_equal(set_s(c, "t", "3", 10), 0);
+	assert_int_equal(set_s(c, "n", "4", 10), 0);
+	assert_int_equal(px_cache_gat(c, "g", 1, 10, buf, sizeof(buf), NULL),
+			 0);
+	assert_int_equal(px_cache_get_ref(c, "r", 1, &ref), 0);
+	px_cache_ref_put(c, &ref);
+	assert_int_equal(px_cache_touch(c, "t", 1, 10), 0);
+	assert_non_null(get_s(c, "n"));
+	assert_int_equal(set_s(c, "n", "5", 10), 0); /* unread again */
+	fake_now += 11;
+	assert_int_equal(px_cache_maintain(c, 0), 4);
+	assert_int_equal(metric(c, PX_CACHE_M_expired_unfetched), 2);
+	px_cache_destroy(c);
+}
+
 /* ---- Listener, references, memory ----------------------------------- */
 
 static void
@@ -1240,6 +1306,9 @@ main(void)
 	    cmocka_unit_test(
 		test_cache_expired_items_are_reclaimed_proactively),
 	    cmocka_unit_test(test_cache_stores_sweep_expired_items),
+	    cmocka_unit_test(test_cache_expired_unfetched_counts_unread_items),
+	    cmocka_unit_test(test_cache_evicted_unfetched_counts_unread_items),
+	    cmocka_unit_test(test_cache_fetched_by_gat_and_ref_not_by_touch),
 	    cmocka_unit_test(test_cache_listener_causes),
 	    cmocka_unit_test(test_cache_ref_survives_replace_and_delete),
 	    cmocka_unit_test(test_cache_too_big_is_e2big),
