@@ -109,8 +109,10 @@ struct px_cache_opts {
 	size_t item_max; /* largest value in bytes; 0: Kconfig */
 	/*
 	 * Expected mean bytes per item (header + key + value), which sizes
-	 * the hash index (one 4-byte bucket per item expected) and the
-	 * S3-FIFO ghost; 0: CONFIG_PX_CACHE_EXPECTED_ITEM_BYTES.
+	 * the initial hash index (one 4-byte bucket per item expected) and
+	 * S3-FIFO ghost; 0: CONFIG_PX_CACHE_INDEX_MIN_BUCKETS buckets.  The
+	 * index doubles, inside the budget, whenever items outnumber its
+	 * buckets, so this only saves the first doublings.
 	 */
 	size_t expected_item_bytes;
 	px_cache_listener_fn listener; /* NULL for none */
@@ -493,6 +495,7 @@ PX_API size_t px_cache_items(const struct px_cache *c);
 	X(loads, COUNTER, "loader calls by get_or_load")                      \
 	X(load_waits, COUNTER, "get_or_load callers that waited for a load")  \
 	X(grace_periods, COUNTER, "RCU grace periods waited by writers")      \
+	X(index_resizes, COUNTER, "hash index doublings")                     \
 	X(items, GAUGE, "items in the index")                                 \
 	X(bytes, GAUGE, "bytes held by items in the index")                   \
 	X(limbo_bytes, GAUGE, "bytes of removed items not yet reusable")      \

@@ -11,6 +11,7 @@
  * Lock order: see cache_int.h.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -91,18 +92,19 @@ exptime_of(int64_t ttl, int64_t now, uint32_t *out)
 
 /* ---- Index ------------------------------------------------------------ */
 
+/* Writers: the current table through the mirrors. */
 static _Atomic uint32_t *
 bucket_of(const struct px_cache *c, uint64_t h)
 {
 	return &c->buckets[h & c->bucket_mask];
 }
 
-/* Readers (inside a read-side section) and writers. */
-struct pxc_item *
-pxc_find(const struct px_cache *c, uint64_t h, const void *key, size_t klen)
+static struct pxc_item *
+chain_find(const struct px_cache *c, const struct pxc_index *ix, uint64_t h,
+	   const void *key, size_t klen)
 {
 	uint32_t off =
-	    atomic_load_explicit(bucket_of(c, h), memory_order_acquire);
+	    atomic_load_explicit(&ix->b[h & ix->mask], memory_order_acquire);
 
 	while (off) {
 		struct pxc_item *it = pxc_item(c, off);
@@ -112,6 +114,170 @@ pxc_find(const struct px_cache *c, uint64_t h, const void *key, size_t klen)
 		off = atomic_load_explicit(&it->hnext, memory_order_acquire);
 	}
 	return NULL;
+}
+
+/*
+ * pxc_find - the item of a key in the index, or NULL.  Readers (inside a
+ * read-side section) and writers.  A hit is always right: every item
+ * reachable from a chain is a linked item, compared by key.  A miss is
+ * only believed when no resize relinked chains meanwhile (resize_seq was
+ * even and unchanged); a resize's release stores into hnext come after
+ * its odd resize_seq, so a reader that followed a relinked pointer sees
+ * the odd or a later value and looks again.
+ */
+struct pxc_item *
+pxc_find(const struct px_cache *c, uint64_t h, const void *key, size_t klen)
+{
+	for (;;) {
+		uint32_t seq =
+		    atomic_load_explicit(&c->resize_seq, memory_order_acquire);
+		const struct pxc_index *ix =
+		    atomic_load_explicit(&c->index, memory_order_acquire);
+		struct pxc_item *it = chain_find(c, ix, h, key, klen);
+
+		if (it)
+			return it;
+		if (!(seq & 1) &&
+		    atomic_load_explicit(&c->resize_seq,
+					 memory_order_relaxed) == seq)
+			return NULL;
+		if (seq & 1)
+			sched_yield(); /* the resizer holds the writer lock */
+	}
+}
+
+static size_t
+index_block_units(size_t buckets, size_t ghost_buckets)
+{
+	size_t bytes = PXC_HDR + sizeof(struct pxc_index) +
+		       buckets * sizeof(uint32_t) +
+		       ghost_buckets * PXC_GHOST_WAYS * sizeof(uint64_t);
+
+	return (bytes + PXC_UNIT - 1) / PXC_UNIT;
+}
+
+static uint32_t alloc_units(struct px_cache *c, size_t units, int64_t now);
+
+/*
+ * pxc_index_new - an empty index of @buckets buckets and @ghost_buckets
+ * ghost buckets (powers of two, buckets >= 64) in a block of the arena;
+ * @evict: make room by eviction as a store does.  NULL if there is no
+ * room.  Writer lock held.
+ */
+struct pxc_index *
+pxc_index_new(struct px_cache *c, size_t buckets, size_t ghost_buckets,
+	      int64_t now, bool evict)
+{
+	size_t units = index_block_units(buckets, ghost_buckets);
+	struct pxc_index *ix;
+	struct pxc_item *blk;
+	uint32_t off;
+
+	if (pxc_arena_fit_units(units) > pxc_arena_largest(&c->arena))
+		return NULL;
+	off = evict ? alloc_units(c, units, now)
+		    : pxc_arena_alloc(&c->arena, units);
+	if (!off)
+		return NULL;
+	blk = pxc_item(c, off);
+	atomic_store_explicit(&blk->meta, PXC_M_TABLE, memory_order_relaxed);
+	atomic_store_explicit(&blk->hnext, 0, memory_order_relaxed);
+	atomic_store_explicit(&blk->exptime, 0, memory_order_relaxed);
+	blk->cas = 0;
+	ix = (struct pxc_index *)blk->data;
+	ix->mask = (uint32_t)(buckets - 1);
+	ix->ghost_buckets = (uint32_t)ghost_buckets;
+	memset((void *)ix->b, 0,
+	       (size_t)units * PXC_UNIT - PXC_HDR - sizeof(*ix));
+	return ix;
+}
+
+static struct pxc_item *
+index_block(const struct px_cache *c, const struct pxc_index *ix)
+{
+	return (struct pxc_item *)((char *)ix - PXC_HDR);
+}
+
+/*
+ * pxc_index_use - make @ix the index (its chains already built): the
+ * ghost moves into it, the mirrors follow, and readers see it.  Writer
+ * lock held.
+ */
+void
+pxc_index_use(struct px_cache *c, struct pxc_index *ix)
+{
+	pxc_ghost_move(c, (uint64_t *)(ix->b + ix->mask + 1),
+		       ix->ghost_buckets);
+	c->buckets = ix->b;
+	c->bucket_mask = ix->mask;
+	c->index_bytes = ((size_t)ix->mask + 1) * sizeof(uint32_t);
+	c->ghost_bytes =
+	    (size_t)ix->ghost_buckets * PXC_GHOST_WAYS * sizeof(uint64_t);
+	atomic_store_explicit(&c->table_units, index_block(c, ix)->size,
+			      memory_order_relaxed);
+	atomic_store_explicit(&c->index, ix, memory_order_release);
+}
+
+/* Move every item of @old's chains onto the chains of @ix. */
+static void
+index_relink(struct px_cache *c, const struct pxc_index *old,
+	     struct pxc_index *ix)
+{
+	size_t b;
+
+	for (b = 0; b <= old->mask; b++) {
+		uint32_t off =
+		    atomic_load_explicit(&old->b[b], memory_order_relaxed);
+
+		while (off) {
+			struct pxc_item *it = pxc_item(c, off);
+			uint32_t next = atomic_load_explicit(
+			    &it->hnext, memory_order_relaxed);
+			_Atomic uint32_t *head =
+			    &ix->b[pxc_hash(pxc_key(it), pxc_klen(it)) &
+				   ix->mask];
+
+			atomic_store_explicit(
+			    &it->hnext,
+			    atomic_load_explicit(head, memory_order_relaxed),
+			    memory_order_release);
+			atomic_store_explicit(head, off, memory_order_relaxed);
+			off = next;
+		}
+	}
+}
+
+/*
+ * Double the index (and the ghost) once the cache holds as many items as
+ * buckets.  The new table is a block of the arena, allocated (evicting if
+ * need be) before any chain changes; readers keep going through the old
+ * table, which is retired to limbo like an item.  Not in item-count mode
+ * (sized for max_items at creation), not while a snapshot walks the
+ * buckets, and not beyond an eighth of the arena.
+ */
+static void
+index_grow(struct px_cache *c, int64_t now)
+{
+	struct pxc_index *old =
+	    atomic_load_explicit(&c->index, memory_order_relaxed);
+	size_t n = (size_t)old->mask + 1, gb = c->pol.ghost_buckets * 2;
+	uint32_t seq;
+	struct pxc_index *ix;
+
+	if (c->pol.count_mode || c->snap.active ||
+	    atomic_load_explicit(&c->items, memory_order_relaxed) < n ||
+	    index_block_units(2 * n, gb) > c->arena.total_units / 8)
+		return;
+	ix = pxc_index_new(c, 2 * n, gb, now, true);
+	if (!ix)
+		return;
+	seq = atomic_load_explicit(&c->resize_seq, memory_order_relaxed);
+	atomic_store_explicit(&c->resize_seq, seq + 1, memory_order_relaxed);
+	index_relink(c, old, ix);
+	pxc_index_use(c, ix);
+	atomic_store_explicit(&c->resize_seq, seq + 2, memory_order_release);
+	pxc_limbo_push(c, index_block(c, old));
+	PXC_COUNT(c, index_resizes, 1);
 }
 
 /* The link that points to @it; writer lock held, @it in the index. */
@@ -326,6 +492,8 @@ window_fits(const struct px_cache *c, uint32_t start, size_t units,
 
 		if (off >= c->arena.end)
 			return false;
+		if (pxc_meta(b) & PXC_M_TABLE)
+			return false; /* the index is not evictable */
 		if (!(pxc_meta(b) & PXC_M_FREE) && pxc_pinned(c, b))
 			return false;
 		got += b->size;
@@ -578,6 +746,8 @@ store_req_locked(struct px_cache *c, struct pxc_req *r, struct pxc_item **out)
 			pxc_remove_locked(c, old, PX_CACHE_CAUSE_REPLACED);
 		return 0;
 	}
+	if (!old)
+		index_grow(c, r->now);
 	err = store_new(c, r, old, vlen, out);
 	if (err)
 		return err;
@@ -1019,8 +1189,11 @@ px_cache_gat_ref(struct px_cache *c, const void *key, size_t klen, int64_t ttl,
 size_t
 px_cache_maintain(struct px_cache *c, size_t work)
 {
-	size_t total = c->bucket_mask + 1, done = 0, n, reclaimed = 0;
+	size_t total, done = 0, n, reclaimed = 0;
 
+	pxc_lock(c);
+	total = c->bucket_mask + 1;
+	pxc_unlock(c);
 	if (!work || work > total)
 		work = total;
 	while (done < work) {
@@ -1061,8 +1234,9 @@ px_cache_memory(struct px_cache *c, struct px_cache_memory *m)
 	    .region_bytes = c->region_bytes,
 	    .index_bytes = c->index_bytes,
 	    .ghost_bytes = c->ghost_bytes,
-	    .other_bytes = c->other_bytes,
-	    .arena_bytes = c->arena.total_units * PXC_UNIT,
+	    .other_bytes = c->region_bytes - c->index_bytes - c->ghost_bytes -
+			   (c->arena.total_units - c->table_units) * PXC_UNIT,
+	    .arena_bytes = (c->arena.total_units - c->table_units) * PXC_UNIT,
 	    .used_bytes = c->used_units * PXC_UNIT,
 	    .limbo_bytes = c->limbo_units * PXC_UNIT,
 	    .free_bytes = c->arena.free_units * PXC_UNIT,

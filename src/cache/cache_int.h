@@ -75,6 +75,19 @@ _Static_assert(sizeof(struct pxc_item) == PXC_HDR, "item header size");
 #define PXC_M_SNAP1      (1u << 21)
 /* Read at least once by get/gets/gat (memcached's ITEM_FETCHED). */
 #define PXC_M_FETCHED (1u << 22)
+/* The block holds the hash index and ghost (struct pxc_index), no item. */
+#define PXC_M_TABLE (1u << 23)
+
+/*
+ * The hash index and the S3-FIFO ghost, in one block of the item arena
+ * (after its item-sized header).  Readers reach it through c->index and
+ * read mask and b[] only; the ghost belongs to the writer lock.
+ */
+struct pxc_index {
+	uint32_t mask;          /* buckets - 1 */
+	uint32_t ghost_buckets; /* 0 or a power of two */
+	_Atomic uint32_t b[];   /* bucket heads, then the ghost */
+};
 
 /* TLSF-style segregated free lists: 16 sub-lists per power of two. */
 #define PXC_SL_LOG2  4
@@ -157,6 +170,12 @@ struct px_cache {
 	pthread_mutex_t lock; /* the writer lock */
 	struct pxc_arena arena;
 	struct pxc_policy pol;
+	/* The index: readers load index (acquire) and check resize_seq,
+	 * odd while a resize relinks chains; buckets and bucket_mask mirror
+	 * it for writers and the snapshot walker. */
+	_Atomic(struct pxc_index *) index;
+	_Atomic uint32_t resize_seq;
+	_Atomic size_t table_units; /* arena units of the index block */
 	_Atomic uint32_t *buckets;
 	size_t bucket_mask;
 	size_t sweep_cursor;
@@ -180,7 +199,7 @@ struct px_cache {
 	_Atomic uint32_t *pins;
 	struct pxc_stripe *stripes;
 	unsigned nstripes;
-	size_t index_bytes, ghost_bytes, other_bytes;
+	size_t index_bytes, ghost_bytes; /* of the current index block */
 
 	pthread_mutex_t load_lock;
 	pthread_cond_t load_cond;
@@ -319,9 +338,8 @@ size_t pxc_arena_fit_units(size_t units);
 
 /* ---- Policy (policy.c), writer lock held ---------------------------- */
 
-size_t pxc_ghost_entries(const struct px_cache *c, size_t buckets);
-void pxc_policy_init(struct px_cache *c, enum px_cache_policy kind,
-		     uint64_t *ghost, size_t ghost_buckets);
+void pxc_policy_init(struct px_cache *c, enum px_cache_policy kind);
+void pxc_ghost_move(struct px_cache *c, uint64_t *ghost, size_t buckets);
 void pxc_policy_insert(struct px_cache *c, struct pxc_item *it, uint64_t h);
 void pxc_policy_remove(struct px_cache *c, struct pxc_item *it);
 void pxc_policy_replace(struct px_cache *c, struct pxc_item *old,
@@ -356,6 +374,9 @@ pxc_store_locked(struct px_cache *c, enum px_cache_mode mode, const void *key,
 		 size_t klen, const void *val, size_t vlen, uint32_t flags,
 		 int64_t ttl, uint64_t cas, struct pxc_item **out);
 void pxc_fill_ref(const struct pxc_item *it, struct px_cache_ref *ref);
+struct pxc_index *pxc_index_new(struct px_cache *c, size_t buckets,
+				size_t ghost_buckets, int64_t now, bool evict);
+void pxc_index_use(struct px_cache *c, struct pxc_index *ix);
 int pxc_restore_locked(struct px_cache *c, const struct px_cache_ref *item);
 
 /* ---- Snapshots (snap.c), writer lock held --------------------------- */
