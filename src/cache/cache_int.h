@@ -33,6 +33,7 @@
 #define PXC_PIN_SLOTS   4096u /* pin counters; sharing a slot only delays */
 #define PXC_GHOST_WAYS  8u    /* entries per ghost bucket (one line) */
 #define PXC_SWEEP_SLICE 256u  /* buckets px_cache_maintain() sweeps per lock */
+#define PXC_FIT_SCAN    8u    /* blocks of a request's own free list tried */
 
 /*
  * Item header, 32 bytes, followed by the client flags (4 bytes, only when
