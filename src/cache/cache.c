@@ -6,7 +6,8 @@
  * acquire loads along the index chains.  A store builds a complete new item
  * and publishes it with one release store into the chain, so a reader sees
  * either the old item or the new one, never a half-written one.  Items are
- * immutable while reachable except for their meta bits and exptime.
+ * immutable while reachable except for their meta bits, expiry time and
+ * index link.
  *
  * Lock order: see cache_int.h.
  */
@@ -149,7 +150,7 @@ pxc_find(const struct px_cache *c, uint64_t h, const void *key, size_t klen)
 static size_t
 index_block_units(size_t buckets, size_t ghost_buckets)
 {
-	size_t bytes = PXC_HDR + sizeof(struct pxc_index) +
+	size_t bytes = PXC_IX_OFF + sizeof(struct pxc_index) +
 		       buckets * sizeof(uint32_t) +
 		       ghost_buckets * PXC_GHOST_WAYS * sizeof(uint64_t);
 
@@ -182,20 +183,19 @@ pxc_index_new(struct px_cache *c, size_t buckets, size_t ghost_buckets,
 	blk = pxc_item(c, off);
 	atomic_store_explicit(&blk->meta, PXC_M_TABLE, memory_order_relaxed);
 	atomic_store_explicit(&blk->hnext, 0, memory_order_relaxed);
-	atomic_store_explicit(&blk->exptime, 0, memory_order_relaxed);
-	blk->cas = 0;
-	ix = (struct pxc_index *)blk->data;
+	pxc_set_cas(blk, 0);
+	ix = (struct pxc_index *)((char *)blk + PXC_IX_OFF);
 	ix->mask = (uint32_t)(buckets - 1);
 	ix->ghost_buckets = (uint32_t)ghost_buckets;
 	memset((void *)ix->b, 0,
-	       (size_t)units * PXC_UNIT - PXC_HDR - sizeof(*ix));
+	       (size_t)units * PXC_UNIT - PXC_IX_OFF - sizeof(*ix));
 	return ix;
 }
 
 static struct pxc_item *
 index_block(const struct px_cache *c, const struct pxc_index *ix)
 {
-	return (struct pxc_item *)((char *)ix - PXC_HDR);
+	return (struct pxc_item *)((char *)ix - PXC_IX_OFF);
 }
 
 /*
@@ -371,7 +371,7 @@ pxc_remove_locked(struct px_cache *c, struct pxc_item *it,
 int
 pxc_dead(const struct px_cache *c, const struct pxc_item *it, int64_t now)
 {
-	uint32_t e = atomic_load_explicit(&it->exptime, memory_order_relaxed);
+	uint32_t e = pxc_exptime(it);
 	int64_t at = atomic_load_explicit(&c->flush_at, memory_order_acquire);
 
 	if (at && now >= at)
@@ -599,6 +599,7 @@ struct pxc_req {
 	uint64_t set_cas; /* restore: the item's cas id, 0 for a new one */
 	uint64_t h;
 	int64_t now;
+	bool moving; /* the same item moves to a new block: no listener */
 };
 
 static int
@@ -622,25 +623,33 @@ static void
 item_init(struct px_cache *c, struct pxc_item *it, const struct pxc_req *r,
 	  size_t vlen)
 {
-	size_t extra = r->flags ? sizeof(r->flags) : 0;
+	uint32_t bits =
+	    (r->flags ? PXC_M_FLAGS : 0) | (r->exptime ? PXC_M_EXPT : 0);
+	size_t extra = pxc_extra(bits);
 	size_t pad =
 	    (size_t)it->size * PXC_UNIT - PXC_HDR - extra - r->klen - vlen;
 	uint64_t last =
 	    atomic_load_explicit(&c->cas_next, memory_order_relaxed);
 	uint64_t cas = r->set_cas ? r->set_cas : last + 1;
+	char *d = it->data;
 
 	atomic_store_explicit(&it->meta,
 			      (uint32_t)r->klen |
-				  (uint32_t)pad << PXC_M_PAD_SHIFT |
-				  (extra ? PXC_M_FLAGS : 0),
+				  (uint32_t)pad << PXC_M_PAD_SHIFT | bits,
 			      memory_order_relaxed);
 	atomic_store_explicit(&it->hnext, 0, memory_order_relaxed);
-	atomic_store_explicit(&it->exptime, r->exptime, memory_order_relaxed);
-	it->cas = cas;
+	pxc_set_cas(it, cas);
 	if (cas > last)
 		atomic_store_explicit(&c->cas_next, cas, memory_order_relaxed);
-	memcpy(it->data, &r->flags, extra);
-	memcpy(it->data + extra, r->key, r->klen);
+	if (r->exptime) {
+		pxc_set_exptime(it, r->exptime);
+		d += sizeof(r->exptime);
+	}
+	if (r->flags) {
+		memcpy(d, &r->flags, sizeof(r->flags));
+		d += sizeof(r->flags);
+	}
+	memcpy(d, r->key, r->klen);
 }
 
 static void
@@ -662,7 +671,7 @@ fill_value(struct pxc_item *it, const struct pxc_req *r, struct pxc_item *old)
 /* Put @it in the index in place of @old (if still linked) or new. */
 static void
 publish(struct px_cache *c, uint64_t h, struct pxc_item *old,
-	struct pxc_item *it)
+	struct pxc_item *it, bool quiet)
 {
 	uint32_t off = pxc_off(c, it);
 
@@ -676,7 +685,8 @@ publish(struct px_cache *c, uint64_t h, struct pxc_item *old,
 				      memory_order_release);
 		pxc_policy_replace(c, old, it);
 		count_out(c, old);
-		notify(c, old, PX_CACHE_CAUSE_REPLACED);
+		if (!quiet)
+			notify(c, old, PX_CACHE_CAUSE_REPLACED);
 		pxc_retire(c, old);
 		return;
 	}
@@ -693,7 +703,7 @@ static int
 store_new(struct px_cache *c, const struct pxc_req *r, struct pxc_item *old,
 	  size_t vlen, struct pxc_item **out)
 {
-	size_t units = pxc_units_for(r->klen, vlen, r->flags);
+	size_t units = pxc_units_for(r->klen, vlen, r->flags, r->exptime);
 	struct pxc_item *it;
 	uint32_t off;
 
@@ -705,6 +715,12 @@ store_new(struct px_cache *c, const struct pxc_req *r, struct pxc_item *old,
 	else
 		make_room_for_one(c, r->now);
 	off = alloc_units(c, units, r->now);
+	if (off && r->moving && !pxc_linked(old)) {
+		/* Evicted to make room for its own move: let it go. */
+		pxc_arena_free(&c->arena, off); /* never published */
+		pxc_unpin(c, old);
+		return -ENOENT;
+	}
 	if (off) {
 		it = pxc_item(c, off);
 		item_init(c, it, r, vlen);
@@ -714,7 +730,7 @@ store_new(struct px_cache *c, const struct pxc_req *r, struct pxc_item *old,
 		pxc_unpin(c, old);
 	if (!off)
 		return -ENOMEM;
-	publish(c, r->h, old, it);
+	publish(c, r->h, old, it, r->moving);
 	*out = it;
 	return 0;
 }
@@ -735,8 +751,7 @@ store_req_locked(struct px_cache *c, struct pxc_req *r, struct pxc_item **out)
 	if (r->mode == PX_CACHE_APPEND || r->mode == PX_CACHE_PREPEND) {
 		vlen += pxc_vlen(old);
 		r->flags = pxc_flags(old);
-		r->exptime =
-		    atomic_load_explicit(&old->exptime, memory_order_relaxed);
+		r->exptime = pxc_exptime(old);
 		r->alive = true;
 	}
 	if (vlen > c->item_max)
@@ -883,16 +898,67 @@ px_cache_delete(struct px_cache *c, const void *key, size_t klen)
 	return 0;
 }
 
-/* Set the TTL of a live item, writer lock held; it may die of it. */
-static void
-touch_locked(struct px_cache *c, struct pxc_item *it, int64_t ttl, int64_t now)
+/*
+ * @old has no expiry field: a copy with one (same cas id, flags, key,
+ * value, policy place and hot bits) takes its place, without telling the
+ * listener.  A running snapshot gets @old (retained or already saved), so
+ * the copy is marked as claimed.  Returns 0 and the copy in *@out,
+ * -ENOMEM, or -ENOENT when making room evicted @old itself.
+ */
+static int
+move_with_exptime(struct px_cache *c, struct pxc_item *old, uint32_t e,
+		  int64_t now, struct pxc_item **out)
+{
+	uint32_t keep = pxc_meta(old) & PXC_M_FETCHED;
+	struct pxc_item *it;
+	struct pxc_req r = {
+	    .mode = PX_CACHE_SET,
+	    .key = pxc_key(old),
+	    .klen = pxc_klen(old),
+	    .val = pxc_value(old),
+	    .vlen = pxc_vlen(old),
+	    .flags = pxc_flags(old),
+	    .exptime = e,
+	    .alive = true,
+	    .set_cas = pxc_cas(old),
+	    .h = pxc_hash(pxc_key(old), pxc_klen(old)),
+	    .now = now,
+	    .moving = true,
+	};
+	int err = store_new(c, &r, old, r.vlen, &it);
+
+	if (err)
+		return err;
+	if (c->snap.active)
+		keep |= c->snap.claim;
+	if (keep)
+		atomic_fetch_or_explicit(&it->meta, keep, memory_order_relaxed);
+	PXC_COUNT(c, exptime_moves, 1);
+	*out = it;
+	return 0;
+}
+
+/*
+ * Set the TTL of the live item *@itp, writer lock held; it may die of it.
+ * An item stored without a TTL has no room for one and moves to a new
+ * block (*@itp changes).  Returns 0, or an error of move_with_exptime().
+ */
+static int
+touch_locked(struct px_cache *c, struct pxc_item **itp, int64_t ttl,
+	     int64_t now)
 {
 	uint32_t e;
+	int err = 0;
 
 	if (!exptime_of(ttl, now, &e))
 		e = now > 0 ? (uint32_t)now : 1;
-	atomic_store_explicit(&it->exptime, e, memory_order_relaxed);
-	PXC_COUNT(c, touches, 1);
+	if (pxc_has_exptime(*itp))
+		pxc_set_exptime(*itp, e);
+	else if (e)
+		err = move_with_exptime(c, *itp, e, now, itp);
+	if (!err)
+		PXC_COUNT(c, touches, 1);
+	return err;
 }
 
 int
@@ -900,16 +966,18 @@ px_cache_touch(struct px_cache *c, const void *key, size_t klen, int64_t ttl)
 {
 	struct pxc_item *it;
 	int64_t now;
+	int err;
 
 	if (bad_key(klen))
 		return -EINVAL;
 	it = lock_live(c, key, klen, &now);
 	if (!it)
 		return -ENOENT;
-	touch_locked(c, it, ttl, now);
-	pxc_policy_hit_locked(c, it);
+	err = touch_locked(c, &it, ttl, now);
+	if (!err)
+		pxc_policy_hit_locked(c, it);
 	pxc_unlock(c);
-	return 0;
+	return err;
 }
 
 /* Parse a decimal u64: digits, then only spaces.  -EINVAL otherwise. */
@@ -948,8 +1016,7 @@ delta_locked(struct px_cache *c, struct pxc_item *old, bool incr,
 	    .klen = pxc_klen(old),
 	    .val = digits,
 	    .flags = pxc_flags(old),
-	    .exptime =
-		atomic_load_explicit(&old->exptime, memory_order_relaxed),
+	    .exptime = pxc_exptime(old),
 	    .alive = true,
 	    .cas = pxc_cas(old),
 	    .now = now,
@@ -1035,7 +1102,7 @@ pxc_fill_ref(const struct pxc_item *it, struct px_cache_ref *ref)
 	ref->vlen = pxc_vlen(it);
 	ref->flags = pxc_flags(it);
 	ref->cas = pxc_cas(it);
-	ref->exptime = atomic_load_explicit(&it->exptime, memory_order_relaxed);
+	ref->exptime = pxc_exptime(it);
 	ref->priv = (void *)it;
 }
 
@@ -1139,6 +1206,7 @@ gat_locked(struct px_cache *c, const void *key, size_t klen, int64_t ttl,
 {
 	struct pxc_item *it;
 	int64_t now;
+	int err;
 
 	if (bad_key(klen))
 		return -EINVAL;
@@ -1147,7 +1215,13 @@ gat_locked(struct px_cache *c, const void *key, size_t klen, int64_t ttl,
 		PXC_COUNT(c, get_misses, 1);
 		return -ENOENT;
 	}
-	touch_locked(c, it, ttl, now);
+	err = touch_locked(c, &it, ttl, now);
+	if (err) {
+		pxc_unlock(c);
+		if (err == -ENOENT)
+			PXC_COUNT(c, get_misses, 1);
+		return err;
+	}
 	pxc_mark_fetched(it);
 	pxc_policy_hit_locked(c, it);
 	PXC_COUNT(c, get_hits, 1);
@@ -1220,7 +1294,7 @@ px_cache_items(const struct px_cache *c)
 size_t
 px_cache_item_size(size_t klen, size_t vlen)
 {
-	size_t units = pxc_units_for(klen, vlen, 0);
+	size_t units = pxc_units_for(klen, vlen, 0, 0);
 
 	return (units < PXC_MIN_UNITS ? PXC_MIN_UNITS : units) * PXC_UNIT;
 }

@@ -25,7 +25,8 @@
 #include <patinox/region.h>
 
 #define PXC_UNIT        8u  /* allocation unit and offset scale */
-#define PXC_HDR         32u /* sizeof(struct pxc_item) */
+#define PXC_HDR         28u /* sizeof(struct pxc_item) */
+#define PXC_IX_OFF      32u /* struct pxc_index in its block (8-aligned) */
 #define PXC_MIN_UNITS   3u  /* smallest free block: header + footer */
 #define PXC_LIMIT_MIN   (1ull << 20)
 #define PXC_LIMIT_MAX   (32ull << 30)
@@ -36,26 +37,29 @@
 #define PXC_FIT_SCAN    8u    /* blocks of a request's own free list tried */
 
 /*
- * Item header, 32 bytes, followed by the client flags (4 bytes, only when
- * they are not 0: PXC_M_FLAGS), the key and the value.  Free blocks reuse
- * size and meta, keep their free-list links in prev/next, and store their
- * size again in their last 4 bytes (the footer).
+ * Item header, 28 bytes, followed by the expiry time (4 bytes, only when
+ * it is not 0: PXC_M_EXPT), the client flags (4 bytes, only when they are
+ * not 0: PXC_M_FLAGS), the key and the value.  Free blocks reuse size and
+ * meta, keep their free-list links in prev/next, and store their size
+ * again in their last 4 bytes (the footer).
  *
- * Fields readers see: meta (klen, pad, hot bits) and exptime are atomic
- * because writers change bits of them while readers look; hnext is atomic
- * because writers relink chains under readers; size, cas, the flags, the
- * key and the value are written before the item is published and never
- * again while it can be reached.  prev/next belong to the writer lock.
+ * Fields readers see: meta (klen, pad, hot bits) and the expiry time are
+ * atomic because writers change bits of them while readers look; hnext is
+ * atomic because writers relink chains under readers; size, cas, the
+ * flags, the key and the value are written before the item is published
+ * and never again while it can be reached.  prev/next belong to the writer
+ * lock.  The cas id is two 32-bit halves so that the header needs no
+ * 8-byte alignment padding (pxc_cas()).
  */
 struct pxc_item {
-	uint32_t size;            /* block size in units */
-	_Atomic uint32_t meta;    /* see PXC_M_* */
-	_Atomic uint32_t hnext;   /* next item in the index chain */
-	uint32_t prev;            /* policy list: older; free list */
-	uint32_t next;            /* policy list: newer; free list; limbo */
-	_Atomic uint32_t exptime; /* absolute Unix seconds, 0 never */
-	uint64_t cas;             /* cas id */
-	char data[];              /* [flags], key, value, pad */
+	uint32_t size;          /* block size in units */
+	_Atomic uint32_t meta;  /* see PXC_M_* */
+	_Atomic uint32_t hnext; /* next item in the index chain */
+	uint32_t prev;          /* policy list: older; free list */
+	uint32_t next;          /* policy list: newer; free list; limbo */
+	uint32_t cas_lo;        /* cas id, low half */
+	uint32_t cas_hi;        /* cas id, high half */
+	char data[];            /* [exptime], [flags], key, value, pad */
 };
 
 _Static_assert(sizeof(struct pxc_item) == PXC_HDR, "item header size");
@@ -78,6 +82,8 @@ _Static_assert(sizeof(struct pxc_item) == PXC_HDR, "item header size");
 #define PXC_M_FETCHED (1u << 22)
 /* The block holds the hash index and ghost (struct pxc_index), no item. */
 #define PXC_M_TABLE (1u << 23)
+/* 4 bytes of absolute expiry time (Unix seconds) lead data. */
+#define PXC_M_EXPT (1u << 24)
 
 /*
  * The hash index and the S3-FIFO ghost, in one block of the item arena
@@ -239,7 +245,32 @@ pxc_klen(const struct pxc_item *it)
 static inline size_t
 pxc_extra(uint32_t meta)
 {
-	return meta & PXC_M_FLAGS ? sizeof(uint32_t) : 0;
+	return (meta & PXC_M_FLAGS ? sizeof(uint32_t) : 0) +
+	       (meta & PXC_M_EXPT ? sizeof(uint32_t) : 0);
+}
+
+static inline bool
+pxc_has_exptime(const struct pxc_item *it)
+{
+	return pxc_meta(it) & PXC_M_EXPT;
+}
+
+/* Absolute expiry time (Unix seconds), 0 for never. */
+static inline uint32_t
+pxc_exptime(const struct pxc_item *it)
+{
+	if (!pxc_has_exptime(it))
+		return 0;
+	return atomic_load_explicit((_Atomic uint32_t *)it->data,
+				    memory_order_relaxed);
+}
+
+/* Change the expiry time of an item that has the field (writer lock). */
+static inline void
+pxc_set_exptime(struct pxc_item *it, uint32_t e)
+{
+	atomic_store_explicit((_Atomic uint32_t *)it->data, e,
+			      memory_order_relaxed);
 }
 
 static inline size_t
@@ -270,14 +301,22 @@ pxc_flags(const struct pxc_item *it)
 	uint32_t f = 0;
 
 	if (pxc_meta(it) & PXC_M_FLAGS)
-		memcpy(&f, it->data, sizeof(f));
+		memcpy(&f, it->data + (pxc_has_exptime(it) ? sizeof(f) : 0),
+		       sizeof(f));
 	return f;
 }
 
 static inline uint64_t
 pxc_cas(const struct pxc_item *it)
 {
-	return it->cas;
+	return (uint64_t)it->cas_hi << 32 | it->cas_lo;
+}
+
+static inline void
+pxc_set_cas(struct pxc_item *it, uint64_t cas)
+{
+	it->cas_lo = (uint32_t)cas;
+	it->cas_hi = (uint32_t)(cas >> 32);
 }
 
 static inline bool
@@ -313,9 +352,10 @@ pxc_hot(const struct pxc_item *it)
 void pxc_set_hot(struct pxc_item *it, unsigned v);
 
 static inline size_t
-pxc_units_for(size_t klen, size_t vlen, uint32_t flags)
+pxc_units_for(size_t klen, size_t vlen, uint32_t flags, uint32_t exptime)
 {
-	size_t extra = flags ? sizeof(flags) : 0;
+	size_t extra =
+	    (flags ? sizeof(flags) : 0) + (exptime ? sizeof(exptime) : 0);
 
 	return (PXC_HDR + extra + klen + vlen + PXC_UNIT - 1) / PXC_UNIT;
 }
