@@ -15,7 +15,7 @@
 MEM=16
 CASES=$(dirname "$0")/pxcached_compat.py
 NCASES=$("$PYTHON" "$CASES" count)
-NT=$((NCASES + 2))
+NT=$((NCASES + 3))
 echo "TAP version 13"
 echo "1..$NT"
 pxc_require_server "$NT" -t 2 -m "$MEM"
@@ -31,6 +31,7 @@ while [ "$PXC_N" -lt "$NCASES" ]; do
 	pxc_not_ok "a case gave no verdict"
 done
 pxc_stop TERM
+pxc_check "pxcached exits 0 after the cases (sanitizers clean)" [ $? -eq 0 ]
 
 # -Y: auth_cmds counts authentication attempts, auth_errors the refused.
 printf 'ann:secret\n' >"$PXC_TMP/auth"

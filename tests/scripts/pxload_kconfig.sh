@@ -50,11 +50,15 @@ export KCONFIG_CONFIG="$tmp/.config"
 printf 'CONFIG_PX_PXLOAD_CONNS=7\nCONFIG_PX_PXLOAD_GET_PERCENT=75\n' \
 	>>"$KCONFIG_CONFIG"
 numa=
+san=
+case $(basename "$OUT") in
+san-*) san="-fsanitize=$(basename "$OUT" | sed 's/^san-//; s/-/,/g')" ;;
+esac
 grep -q '^CONFIG_PX_REGION_NUMA=y' "$KCONFIG_CONFIG" && numa=-lnuma
 if "$PYTHON" -m olddefconfig Kconfig >/dev/null 2>&1 &&
 	"$PYTHON" -m genconfig --header-path "$tmp/autoconf.h" Kconfig \
 		>/dev/null 2>&1 &&
-	$CC -std=gnu11 -O0 -pthread -D_GNU_SOURCE -Iinclude -Ibuild/include \
+	$CC -std=gnu11 -O0 -pthread $san -D_GNU_SOURCE -Iinclude -Ibuild/include \
 		-include "$tmp/autoconf.h" -o "$tmp/pxload" bench/pxload/*.c \
 		apps/common/*.c "$lib" -luring -lxxhash -lurcu -lurcu-common \
 		$numa -lm \
