@@ -376,20 +376,17 @@ parse_flush(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
 }
 
 /*
- * A number word as memcached's strtoul reads it: an optional '+', then
- * digits.  Unlike memcached we refuse what does not fit in 32 bits
- * instead of truncating it.
+ * A number word as memcached's strtoul reads it may start with '+': the
+ * word without it.  (A '-' stays and makes the number invalid.)
  */
-static int
-parse_u32_signed(const struct mc_tok *t, uint32_t *out)
+static struct mc_tok
+skip_plus(struct mc_tok t)
 {
-	struct mc_tok v = *t;
-
-	if (v.n > 1 && v.p[0] == '+') {
-		v.p++;
-		v.n--;
+	if (t.n > 1 && t.p[0] == '+') {
+		t.p++;
+		t.n--;
 	}
-	return parse_u32(&v, out);
+	return t;
 }
 
 /*
@@ -403,6 +400,7 @@ parse_verbosity(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
 		const char *data, size_t avail)
 {
 	bool verbosity = req->cmd == MC_CMD_VERBOSITY;
+	struct mc_tok v;
 
 	if (l->rest || l->ntok < 2 || l->ntok > 3)
 		return set_error(req, "ERROR");
@@ -413,7 +411,9 @@ parse_verbosity(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
 	}
 	if (!verbosity && (l->ntok != 2 || parse_u32(&l->tok[1], &req->level)))
 		return set_error(req, ERR_FORMAT);
-	if (verbosity && parse_u32_signed(&l->tok[1], &req->level) < 0)
+	/* Unlike memcached, refuse levels past 32 bits, not truncate them. */
+	v = skip_plus(l->tok[1]);
+	if (verbosity && parse_u32(&v, &req->level) < 0)
 		return set_error(req, ERR_FORMAT);
 	if (verbosity && req->level > MC_VERBOSITY_MAX)
 		req->level = MC_VERBOSITY_MAX;
@@ -436,11 +436,7 @@ parse_memlimit(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
 	if (l->rest || l->ntok < 2 || l->ntok > 3)
 		return set_error(req, "ERROR");
 	take_noreply(l, req);
-	v = l->tok[1];
-	if (v.n > 1 && v.p[0] == '+') {
-		v.p++;
-		v.n--;
-	}
+	v = skip_plus(l->tok[1]);
 	if (mc_parse_u64(v.p, v.n, &mb) < 0)
 		return set_error(req, "ERROR");
 	req->level = mb > UINT32_MAX ? UINT32_MAX : (uint32_t)mb;
