@@ -124,13 +124,10 @@ stats_items(struct pxc_conn *c, const struct pxc_server *s, const uint64_t *m)
 	stat_u64(c, "total_items", cache_since(m, PX_CACHE_M_sets));
 	stat_u64(c, "evictions", cache_since(m, PX_CACHE_M_evictions));
 	stat_u64(c, "reclaimed", cache_since(m, PX_CACHE_M_expired_reclaimed));
-	/*
-	 * TODO: expired_unfetched and evicted_unfetched need a fetched bit
-	 * per item that the cache does not keep yet; until it does they are
-	 * printed as 0, which hides items that expire or are evicted unread.
-	 */
-	stat_u64(c, "expired_unfetched", 0);
-	stat_u64(c, "evicted_unfetched", 0);
+	stat_u64(c, "expired_unfetched",
+		 cache_since(m, PX_CACHE_M_expired_unfetched));
+	stat_u64(c, "evicted_unfetched",
+		 cache_since(m, PX_CACHE_M_evicted_unfetched));
 }
 
 /* Descriptors open now, from /proc/self/fd; 0 when it cannot be read. */
