@@ -170,8 +170,10 @@ stats_conns_general(struct pxc_conn *c, const struct pxc_server *s)
 }
 
 /*
- * The index is one array of 4-byte buckets, a power of two (cache.h),
- * sized at start and never grown.
+ * The index is one array of 4-byte buckets, a power of two (cache.h).  It
+ * doubles as items arrive, in one step under the cache's writer lock
+ * (docs/cache.md), never as memcached's background expansion: so
+ * hash_is_expanding is 0, and cache_index_resizes counts the doublings.
  */
 static void
 stats_hash(struct pxc_conn *c, const struct pxc_server *s)
@@ -368,6 +370,10 @@ stats_items_class(struct pxc_conn *c, const struct pxc_server *s)
 	stat_u64(c, "items:1:outofmemory", sum_stat(s, PXC_ST_store_no_memory));
 	stat_u64(c, "items:1:reclaimed",
 		 cache_since(m, PX_CACHE_M_expired_reclaimed));
+	stat_u64(c, "items:1:expired_unfetched",
+		 cache_since(m, PX_CACHE_M_expired_unfetched));
+	stat_u64(c, "items:1:evicted_unfetched",
+		 cache_since(m, PX_CACHE_M_evicted_unfetched));
 }
 
 /* "stats slabs": the same pseudo class; items have no fixed chunk size. */
