@@ -426,11 +426,11 @@ px_cache_restore_many(struct px_cache *c, const struct px_cache_ref *items,
 	size_t before = ri->stored, i;
 	int err = 0;
 
-	for (i = 0; i < n && i < RESTORE_AHEAD; i++) {
+	for (i = 0; i < n && i < RESTORE_AHEAD; i++)
 		h[i] = ref_hash(&items[i]);
+	pxc_lock(c); /* the index may grow: its address only under the lock */
+	for (i = 0; i < n && i < RESTORE_AHEAD; i++)
 		prefetch_slot(c, h[i]);
-	}
-	pxc_lock(c);
 	for (i = 0; i < n && !err; i++) {
 		size_t mid = i + RESTORE_AHEAD / 2, far = i + RESTORE_AHEAD;
 
