@@ -79,7 +79,16 @@ save(struct pxc_server *s, bool final)
 {
 	struct px_snapshot_info si = {0};
 	const char *why = final ? "final" : "periodic";
-	int rc = px_snapshot_save(s->cache, s->opts.snapshot, NULL, &si);
+	struct px_snapshot_opts so;
+	int rc;
+
+	/* Periodic saves run on their own thread while requests are
+	 * served: they may yield CPU to them.  The final one runs after the
+	 * workers stopped, at full speed. */
+	px_snapshot_opts_init(&so);
+	if (!final)
+		so.nice = CONFIG_PX_SNAPSHOT_PERIODIC_NICE;
+	rc = px_snapshot_save(s->cache, s->opts.snapshot, &so, &si);
 
 	record(&s->snap, rc, &si);
 	if (rc == 0)
