@@ -61,6 +61,20 @@ make_with(size_t limit, enum px_cache_policy policy)
 }
 
 static struct px_cache *
+make_small_items(size_t limit, size_t item_max)
+{
+	struct px_cache_opts o;
+	struct px_cache *c;
+
+	px_cache_opts_init(&o);
+	o.hooks = &hooks;
+	o.item_max = item_max;
+	o.region.backing = PX_REGION_4K;
+	assert_int_equal(px_cache_create(&c, limit, &o), 0);
+	return c;
+}
+
+static struct px_cache *
 make(size_t limit)
 {
 	return make_with(limit, PX_CACHE_POLICY_DEFAULT);
@@ -660,6 +674,16 @@ test_snapshot_values_larger_than_a_block(void **state)
 	d = make(32 * MIB);
 	assert_int_equal(px_snapshot_load(d, path, &li), 0);
 	assert_int_equal(li.loaded, 6);
+	px_cache_destroy(d);
+
+	/* A cache with a smaller item_max skips the large ones, counted. */
+	assert_int_equal(px_cache_set(c, "small", 5, "s", 1, 0, 0), 0);
+	assert_int_equal(px_snapshot_save(c, path, &o, &si), 0);
+	d = make_small_items(32 * MIB, len + 2);
+	assert_int_equal(px_snapshot_load(d, path, &li), 0);
+	assert_int_equal(li.loaded, 4); /* lengths len .. len + 2, "small" */
+	assert_int_equal(li.skipped, 3);
+	assert_int_equal(px_cache_items(d), 4);
 	px_cache_destroy(c);
 	px_cache_destroy(d);
 	free(v);
