@@ -544,7 +544,8 @@ run_steps(struct px_pool *p, struct px_pool_obj *o, uint8_t state)
 	step_ended(p, o, 0);
 }
 
-static void
+/* False when there was no memory for the record or its deadline. */
+static bool
 start_create(struct px_pool *p)
 {
 	struct px_pool_obj *o = obj_alloc(p);
@@ -554,7 +555,7 @@ start_create(struct px_pool *p)
 			obj_free(p, o);
 		p->last_create_err = -ENOMEM;
 		fail_uncovered(p, -ENOMEM);
-		return;
+		return false;
 	}
 	o->purpose = P_CREATE;
 	o->state = O_CREATE;
@@ -563,6 +564,7 @@ start_create(struct px_pool *p)
 	heap_insert(&p->heap, &o->tmo, now(p) + p->o.create_timeout_ms * MS);
 	rearm(p);
 	run_steps(p, o, O_CREATE);
+	return true;
 }
 
 /* Start the recycle steps on an idle object taken off the idle list. */
@@ -822,8 +824,7 @@ pump_one(struct px_pool *p)
 		fail_uncovered(p, p->last_create_err);
 		return false;
 	}
-	start_create(p);
-	return true;
+	return start_create(p);
 }
 
 static void
@@ -915,7 +916,11 @@ sweep_leaks(struct px_pool *p, uint64_t t)
 	}
 }
 
-/* Background creates up to min_idle, paused while backing off. */
+/*
+ * Background creates up to min_idle, paused while backing off.  Stops at
+ * the first create that fails (or finds no memory: the next round
+ * retries, instead of spinning here).
+ */
 static void
 replenish(struct px_pool *p, uint64_t t)
 {
@@ -923,8 +928,7 @@ replenish(struct px_pool *p, uint64_t t)
 	       p->size < p->o.max_size && t >= p->backoff_until) {
 		uint64_t before = p->st.create_failed;
 
-		start_create(p);
-		if (p->st.create_failed != before)
+		if (!start_create(p) || p->st.create_failed != before)
 			break;
 	}
 }
@@ -936,12 +940,15 @@ housekeeping(struct px_pool *p)
 
 	if (p->closed)
 		return;
+	/*
+	 * The next round goes in first, into the heap slot this round's node
+	 * just left: the steps started below reserve slots of their own, and
+	 * could otherwise take the last one and stop housekeeping for good.
+	 */
+	heap_insert(&p->heap, &p->maint, t + p->o.maint_interval_ms * MS);
 	sweep_idle(p, t);
 	sweep_leaks(p, t);
 	replenish(p, t);
-	if (!heap_reserve(&p->heap))
-		heap_insert(&p->heap, &p->maint,
-			    t + p->o.maint_interval_ms * MS);
 	pump(p);
 }
 

@@ -617,6 +617,39 @@ test_pool_keepalive_without_memory_does_not_spin(void **state)
 	check_empty_destroy(pool);
 }
 
+/*
+ * Housekeeping must come back even when the round that filled the timer
+ * heap leaves no room to grow it: 64 background creates that never end
+ * fill the heap's first 64 slots, and growing it fails.  Once the
+ * creates time out and memory is back, later rounds refill min_idle.
+ */
+static void
+test_pool_housekeeping_rearmed_without_memory(void **state)
+{
+	struct px_pool_opts o;
+	struct px_pool *pool;
+	struct px_pool_status s;
+
+	fm_reset();
+	fm_opts(&o, 64);
+	o.min_idle = 64;
+	o.maint_interval_ms = 50;
+	o.create_timeout_ms = 100;
+	fm.mode[S_CREATE] = M_NEVER;
+	pool = make_pool(64, &o);
+	realloc_fails = true;
+	alarm(20); /* a create loop that spins ends the program */
+	settle(pool); /* the first round: creates, then no memory */
+	alarm(0);
+	realloc_fails = false;
+	fm.mode[S_CREATE] = M_OK;
+	advance(pool, 1000 * MS); /* the creates time out; rounds go on */
+	px_pool_status(pool, &s);
+	assert_int_equal(s.available, 64);
+	assert_int_equal(s.size, 64);
+	check_empty_destroy(pool);
+}
+
 static void
 test_pool_bounded_waiter_queue_fails_fast(void **state)
 {
@@ -1395,6 +1428,7 @@ main(void)
 	    cmocka_unit_test(test_pool_resize_take_retain),
 	    cmocka_unit_test(test_pool_retain_predicate),
 	    cmocka_unit_test(test_pool_min_idle_replenishes),
+	    cmocka_unit_test(test_pool_housekeeping_rearmed_without_memory),
 	    cmocka_unit_test(test_pool_idle_timeout_and_keepalive),
 	    cmocka_unit_test(test_pool_leak_detection_reports_once),
 	    cmocka_unit_test(test_pool_stats_and_histogram),
