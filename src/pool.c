@@ -1020,6 +1020,9 @@ px_pool_poll(struct px_pool *p)
 		return 0;
 	p->polling = true;
 	p->kicked = false;
+	/* The environment may have dropped its wakeup (it fired, or could
+	 * not be armed): ask again at the end, whatever was asked before. */
+	p->wake_req = NEVER;
 	run_timers(p);
 	pump(p);
 	/* Callbacks that return and get again finish more gets at once;

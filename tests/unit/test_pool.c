@@ -638,7 +638,7 @@ test_pool_housekeeping_rearmed_without_memory(void **state)
 	fm.mode[S_CREATE] = M_NEVER;
 	pool = make_pool(64, &o);
 	realloc_fails = true;
-	alarm(20); /* a create loop that spins ends the program */
+	alarm(20);    /* a create loop that spins ends the program */
 	settle(pool); /* the first round: creates, then no memory */
 	alarm(0);
 	realloc_fails = false;
