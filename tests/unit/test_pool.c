@@ -650,6 +650,40 @@ test_pool_housekeeping_rearmed_without_memory(void **state)
 	check_empty_destroy(pool);
 }
 
+/*
+ * Waiters with the same timeout share one deadline node; one with an
+ * earlier deadline than the queue's last goes to the heap.  Either way
+ * each times out at its own deadline, in deadline order.
+ */
+static void
+test_pool_waiter_deadlines_mixed_timeouts(void **state)
+{
+	struct px_pool *pool;
+	struct got held = {0}, g[5] = {{0}};
+	static const int32_t ms[5] = {100, 300, 50, 300, 200};
+	static const int order[5] = {2, 4, 1, 5, 3};
+
+	fm_reset();
+	pool = make_pool(1, NULL);
+	px_pool_get(pool, -1, on_got, &held, NULL);
+	settle(pool);
+	assert_int_equal(held.res, 0);
+	got_seq = 0;
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(px_pool_get(pool, ms[i], on_got, &g[i], NULL),
+				 0);
+	advance(pool, 250 * MS);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(g[i].calls, ms[i] <= 250);
+	advance(pool, 100 * MS);
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(g[i].res, -ETIMEDOUT);
+		assert_int_equal(g[i].order, order[i]);
+	}
+	px_pool_put(pool, held.obj);
+	check_empty_destroy(pool);
+}
+
 static void
 test_pool_bounded_waiter_queue_fails_fast(void **state)
 {
@@ -1429,6 +1463,7 @@ main(void)
 	    cmocka_unit_test(test_pool_retain_predicate),
 	    cmocka_unit_test(test_pool_min_idle_replenishes),
 	    cmocka_unit_test(test_pool_housekeeping_rearmed_without_memory),
+	    cmocka_unit_test(test_pool_waiter_deadlines_mixed_timeouts),
 	    cmocka_unit_test(test_pool_idle_timeout_and_keepalive),
 	    cmocka_unit_test(test_pool_leak_detection_reports_once),
 	    cmocka_unit_test(test_pool_stats_and_histogram),
