@@ -14,12 +14,24 @@
 #include "bench_pool.h"
 
 static uint64_t
-mono_ns(void)
+clock_ns(clockid_t id)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(id, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t
+mono_ns(void)
+{
+	return clock_ns(CLOCK_MONOTONIC);
+}
+
+uint64_t
+cpu_ns(void)
+{
+	return clock_ns(CLOCK_PROCESS_CPUTIME_ID);
 }
 
 /*
@@ -226,9 +238,10 @@ one_run(int size, int threads, double secs, void *(*create)(void *arg),
 	struct lat *all = calloc(2, sizeof(*all)), *cycle = all + 1;
 	struct bpool p;
 	volatile int stop = 0;
-	uint64_t ops = 0, t0, t1;
+	uint64_t ops = 0, t0, t1, c0, c1;
 
 	bpool_init(&p, size, create, arg);
+	c0 = cpu_ns();
 	t0 = now_ns();
 	for (int i = 0; i < threads; i++) {
 		b[i].p = &p;
@@ -241,6 +254,7 @@ one_run(int size, int threads, double secs, void *(*create)(void *arg),
 		usleep(10000);
 	__atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
 	t1 = now_ns();
+	c1 = cpu_ns();
 	for (int i = 0; i < threads; i++) {
 		pthread_join(b[i].t, NULL);
 		ops += b[i].ops;
@@ -253,6 +267,8 @@ one_run(int size, int threads, double secs, void *(*create)(void *arg),
 		out->p9999 = lat_pct(all, 99.99);
 		out->cycle9999 = lat_pct(cycle, 99.99);
 	}
+	if (!timed)
+		out->ops_per_cpu_s = (double)ops / ((double)(c1 - c0) / 1e9);
 	free(all);
 	bpool_deinit(&p, destroy);
 	free(b);

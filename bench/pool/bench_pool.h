@@ -48,12 +48,14 @@ uint64_t lat_pct(const struct lat *l, double pct);
 void lat_free(struct lat *l);
 
 uint64_t now_ns(void); /* TSC-based; call tsc_calibrate() first */
+uint64_t cpu_ns(void); /* CPU time of the process, every thread */
 void tsc_calibrate(void);
 
 /* Result of one configuration: two runs, see baseline_run(). */
 struct result {
-	double ops_per_s;         /* from the run without stamps */
-	double timed_ops_per_s;   /* from the run that stamps every acquire */
+	double ops_per_s;       /* from the run without stamps */
+	double timed_ops_per_s; /* from the run that stamps every acquire */
+	double ops_per_cpu_s;   /* bare run: ops per CPU second, all threads */
 	uint64_t p50, p99, p9999; /* acquire wait */
 	uint64_t cycle9999;       /* p99.99 between two acquires of a client */
 };

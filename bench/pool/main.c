@@ -185,7 +185,7 @@ ours_run(int size, int waiters, double secs, const struct px_pool_manager *m,
 {
 	struct px_pool_opts o;
 	struct run *r = calloc(1, sizeof(*r));
-	uint64_t t0, t1;
+	uint64_t t0, t1, c0;
 	double ops_per_s;
 	int ret;
 
@@ -207,6 +207,7 @@ ours_run(int size, int waiters, double secs, const struct px_pool_manager *m,
 	r->timed = timed;
 	r->nclients = waiters;
 	r->c = calloc((size_t)waiters, sizeof(*r->c));
+	c0 = cpu_ns();
 	t0 = now_ns();
 	for (int i = 0; i < waiters; i++) {
 		r->c[i].pool = r->pool;
@@ -218,6 +219,9 @@ ours_run(int size, int waiters, double secs, const struct px_pool_manager *m,
 	r->stop = true;
 	t1 = now_ns();
 	ops_per_s = (double)r->ops / ((double)(t1 - t0) / 1e9);
+	if (!timed)
+		out->ops_per_cpu_s =
+		    (double)r->ops / ((double)(cpu_ns() - c0) / 1e9);
 	while (r->finished < waiters && now_ns() - t1 < 5000000000ull)
 		px_ring_run_once(ring, 1000000);
 	if (timed) {
@@ -372,7 +376,8 @@ print_row(const char *what, int size, int waiters, const struct result *a,
 	  const struct result *b)
 {
 	printf("%-9s %4d %5d | %11.0f %11.0f %6.2fx | %7llu %8llu %9llu | "
-	       "%7llu %8llu %9llu | %7.1fx | %10llu %10llu %7.1fx | %6.2fx\n",
+	       "%7llu %8llu %9llu | %7.1fx | %10llu %10llu %7.1fx | %6.2fx "
+	       "%6.2fx\n",
 	       what, size, waiters, a->ops_per_s, b->ops_per_s,
 	       a->ops_per_s / b->ops_per_s, (unsigned long long)a->p50,
 	       (unsigned long long)a->p99, (unsigned long long)a->p9999,
@@ -382,7 +387,8 @@ print_row(const char *what, int size, int waiters, const struct result *a,
 	       (unsigned long long)a->cycle9999,
 	       (unsigned long long)b->cycle9999,
 	       a->cycle9999 ? (double)b->cycle9999 / (double)a->cycle9999 : 0.0,
-	       a->timed_ops_per_s / b->timed_ops_per_s);
+	       a->timed_ops_per_s / b->timed_ops_per_s,
+	       a->ops_per_cpu_s / b->ops_per_cpu_s);
 	fflush(stdout);
 }
 
@@ -390,10 +396,11 @@ static void
 print_header(void)
 {
 	printf("%-9s %4s %5s | %11s %11s %7s | %7s %8s %9s | %7s %8s %9s | "
-	       "%8s | %10s %10s %8s | %7s\n",
+	       "%8s | %10s %10s %8s | %7s %7s\n",
 	       "backend", "size", "wait", "ours op/s", "base op/s", "ratio",
 	       "p50 ns", "p99 ns", "p99.99 ns", "b.p50", "b.p99", "b.p99.99",
-	       "p99.99 b/o", "cycle9999", "b.cycle", "b/o", "t.ratio");
+	       "p99.99 b/o", "cycle9999", "b.cycle", "b/o", "t.ratio",
+	       "cpu.rat");
 }
 
 static int
@@ -489,7 +496,9 @@ main(int argc, char **argv)
 	}
 	printf("# acquire+release, two runs of %.2f s per row and pool: "
 	       "op/s and ratio from a run without stamps, latencies and "
-	       "t.ratio from a run that stamps every acquire; ours = px_pool "
+	       "t.ratio from a run that stamps every acquire; cpu.rat = ratio "
+	       "of ops per CPU second (all threads) in the bare runs; "
+	       "ours = px_pool "
 	       "on one ring thread, base = mutex+condvar pool, one thread per "
 	       "waiter; latency = acquire wait; cycle = p99.99 time between "
 	       "two acquires by one client (includes time off CPU)\n",
