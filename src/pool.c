@@ -851,10 +851,12 @@ pump(struct px_pool *p)
 		return;
 	}
 	p->pumping = true;
+	/* A change made inside a pump_one() that returns true is seen by the
+	 * next call anyway; only one inside the last call needs a pass. */
 	do {
 		p->pump_again = false;
 		while (pump_one(p))
-			;
+			p->pump_again = false;
 	} while (p->pump_again);
 	p->pumping = false;
 }
