@@ -377,7 +377,7 @@ print_row(const char *what, int size, int waiters, const struct result *a,
 {
 	printf("%-9s %4d %5d | %11.0f %11.0f %6.2fx | %7llu %8llu %9llu | "
 	       "%7llu %8llu %9llu | %7.1fx | %10llu %10llu %7.1fx | %6.2fx "
-	       "%6.2fx\n",
+	       "%6.2fx | %6.1f %6.1f\n",
 	       what, size, waiters, a->ops_per_s, b->ops_per_s,
 	       a->ops_per_s / b->ops_per_s, (unsigned long long)a->p50,
 	       (unsigned long long)a->p99, (unsigned long long)a->p9999,
@@ -388,7 +388,8 @@ print_row(const char *what, int size, int waiters, const struct result *a,
 	       (unsigned long long)b->cycle9999,
 	       a->cycle9999 ? (double)b->cycle9999 / (double)a->cycle9999 : 0.0,
 	       a->timed_ops_per_s / b->timed_ops_per_s,
-	       a->ops_per_cpu_s / b->ops_per_cpu_s);
+	       a->ops_per_cpu_s / b->ops_per_cpu_s, 1e9 / a->ops_per_cpu_s,
+	       1e9 / b->ops_per_cpu_s);
 	fflush(stdout);
 }
 
@@ -396,11 +397,11 @@ static void
 print_header(void)
 {
 	printf("%-9s %4s %5s | %11s %11s %7s | %7s %8s %9s | %7s %8s %9s | "
-	       "%8s | %10s %10s %8s | %7s %7s\n",
+	       "%8s | %10s %10s %8s | %7s %7s | %6s %6s\n",
 	       "backend", "size", "wait", "ours op/s", "base op/s", "ratio",
 	       "p50 ns", "p99 ns", "p99.99 ns", "b.p50", "b.p99", "b.p99.99",
 	       "p99.99 b/o", "cycle9999", "b.cycle", "b/o", "t.ratio",
-	       "cpu.rat");
+	       "cpu.rat", "o.cpu", "b.cpu");
 }
 
 static int
@@ -497,7 +498,8 @@ main(int argc, char **argv)
 	printf("# acquire+release, two runs of %.2f s per row and pool: "
 	       "op/s and ratio from a run without stamps, latencies and "
 	       "t.ratio from a run that stamps every acquire; cpu.rat = ratio "
-	       "of ops per CPU second (all threads) in the bare runs; "
+	       "of ops per CPU second (all threads) in the bare runs, o.cpu "
+	       "and b.cpu the CPU ns per op; "
 	       "ours = px_pool "
 	       "on one ring thread, base = mutex+condvar pool, one thread per "
 	       "waiter; latency = acquire wait; cycle = p99.99 time between "
