@@ -12,8 +12,9 @@
  * Each row runs each pool twice: once bare for ops/s, once with a TSC
  * stamp around every acquire for the latencies.
  *
- * Usage: pool [-s seconds per run] [-m] [-o]
- *   -m skips the memcached part; -o runs only our pool (for profiling)
+ * Usage: pool [-s seconds per run] [-m] [-o] [-c operations]
+ *   -m skips the memcached part; -o runs only our pool (for profiling);
+ *   -c only measures the CPU ns per get+put of ours over a fixed count
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -36,6 +37,7 @@
 #include "bench_pool.h"
 
 static int dummy_obj;
+static uint64_t cost_ops; /* -c: operations per cost run */
 
 /* ------------------------------------------------------------------ */
 /* The io_uring pool side                                               */
@@ -71,7 +73,8 @@ struct run {
 	int nclients;
 	bool stop;
 	bool memcached;
-	bool timed; /* stamp every acquire */
+	bool timed;      /* stamp every acquire */
+	uint64_t target; /* stop after this many operations (0: by time) */
 	uint64_t ops;
 	int errors;
 	int finished;
@@ -87,6 +90,8 @@ client_release(struct client *c)
 	px_pool_put(c->pool, c->obj);
 	c->obj = NULL;
 	c->run->ops++;
+	if (c->run->target && c->run->ops >= c->run->target)
+		c->run->stop = true;
 	if (c->run->stop) {
 		c->done = true;
 		c->run->finished++;
@@ -205,6 +210,7 @@ ours_run(int size, int waiters, double secs, const struct px_pool_manager *m,
 	r->ring = ring;
 	r->memcached = memcached;
 	r->timed = timed;
+	r->target = cost_ops;
 	r->nclients = waiters;
 	r->c = calloc((size_t)waiters, sizeof(*r->c));
 	c0 = cpu_ns();
@@ -214,7 +220,7 @@ ours_run(int size, int waiters, double secs, const struct px_pool_manager *m,
 		r->c[i].run = r;
 		client_get(&r->c[i]);
 	}
-	while (now_ns() - t0 < (uint64_t)(secs * 1e9))
+	while (!r->stop && now_ns() - t0 < (uint64_t)(secs * 1e9))
 		px_ring_run_once(ring, 1000000);
 	r->stop = true;
 	t1 = now_ns();
@@ -471,6 +477,39 @@ bench_memcached(struct px_ring *ring, double secs)
 	waitpid(pid, NULL, 0);
 }
 
+/*
+ * -c N: the CPU cost of our get+put, steadier than op/s on a loaded
+ * machine: N operations per no-op row, the best of five runs.
+ */
+static void
+bench_cost(struct px_ring *ring)
+{
+	static const int sizes[] = {2, 8, 16, 32};
+	static const int factors[] = {1, 2, 16};
+	struct px_pool_manager m = {.create = noop_create,
+				    .destroy = noop_destroy};
+
+	printf("# CPU ns per get+put of ours, %llu operations, best of 5\n",
+	       (unsigned long long)cost_ops);
+	for (unsigned int i = 0; i < 4; i++) {
+		for (unsigned int j = 0; j < 3; j++) {
+			int size = sizes[i], w = size * factors[j];
+			double best = 0;
+
+			for (int k = 0; k < 5; k++) {
+				struct result a;
+
+				if (ours_run(size, w, 1e6, &m, false, false,
+					     ring, &a) < 0)
+					return;
+				if (a.ops_per_cpu_s > best)
+					best = a.ops_per_cpu_s;
+			}
+			printf("cost %4d %5d %6.1f ns\n", size, w, 1e9 / best);
+		}
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -479,9 +518,11 @@ main(int argc, char **argv)
 	bool mc = true;
 	int opt, ret;
 
-	while ((opt = getopt(argc, argv, "s:mo")) != -1) {
+	while ((opt = getopt(argc, argv, "s:moc:")) != -1) {
 		if (opt == 's')
 			secs = atof(optarg);
+		else if (opt == 'c')
+			cost_ops = strtoull(optarg, NULL, 10);
 		else if (opt == 'm')
 			mc = false;
 		else if (opt == 'o')
@@ -494,6 +535,11 @@ main(int argc, char **argv)
 	if (ret < 0) {
 		LOG_ERROR("ring: %s", px_strerror_in(PX_PART_RING, ret));
 		return 1;
+	}
+	if (cost_ops) {
+		bench_cost(ring);
+		px_ring_destroy(ring);
+		return 0;
 	}
 	printf("# acquire+release, two runs of %.2f s per row and pool: "
 	       "op/s and ratio from a run without stamps, latencies and "
