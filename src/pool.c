@@ -1233,6 +1233,11 @@ px_pool_put(struct px_pool *p, struct px_pool_obj *o)
 	} else if (expired(p, o, now(p))) {
 		p->size--;
 		obj_destroy(p, o, C_EXPIRED);
+	} else if (p->nwait && !has_check(p)) {
+		/* Straight to the oldest waiter: with no check to run, the
+		 * pump would take it off the idle list at once anyway. */
+		o->purpose = P_CHECKOUT;
+		serve(p, o);
 	} else {
 		make_idle(p, o);
 	}

@@ -684,6 +684,54 @@ test_pool_waiter_deadlines_mixed_timeouts(void **state)
 	check_empty_destroy(pool);
 }
 
+/*
+ * Without a recycle check, an object put back goes straight to the oldest
+ * waiter (the fast path) and a get with an idle object is served in the
+ * call: still strictly FIFO, callbacks still from the next poll.
+ */
+static void
+test_pool_no_check_fast_paths_keep_fifo(void **state)
+{
+	struct px_pool_manager m = {.create = fm_create, .destroy = fm_destroy};
+	struct px_pool_opts o;
+	struct px_pool *pool;
+	struct got held = {0}, w[3] = {{0}}, again = {0};
+	struct px_pool_stats st;
+	int value;
+
+	fm_reset();
+	fm_opts(&o, 1);
+	memset(&o.hooks, 0, sizeof(o.hooks));
+	assert_int_equal(px_pool_create_env(&fk_env, &m, &o, &pool), 0);
+	px_pool_get(pool, -1, on_got, &held, NULL);
+	settle(pool);
+	value = value_of(held.obj);
+	got_seq = 0;
+	for (int i = 0; i < 3; i++)
+		px_pool_get(pool, -1, on_got, &w[i], NULL);
+	px_pool_put(pool, held.obj);
+	assert_int_equal(w[0].calls, 0); /* not inside put */
+	settle(pool);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(w[i].calls, 1);
+		assert_int_equal(w[i].order, 1);
+		assert_int_equal(value_of(w[i].obj), value);
+		got_seq = 0;
+		px_pool_put(pool, w[i].obj);
+		settle(pool);
+	}
+	assert_int_equal(px_pool_get(pool, 0, on_got, &again, NULL), 0);
+	assert_int_equal(again.calls, 0); /* not inside get */
+	settle(pool);
+	assert_int_equal(again.res, 0);
+	px_pool_put(pool, again.obj);
+	px_pool_stats_get(pool, &st);
+	assert_int_equal(st.gets_waited, 4); /* with the first, created */
+	assert_int_equal(st.gets_direct, 1);
+	assert_int_equal(st.created, 1);
+	check_empty_destroy(pool);
+}
+
 static void
 test_pool_bounded_waiter_queue_fails_fast(void **state)
 {
@@ -1464,6 +1512,7 @@ main(void)
 	    cmocka_unit_test(test_pool_min_idle_replenishes),
 	    cmocka_unit_test(test_pool_housekeeping_rearmed_without_memory),
 	    cmocka_unit_test(test_pool_waiter_deadlines_mixed_timeouts),
+	    cmocka_unit_test(test_pool_no_check_fast_paths_keep_fifo),
 	    cmocka_unit_test(test_pool_idle_timeout_and_keepalive),
 	    cmocka_unit_test(test_pool_leak_detection_reports_once),
 	    cmocka_unit_test(test_pool_stats_and_histogram),
