@@ -9,12 +9,14 @@
 #    3 s (not before), counted as partial_kicks; process memory (Rss plus
 #    hugetlb, sampled) stays bounded, and a second wave of 1,000 reuses
 #    the first one's memory;
+#  - a client uploading values in pieces for longer than the timeout is
+#    not cut (each value finishes);
 #  - -o idle_timeout=2: connections that finish no request are closed
 #    after 2 s (idle_kicks), a client that keeps asking stays open.
-# About 20 s.  Helpers from pxcached_server.sh.
+# About 30 s.  Helpers from pxcached_server.sh.
 . "$(dirname "$0")/pxcached_server.sh"
 
-NT=11
+NT=12
 echo "TAP version 13"
 echo "1..$NT"
 ulimit -n 8192 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -204,6 +206,39 @@ def phase_partial():
     check_mem("a second wave adds at most 2 MiB to the first's peak",
               peak2 <= peak + 2048, (peak, peak2))
 
+def phase_stream():
+    """A client that uploads values back to back for longer than the
+    partial timeout, in 7000-byte slices that never end where a request
+    ends: every buffer the server gets leaves part of a request held,
+    but requests keep finishing, so it is never cut."""
+    limit = float(os.environ["TIMEOUT"])
+    s = conn()
+    v = b"s" * 20000
+    req = b"set stream 0 0 %d\r\n%s\r\n" % (len(v), v)
+    count = int((limit + 3) / 0.1 * 7000 / len(req)) + 1
+    data = req * count
+    t0 = time.time()
+    ok = True
+    try:
+        for i in range(0, len(data), 7000):
+            s.sendall(data[i:i + 7000])
+            time.sleep(0.1)
+        want = b"STORED\r\n" * count
+        got = b""
+        while len(got) < len(want):
+            d = s.recv(65536)
+            if not d:
+                break
+            got += d
+        ok = got == want
+    except OSError as e:
+        ok = False
+        note("stream: %s" % e)
+    note("stream: %d values of 20 KB in 7000-byte slices over %.1f s" %
+         (count, time.time() - t0))
+    check("a client uploading values in pieces for longer than the "
+          "partial timeout is not cut", ok, count)
+
 def phase_idle():
     limit = float(os.environ["TIMEOUT"])
     idle = [conn() for _ in range(50)]
@@ -251,6 +286,7 @@ phase() {
 
 pxc_require_server "$NT" -t 2 -m 32 -c 2000 -o partial_timeout=3
 TIMEOUT=3 phase partial
+TIMEOUT=3 phase stream
 pxc_stop TERM
 pxc_check "the server exits 0 after the slow clients" [ $? -eq 0 ]
 
