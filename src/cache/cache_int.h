@@ -386,6 +386,7 @@ void pxc_policy_remove(struct px_cache *c, struct pxc_item *it);
 void pxc_policy_replace(struct px_cache *c, struct pxc_item *old,
 			struct pxc_item *it);
 struct pxc_item *pxc_policy_victim(struct px_cache *c);
+void pxc_policy_prefetch(const struct px_cache *c, uint64_t h);
 void pxc_policy_hit_locked(struct px_cache *c, struct pxc_item *it);
 /* Lock-free: any thread inside a read-side section. */
 void pxc_policy_hit(struct px_cache *c, struct pxc_item *it);
