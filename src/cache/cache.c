@@ -729,9 +729,11 @@ store_new(struct px_cache *c, const struct pxc_req *r, struct pxc_item *old,
 	else
 		make_room_for_one(c, r->now);
 	off = alloc_units(c, units, r->now, SIZE_MAX);
-	if (off && r->moving && !pxc_linked(old)) {
-		/* Evicted to make room for its own move: let it go. */
-		pxc_arena_free(&c->arena, off); /* never published */
+	if (r->moving && !pxc_linked(old)) {
+		/* Evicted to make room for its own move (whether or not
+		 * the room was then found): let it go. */
+		if (off)
+			pxc_arena_free(&c->arena, off); /* never published */
 		pxc_unpin(c, old);
 		return -ENOENT;
 	}

@@ -866,6 +866,43 @@ test_cache_touch_move_counts_one_hit(void **state)
 	px_cache_destroy(c);
 }
 
+/*
+ * When the move's room cannot be made and the eviction took the item
+ * itself, the item is gone: touch says -ENOENT (as documented), not
+ * -ENOMEM, which promises the item is still there without a TTL.
+ */
+static void
+test_cache_touch_move_that_evicts_the_item_is_enoent(void **state)
+{
+	struct px_cache *c = make(1 * MIB, PX_CACHE_POLICY_LRU, 0);
+	static struct px_cache_ref refs[16384];
+	char key[32], val[2000];
+	size_t nref = 0;
+
+	memset(val, 'v', sizeof(val));
+	assert_int_equal(px_cache_set(c, "m", 1, val, sizeof(val), 0, 0), 0);
+	/* Pinned fillers until no block could hold m's copy (old index
+	 * blocks reclaimed first, so that they are filled too). */
+	for (;;) {
+		px_cache_maintain(c, 1);
+		if (c->arena.free_units * PXC_UNIT <= 300)
+			break;
+		assert_true(nref < 16384);
+		snprintf(key, sizeof(key), "f%zu", nref);
+		assert_int_equal(
+		    px_cache_set(c, key, strlen(key), val, 100, 0, 0), 0);
+		assert_int_equal(
+		    px_cache_get_ref(c, key, strlen(key), &refs[nref]), 0);
+		nref++;
+	}
+	assert_int_equal(metric(c, PX_CACHE_M_evictions), 0);
+	assert_int_equal(px_cache_touch(c, "m", 1, 100), -ENOENT);
+	assert_null(get_s(c, "m"));
+	while (nref)
+		px_cache_ref_put(c, &refs[--nref]);
+	px_cache_destroy(c);
+}
+
 /* ---- Listener, references, memory ----------------------------------- */
 
 static void
@@ -1618,6 +1655,8 @@ main(void)
 	    cmocka_unit_test(
 		test_cache_index_growth_among_pins_keeps_the_cache),
 	    cmocka_unit_test(test_cache_touch_move_counts_one_hit),
+	    cmocka_unit_test(
+		test_cache_touch_move_that_evicts_the_item_is_enoent),
 	    cmocka_unit_test(test_cache_listener_causes),
 	    cmocka_unit_test(test_cache_ref_survives_replace_and_delete),
 	    cmocka_unit_test(test_cache_too_big_is_e2big),
