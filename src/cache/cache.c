@@ -159,12 +159,13 @@ index_block_units(size_t buckets, size_t ghost_buckets)
 
 static uint32_t
 alloc_units(struct px_cache *c, size_t units, int64_t now, size_t max_evict);
+static size_t batch_units(const struct px_cache *c);
 
 /*
  * pxc_index_new - an empty index of @buckets buckets and @ghost_buckets
  * ghost buckets (powers of two, buckets >= 64) in a block of the arena;
- * @evict: make room by eviction as a store does, but give up after
- * evicting PXC_GROW_EVICT times the block (pinned items may leave no
+ * @evict: make room by eviction as a store does, but give up after one
+ * batch and PXC_GROW_EVICT times the block (pinned items may leave no
  * window that large: a store's unbounded eviction would empty the cache).
  * NULL if there is no room.  Writer lock held.
  */
@@ -179,7 +180,8 @@ pxc_index_new(struct px_cache *c, size_t buckets, size_t ghost_buckets,
 
 	if (pxc_arena_fit_units(units) > pxc_arena_largest(&c->arena))
 		return NULL;
-	off = alloc_units(c, units, now, evict ? PXC_GROW_EVICT * units : 0);
+	off = alloc_units(c, units, now,
+			  evict ? batch_units(c) + PXC_GROW_EVICT * units : 0);
 	if (!off)
 		return NULL;
 	blk = pxc_item(c, off);
