@@ -35,7 +35,7 @@
 #define PXC_GHOST_WAYS  8u    /* entries per ghost bucket (one line) */
 #define PXC_SWEEP_SLICE 256u  /* buckets px_cache_maintain() sweeps per lock */
 #define PXC_FIT_SCAN    8u    /* blocks of a request's own free list tried */
-#define PXC_GROW_EVICT  4u    /* index growth evicts at most 4x its block */
+#define PXC_GROW_EVICT  4u    /* growth evicts a batch + 4x its block at most */
 
 /*
  * Item header, 28 bytes, followed by the expiry time (4 bytes, only when
