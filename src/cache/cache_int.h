@@ -35,6 +35,7 @@
 #define PXC_GHOST_WAYS  8u    /* entries per ghost bucket (one line) */
 #define PXC_SWEEP_SLICE 256u  /* buckets px_cache_maintain() sweeps per lock */
 #define PXC_FIT_SCAN    8u    /* blocks of a request's own free list tried */
+#define PXC_GROW_EVICT  4u    /* growth evicts a batch + 4x its block at most */
 
 /*
  * Item header, 28 bytes, followed by the expiry time (4 bytes, only when
@@ -185,6 +186,7 @@ struct px_cache {
 	_Atomic size_t table_units; /* arena units of the index block */
 	_Atomic uint32_t *buckets;
 	size_t bucket_mask;
+	size_t grow_skip; /* new keys to store before growth is tried again */
 	size_t sweep_cursor;
 	_Atomic uint64_t cas_next; /* last cas id handed out */
 
