@@ -1293,12 +1293,12 @@ static int
 loader(void *arg, const void *key, size_t klen, struct px_cache_value *out)
 {
 	load_calls++;
-	if (arg)
+	if (arg == (void *)1)
 		return -EIO;
 	out->data = strdup("loaded");
 	out->len = 6;
 	out->flags = 3;
-	out->ttl = 0;
+	out->ttl = arg == (void *)2 ? 10 : 0;
 	out->release = free;
 	return 0;
 }
@@ -1323,6 +1323,23 @@ test_cache_get_or_load(void **state)
 	    px_cache_get_or_load(c, "e", 1, loader, (void *)1, &ref), -EIO);
 	assert_null(get_s(c, "e"));
 	assert_int_equal(metric(c, PX_CACHE_M_loads), 2);
+	px_cache_destroy(c);
+}
+
+/* The caller of get_or_load reads the loaded item: it is not unfetched. */
+static void
+test_cache_loaded_item_counts_as_fetched(void **state)
+{
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_DEFAULT, 0);
+	struct px_cache_ref ref;
+
+	assert_int_equal(
+	    px_cache_get_or_load(c, "t", 1, loader, (void *)2, &ref), 0);
+	px_cache_ref_put(c, &ref);
+	fake_now += 11;
+	assert_int_equal(px_cache_maintain(c, 0), 1);
+	assert_int_equal(metric(c, PX_CACHE_M_expired_reclaimed), 1);
+	assert_int_equal(metric(c, PX_CACHE_M_expired_unfetched), 0);
 	px_cache_destroy(c);
 }
 
@@ -1672,6 +1689,7 @@ main(void)
 	    cmocka_unit_test(test_cache_sieve_keeps_visited),
 	    cmocka_unit_test(test_cache_s3fifo_ghost_readmits_to_main),
 	    cmocka_unit_test(test_cache_get_or_load),
+	    cmocka_unit_test(test_cache_loaded_item_counts_as_fetched),
 	    cmocka_unit_test(test_cache_metrics_table),
 	    cmocka_unit_test(test_cache_model_random_ops),
 	    cmocka_unit_test(
