@@ -299,11 +299,12 @@ int
 px_cache_snap_walk(struct px_cache *c, size_t max, px_cache_snap_fn fn,
 		   void *arg)
 {
-	size_t nb = c->bucket_mask + 1;
+	size_t nb;
 	int err;
 
 	if (!c->snap.active || !fn)
 		return -EINVAL;
+	nb = c->bucket_mask + 1; /* the index cannot grow while active */
 	if (atomic_load_explicit(&c->snap.failed, memory_order_relaxed))
 		return -ENOSPC;
 	if (!max)
@@ -326,13 +327,14 @@ px_cache_snap_walk(struct px_cache *c, size_t max, px_cache_snap_fn fn,
 void
 px_cache_snap_end(struct px_cache *c, struct px_cache_snap_info *info)
 {
-	size_t nb = c->bucket_mask + 1;
+	size_t nb;
 
 	pxc_lock(c);
 	if (!c->snap.active) {
 		pxc_unlock(c);
 		return;
 	}
+	nb = c->bucket_mask + 1; /* fixed until the snapshot ends */
 	c->snap.scanning = false;
 	pxc_unlock(c);
 
