@@ -9,6 +9,10 @@ $(call dir_prog,bench/replay): $(OUT)/bench/pxload/proto.o
 
 BENCH_RUNS += bench-server
 
+# pxload's defaults and limits are Kconfig symbols (bench/Kconfig, sourced
+# from apps/Kconfig): regenerate autoconf.h when that file changes.
+KCONFIG_FILES += bench/Kconfig
+
 # Knobs (environment): PX_BENCH_DURATION seconds per run, PX_BENCH_ROUNDS
 # A/B rounds, PX_BENCH_THREADS server threads, PX_BENCH_MEM MiB; see
 # docs/bench-server.md.

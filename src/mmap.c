@@ -24,6 +24,7 @@
 
 #include <patinox/mmap.h>
 
+#include "os.h"
 #include "region_internal.h"
 
 struct px_mmap {
@@ -49,24 +50,6 @@ struct px_mmap {
 /* ---- hooks ---- */
 
 static int
-os_mmap(void **out, void *addr, size_t len, int prot, int flags, int fd,
-	off_t off)
-{
-	void *p = mmap(addr, len, prot, flags, fd, off);
-
-	if (p == MAP_FAILED)
-		return -errno;
-	*out = p;
-	return 0;
-}
-
-static int
-os_munmap(void *addr, size_t len)
-{
-	return munmap(addr, len) ? -errno : 0;
-}
-
-static int
 os_mremap(void **out, void *old, size_t old_len, size_t new_len, int flags)
 {
 	void *p = mremap(old, old_len, new_len, flags);
@@ -90,27 +73,9 @@ os_msync(void *addr, size_t len, int flags)
 }
 
 static int
-os_madvise(void *addr, size_t len, int advice)
-{
-	return madvise(addr, len, advice) ? -errno : 0;
-}
-
-static int
-os_mlock(const void *addr, size_t len)
-{
-	return mlock(addr, len) ? -errno : 0;
-}
-
-static int
 os_munlock(const void *addr, size_t len)
 {
 	return munlock(addr, len) ? -errno : 0;
-}
-
-static int
-os_fstat(int fd, struct stat *st)
-{
-	return fstat(fd, st) ? -errno : 0;
 }
 
 static ssize_t
@@ -151,22 +116,17 @@ os_dup(int fd)
 	return ret < 0 ? -errno : ret;
 }
 
-static int
-os_close(int fd)
-{
-	return close(fd) ? -errno : 0;
-}
-
 /* One initializer for the constant and the mutable copy (C needs a
  * constant expression for a static; a const object is not one). */
-#define OS_HOOKS_INIT                                                        \
-	{                                                                    \
-		.mmap = os_mmap, .munmap = os_munmap, .mremap = os_mremap,   \
-		.mprotect = os_mprotect, .msync = os_msync,                  \
-		.madvise = os_madvise, .mlock = os_mlock,                    \
-		.munlock = os_munlock, .fstat = os_fstat, .pread = os_pread, \
-		.pwrite = os_pwrite, .read = os_read,                        \
-		.fdatasync = os_fdatasync, .dup = os_dup, .close = os_close, \
+#define OS_HOOKS_INIT                                                         \
+	{                                                                     \
+		.mmap = px_os_mmap, .munmap = px_os_munmap,                   \
+		.mremap = os_mremap, .mprotect = os_mprotect,                 \
+		.msync = os_msync, .madvise = px_os_madvise,                  \
+		.mlock = px_os_mlock, .munlock = os_munlock,                  \
+		.fstat = px_os_fstat, .pread = os_pread, .pwrite = os_pwrite, \
+		.read = os_read, .fdatasync = os_fdatasync, .dup = os_dup,    \
+		.close = px_os_close,                                         \
 	}
 
 static const struct px_mmap_hooks os_hooks = OS_HOOKS_INIT;

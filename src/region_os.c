@@ -14,37 +14,8 @@
 #include <numaif.h>
 #endif
 
+#include "os.h"
 #include "region_internal.h"
-
-static int
-os_mmap(void **out, void *addr, size_t len, int prot, int flags, int fd,
-	off_t off)
-{
-	void *p = mmap(addr, len, prot, flags, fd, off);
-
-	if (p == MAP_FAILED)
-		return -errno;
-	*out = p;
-	return 0;
-}
-
-static int
-os_munmap(void *addr, size_t len)
-{
-	return munmap(addr, len) ? -errno : 0;
-}
-
-static int
-os_madvise(void *addr, size_t len, int advice)
-{
-	return madvise(addr, len, advice) ? -errno : 0;
-}
-
-static int
-os_mlock(const void *addr, size_t len)
-{
-	return mlock(addr, len) ? -errno : 0;
-}
 
 static int
 os_memfd_create(const char *name, unsigned int flags)
@@ -72,18 +43,6 @@ os_fcntl(int fd, int cmd, int arg)
 	int ret = fcntl(fd, cmd, arg);
 
 	return ret < 0 ? -errno : ret;
-}
-
-static int
-os_fstat(int fd, struct stat *st)
-{
-	return fstat(fd, st) ? -errno : 0;
-}
-
-static int
-os_close(int fd)
-{
-	return close(fd) ? -errno : 0;
 }
 
 static int
@@ -155,10 +114,11 @@ os_mbind(void *addr, size_t len, int mode, const unsigned long *nodemask,
  * constant expression for a static; a const object is not one). */
 #define OS_HOOKS_INIT                                                         \
 	{                                                                     \
-		.mmap = os_mmap, .munmap = os_munmap, .madvise = os_madvise,  \
-		.mlock = os_mlock, .memfd_create = os_memfd_create,           \
-		.ftruncate = os_ftruncate, .fallocate = os_fallocate,         \
-		.fcntl = os_fcntl, .fstat = os_fstat, .close = os_close,      \
+		.mmap = px_os_mmap, .munmap = px_os_munmap,                   \
+		.madvise = px_os_madvise, .mlock = px_os_mlock,               \
+		.memfd_create = os_memfd_create, .ftruncate = os_ftruncate,   \
+		.fallocate = os_fallocate, .fcntl = os_fcntl,                 \
+		.fstat = px_os_fstat, .close = px_os_close,                   \
 		.open_smaps = os_open_smaps,                                  \
 		.numa_available = os_numa_available,                          \
 		.numa_max_node = os_numa_max_node,                            \

@@ -211,6 +211,97 @@ cmd_delete(struct pxc_conn *c, const struct mc_req *req)
 	reply(c, req, rc == 0 ? "DELETED" : "NOT_FOUND");
 }
 
+static bool
+mc_space(char ch)
+{
+	return ch == ' ' || (ch >= '\t' && ch <= '\r');
+}
+
+/*
+ * A stored number read as memcached's incr reads it (strtoull): spaces,
+ * an optional sign, digits, then a space, a NUL or the end.  A '-' is
+ * taken only when the negated number does not look negative as a signed
+ * one, memcached's own rule.  Returns 0 and *@out, or -1.
+ */
+static int
+arith_value(const char *s, size_t n, uint64_t *out)
+{
+	size_t i = 0, d;
+	bool neg = false;
+	uint64_t v;
+
+	while (i < n && mc_space(s[i]))
+		i++;
+	if (i < n && (s[i] == '+' || s[i] == '-'))
+		neg = s[i++] == '-';
+	for (d = i; d < n && s[d] >= '0' && s[d] <= '9'; d++)
+		;
+	if (d < n && !mc_space(s[d]) && s[d] != '\0')
+		return -1;
+	if (mc_parse_u64(s + i, d - i, &v) < 0)
+		return -1;
+	if (neg)
+		v = -v;
+	if (neg && (int64_t)v < 0)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/*
+ * incr/decr of a value the cache's own parser refuses (" 12", "+5"):
+ * read it as memcached does and write the result with a cas store, so a
+ * concurrent change makes us read again instead of being lost.  Every
+ * failed store means another client's write succeeded, so this ends.
+ */
+static int
+arith_slow(struct pxc_conn *c, const struct mc_req *req, bool incr,
+	   uint64_t delta, uint64_t *val, uint64_t *cas)
+{
+	struct px_cache_ref ref, old;
+	char num[24];
+	uint64_t v;
+	int rc, n;
+
+	do {
+		rc = px_cache_get_ref(cache_of(c), req->key, req->nkey, &ref);
+		if (rc < 0)
+			return rc;
+		rc = arith_value(ref.value, ref.vlen, &v);
+		old = ref; /* put clears ref; flags, cas, expiry are kept */
+		px_cache_ref_put(cache_of(c), &ref);
+		if (rc < 0)
+			return -EINVAL;
+		if (incr)
+			v += delta;
+		else
+			v = v > delta ? v - delta : 0;
+		n = snprintf(num, sizeof(num), "%" PRIu64, v);
+		rc = px_cache_store(cache_of(c), PX_CACHE_CAS, req->key,
+				    req->nkey, num, (size_t)n, old.flags,
+				    old.exptime, old.cas, cas);
+	} while (rc == -EEXIST);
+	if (rc == 0)
+		*val = v;
+	return rc;
+}
+
+/* The cache's incr/decr, then memcached's reading of odd numbers. */
+static int
+arith(struct pxc_conn *c, const struct mc_req *req, bool incr, uint64_t delta,
+      uint64_t *val, uint64_t *cas)
+{
+	int rc;
+
+	rc = incr ? px_cache_incr(cache_of(c), req->key, req->nkey, delta, val,
+				  cas)
+		  : px_cache_decr(cache_of(c), req->key, req->nkey, delta, val,
+				  cas);
+	if (rc == -EINVAL)
+		rc = arith_slow(c, req, incr, delta, val, cas);
+	return rc;
+}
+
 /* incr, decr */
 static void
 cmd_arith(struct pxc_conn *c, const struct mc_req *req)
@@ -220,10 +311,7 @@ cmd_arith(struct pxc_conn *c, const struct mc_req *req)
 	char num[24];
 	int rc;
 
-	rc = incr ? px_cache_incr(cache_of(c), req->key, req->nkey, req->delta,
-				  &val, NULL)
-		  : px_cache_decr(cache_of(c), req->key, req->nkey, req->delta,
-				  &val, NULL);
+	rc = arith(c, req, incr, req->delta, &val, NULL);
 	if (rc == -ENOENT) {
 		count(c, incr ? PXC_ST_incr_misses : PXC_ST_decr_misses);
 		reply(c, req, "NOT_FOUND");
@@ -266,6 +354,31 @@ static void
 cmd_version(struct pxc_conn *c, const struct mc_req *req)
 {
 	reply(c, req, "VERSION " CONFIG_PX_PXCACHED_VERSION);
+}
+
+/*
+ * cache_memlimit: the cache is one region sized at start (-m) that can
+ * neither grow nor shrink, so only the current size can be "set"; any
+ * other size gets the answer memcached gives when it cannot adjust.
+ */
+static void
+cmd_memlimit(struct pxc_conn *c, const struct mc_req *req)
+{
+	uint64_t mb = req->level;
+
+	if (mb < MC_MEMLIMIT_MIN_MB)
+		reply(c, req,
+		      "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m");
+	else if (mb > MC_MEMLIMIT_MAX_MB)
+		reply(c, req,
+		      "MEMLIMIT_ADJUST_FAILED input value is megabytes "
+		      "not bytes");
+	else if (mb == c->w->srv->opts.memory_mb)
+		reply(c, req, "OK");
+	else
+		reply(c, req,
+		      "MEMLIMIT_ADJUST_FAILED out of bounds or unable "
+		      "to adjust");
 }
 
 static void
@@ -459,10 +572,7 @@ ma_apply(struct pxc_conn *c, const struct mc_req *req, uint64_t *val,
 	int rc, n;
 
 	for (int tries = 0; tries < 2; tries++) {
-		rc = incr ? px_cache_incr(cache_of(c), req->key, req->nkey,
-					  m->delta, val, cas)
-			  : px_cache_decr(cache_of(c), req->key, req->nkey,
-					  m->delta, val, cas);
+		rc = arith(c, req, incr, m->delta, val, cas);
 		if (rc != -ENOENT || !mc_meta_has(m, 'N'))
 			return rc;
 		n = snprintf(num, sizeof(num), "%" PRIu64, m->initial);
@@ -566,6 +676,7 @@ static const pxc_cmd_fn handlers[MC_CMD_COUNT] = {
     [MC_CMD_VERSION] = cmd_version,
     [MC_CMD_VERBOSITY] = pxc_cmd_live,
     [MC_CMD_MAXCONNS] = pxc_cmd_live,
+    [MC_CMD_MEMLIMIT] = cmd_memlimit,
     [MC_CMD_QUIT] = cmd_quit,
     [MC_CMD_STATS] = pxc_cmd_stats,
     [MC_CMD_MG] = cmd_mg,
@@ -596,9 +707,12 @@ cmd_auth(struct pxc_conn *c, const struct mc_req *req)
 		auth_refuse(c, "CLIENT_ERROR unauthenticated");
 		return;
 	}
+	count(c, PXC_ST_auth_cmds);
 	rc = req->too_large
 		 ? -EINVAL
 		 : pxc_auth_check(c->w->srv->auth, req->value, req->vlen);
+	if (rc < 0)
+		count(c, PXC_ST_auth_errors);
 	if (rc == -EINVAL) {
 		auth_refuse(c, "CLIENT_ERROR bad authentication token format");
 		return;

@@ -267,15 +267,19 @@ parse_storage(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
 	return take_value(p, l, req, data, avail);
 }
 
-/* Checks every key of a key list; the list must not be empty. */
+/* Checks every key of a key list; get and gets need at least one. */
 static enum mc_parse_rc
 take_keys(struct mc_line *l, struct mc_req *req)
 {
 	const char *cur = l->rest, *end, *k;
 	size_t nk;
 
-	if (!l->rest)
-		return set_error(req, "ERROR");
+	if (!l->rest) {
+		if (req->cmd == MC_CMD_GET || req->cmd == MC_CMD_GETS)
+			return set_error(req, "ERROR");
+		req->keys = ""; /* gat <exptime> alone: no key, just END */
+		return MC_PARSE_REQ;
+	}
 	end = l->rest + l->rest_n; /* not before: NULL + 0 is undefined */
 	while (mc_key_next(&cur, end, &k, &nk)) {
 		if (nk > MC_KEY_MAX)
@@ -299,7 +303,7 @@ static enum mc_parse_rc
 parse_gat(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
 	  const char *data, size_t avail)
 {
-	if (l->ntok < 2 || !l->rest)
+	if (l->ntok < 2)
 		return set_error(req, "ERROR");
 	if (parse_i32(&l->tok[1], &req->exptime) < 0)
 		return set_error(req, ERR_EXPTIME);
@@ -372,13 +376,32 @@ parse_flush(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
 }
 
 /*
- * verbosity <level> [noreply]; a bare "verbosity noreply" is accepted and
- * changes nothing, as memcached does.  maxconns <n> [noreply] alike.
+ * A number word as memcached's strtoul reads it may start with '+': the
+ * word without it.  (A '-' stays and makes the number invalid.)
+ */
+static struct mc_tok
+skip_plus(struct mc_tok t)
+{
+	if (t.n > 1 && t.p[0] == '+') {
+		t.p++;
+		t.n--;
+	}
+	return t;
+}
+
+/*
+ * verbosity <level> [noreply]: memcached reads the first argument only,
+ * so "verbosity 1 2" is level 1, and lowers levels above its highest.  A
+ * bare "verbosity noreply" is accepted and changes nothing, as memcached
+ * does.  maxconns <n> [noreply] (ours) takes exactly one argument.
  */
 static enum mc_parse_rc
 parse_verbosity(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
 		const char *data, size_t avail)
 {
+	bool verbosity = req->cmd == MC_CMD_VERBOSITY;
+	struct mc_tok v;
+
 	if (l->rest || l->ntok < 2 || l->ntok > 3)
 		return set_error(req, "ERROR");
 	take_noreply(l, req);
@@ -386,8 +409,37 @@ parse_verbosity(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
 		req->keep_level = true;
 		return MC_PARSE_REQ;
 	}
-	if (l->ntok != 2 || parse_u32(&l->tok[1], &req->level) < 0)
+	if (!verbosity && (l->ntok != 2 || parse_u32(&l->tok[1], &req->level)))
 		return set_error(req, ERR_FORMAT);
+	/* Unlike memcached, refuse levels past 32 bits, not truncate them. */
+	v = skip_plus(l->tok[1]);
+	if (verbosity && parse_u32(&v, &req->level) < 0)
+		return set_error(req, ERR_FORMAT);
+	if (verbosity && req->level > MC_VERBOSITY_MAX)
+		req->level = MC_VERBOSITY_MAX;
+	return MC_PARSE_REQ;
+}
+
+/*
+ * cache_memlimit <MiB> [noreply]: like memcached, a second argument that
+ * is not noreply is ignored and an unreadable number is "ERROR".  MiB
+ * counts past 32 bits are kept at UINT32_MAX, which the handler refuses
+ * as too large, where memcached would truncate them.
+ */
+static enum mc_parse_rc
+parse_memlimit(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
+	       const char *data, size_t avail)
+{
+	struct mc_tok v;
+	uint64_t mb;
+
+	if (l->rest || l->ntok < 2 || l->ntok > 3)
+		return set_error(req, "ERROR");
+	take_noreply(l, req);
+	v = skip_plus(l->tok[1]);
+	if (mc_parse_u64(v.p, v.n, &mb) < 0)
+		return set_error(req, "ERROR");
+	req->level = mb > UINT32_MAX ? UINT32_MAX : (uint32_t)mb;
 	return MC_PARSE_REQ;
 }
 
@@ -585,6 +637,7 @@ static const struct mc_cmd_def mc_cmds[] = {
     CMD("version", MC_CMD_VERSION, 0, parse_plain),
     CMD("verbosity", MC_CMD_VERBOSITY, 0, parse_verbosity),
     CMD("maxconns", MC_CMD_MAXCONNS, 0, parse_verbosity),
+    CMD("cache_memlimit", MC_CMD_MEMLIMIT, 0, parse_memlimit),
     CMD("quit", MC_CMD_QUIT, 0, parse_plain),
     CMD("stats", MC_CMD_STATS, 1, parse_stats),
 };

@@ -32,6 +32,11 @@
 #define MC_META_MAX_FLAGS 24
 /* Most words in a command that is not a key list (memcached's limit). */
 #define MC_MAX_TOKENS 24
+/* memcached's highest verbosity: larger levels are lowered to it. */
+#define MC_VERBOSITY_MAX 2
+/* memcached's bounds of cache_memlimit, in MiB (protocol constants). */
+#define MC_MEMLIMIT_MIN_MB 8
+#define MC_MEMLIMIT_MAX_MB 1000000000
 
 enum mc_cmd {
 	MC_CMD_GET = 0,
@@ -52,6 +57,7 @@ enum mc_cmd {
 	MC_CMD_VERSION,
 	MC_CMD_VERBOSITY,
 	MC_CMD_MAXCONNS, /* pxcached's own: maxconns N, the live -c */
+	MC_CMD_MEMLIMIT, /* cache_memlimit <MiB> [noreply] */
 	MC_CMD_QUIT,
 	MC_CMD_STATS,
 	MC_CMD_MG,
@@ -123,7 +129,7 @@ struct mc_req {
 	uint64_t cas;      /* cas: the unique to compare */
 	uint64_t delta;    /* incr/decr */
 	int64_t delay;     /* flush_all */
-	uint32_t level;    /* verbosity, maxconns */
+	uint32_t level;    /* verbosity, maxconns, cache_memlimit (MiB) */
 	bool keep_level;   /* verbosity without a level: change nothing */
 	const char *value; /* storage: vlen bytes of data */
 	size_t vlen;

@@ -52,6 +52,8 @@
 	X(touch_misses, "touches of missing items")                      \
 	X(store_too_large, "values refused as larger than -I or memory") \
 	X(store_no_memory, "values refused for lack of memory")          \
+	X(auth_cmds, "-Y: authentication attempts (set before auth)")    \
+	X(auth_errors, "-Y: authentication attempts refused")            \
 	X(bytes_read, "bytes received from clients")                     \
 	X(bytes_written, "bytes sent to clients")                        \
 	X(total_connections, "connections accepted since start")         \

@@ -13,8 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Buckets per power of two, as a power of two; 7 bits: error < 0.79 %. */
-#define HIST_SUB_BITS  7
+/* Buckets per power of two, as a power of two (7 bits: error < 0.79 %). */
+#define HIST_SUB_BITS  CONFIG_PX_PXLOAD_HIST_SUB_BITS
 #define HIST_SUB_COUNT (1u << HIST_SUB_BITS)
 /* Values below 2^(HIST_SUB_BITS + 1) get one bucket each. */
 #define HIST_BUCKETS ((64 - HIST_SUB_BITS + 1) * HIST_SUB_COUNT)

@@ -79,8 +79,8 @@ usage(FILE *f)
 	    "(default %.2f)\n"
 	    "  -u, --uniform           uniform keys (same as -z 0)\n"
 	    "  -V, --value-size N      bytes per value (default %d)\n"
-	    "  -r, --ratio G:S         gets to sets (default 9:1)\n"
-	    "  -t, --time SEC          measured seconds (default %.0f)\n"
+	    "  -r, --ratio G:S         gets to sets (default %d:%d)\n"
+	    "  -t, --time SEC          measured seconds (default %g)\n"
 	    "  -n, --requests N        measured requests instead of -t\n"
 	    "  -w, --warmup SEC        unmeasured load first (default 0)\n"
 	    "  -P, --preload           set every key once before the load\n"
@@ -97,6 +97,7 @@ usage(FILE *f)
 	    "  -v, --verbose           log connection failures\n",
 	    PXLOAD_DEF_PORT, PXLOAD_DEF_CONNS, PXLOAD_DEF_DEPTH,
 	    PXLOAD_DEF_KEYS, PXLOAD_DEF_ZIPF, PXLOAD_DEF_VALUE,
+	    CONFIG_PX_PXLOAD_GET_PERCENT, 100 - CONFIG_PX_PXLOAD_GET_PERCENT,
 	    PXLOAD_DEF_DURATION_S, PXLOAD_DEF_THREADS, PXLOAD_DEF_SEED,
 	    PXLOAD_DEF_PREFIX, PXLOAD_DEF_CONNECT_MS, PXLOAD_DEF_STALL_MS);
 }

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 /* The longest reply line accepted (memcached keys are <= 250 bytes). */
-#define MC_LINE_MAX 1024
+#define MC_LINE_MAX CONFIG_PX_PXLOAD_LINE_MAX
 /* The longest key pxload builds: prefix + 20 digits. */
 #define MC_KEY_MAX 250
 

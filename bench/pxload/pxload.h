@@ -24,32 +24,38 @@
 #include "hist.h"
 #include "keygen.h"
 
-/* Defaults of the command-line options (pxload --help shows them). */
-#define PXLOAD_DEF_PORT       11211
-#define PXLOAD_DEF_CONNS      50
-#define PXLOAD_DEF_DEPTH      1
-#define PXLOAD_DEF_KEYS       100000
-#define PXLOAD_DEF_ZIPF       0.99
-#define PXLOAD_DEF_VALUE      100
-#define PXLOAD_DEF_GET_RATIO  0.9
-#define PXLOAD_DEF_DURATION_S 5.0
-#define PXLOAD_DEF_THREADS    1
-#define PXLOAD_DEF_SEED       1
-#define PXLOAD_DEF_PREFIX     "pxl:"
-#define PXLOAD_DEF_CONNECT_MS 2000
+/*
+ * Defaults of the command-line options (pxload --help shows them) and
+ * pxload's limits: Kconfig symbols, bench/Kconfig.
+ */
+#define PXLOAD_DEF_PORT       CONFIG_PX_PXLOAD_PORT
+#define PXLOAD_DEF_CONNS      CONFIG_PX_PXLOAD_CONNS
+#define PXLOAD_DEF_DEPTH      CONFIG_PX_PXLOAD_DEPTH
+#define PXLOAD_DEF_KEYS       CONFIG_PX_PXLOAD_KEYS
+#define PXLOAD_DEF_ZIPF       (CONFIG_PX_PXLOAD_ZIPF_MILLI / 1000.0)
+#define PXLOAD_DEF_VALUE      CONFIG_PX_PXLOAD_VALUE
+#define PXLOAD_DEF_GET_RATIO  (CONFIG_PX_PXLOAD_GET_PERCENT / 100.0)
+#define PXLOAD_DEF_DURATION_S (CONFIG_PX_PXLOAD_DURATION_MS / 1000.0)
+#define PXLOAD_DEF_THREADS    CONFIG_PX_PXLOAD_THREADS
+#define PXLOAD_DEF_SEED       CONFIG_PX_PXLOAD_SEED
+#define PXLOAD_DEF_PREFIX     CONFIG_PX_PXLOAD_PREFIX
+#define PXLOAD_DEF_CONNECT_MS CONFIG_PX_PXLOAD_CONNECT_MS
 /* How long the load phase waits for replies after it stops sending. */
-#define PXLOAD_DRAIN_MS 5000
+#define PXLOAD_DRAIN_MS CONFIG_PX_PXLOAD_DRAIN_MS
 /*
  * --reply-timeout: a worker that has requests in flight and gets no reply
  * for this long gives up on its connections (counted as connection
  * errors, their requests as unanswered), whatever the phase.
  */
-#define PXLOAD_DEF_STALL_MS 5000
+#define PXLOAD_DEF_STALL_MS CONFIG_PX_PXLOAD_STALL_MS
 /* Preload pipeline depth per connection (sets are small and unmeasured). */
-#define PXLOAD_PRELOAD_DEPTH 32
+#define PXLOAD_PRELOAD_DEPTH CONFIG_PX_PXLOAD_PRELOAD_DEPTH
 /* Requests per connection at most, whatever --depth says. */
-#define PXLOAD_MAX_DEPTH 4096
-#define PXLOAD_MAX_VALUE (1u << 20)
+#define PXLOAD_MAX_DEPTH CONFIG_PX_PXLOAD_MAX_DEPTH
+#define PXLOAD_MAX_VALUE ((uint32_t)CONFIG_PX_PXLOAD_MAX_VALUE_KB << 10)
+
+_Static_assert(CONFIG_PX_PXLOAD_VALUE <= PXLOAD_MAX_VALUE,
+	       "CONFIG_PX_PXLOAD_VALUE exceeds CONFIG_PX_PXLOAD_MAX_VALUE_KB");
 
 struct pxload_opts {
 	struct sockaddr_in addr;

@@ -109,8 +109,10 @@ struct px_cache_opts {
 	size_t item_max; /* largest value in bytes; 0: Kconfig */
 	/*
 	 * Expected mean bytes per item (header + key + value), which sizes
-	 * the hash index (one 4-byte bucket per item expected) and the
-	 * S3-FIFO ghost; 0: CONFIG_PX_CACHE_EXPECTED_ITEM_BYTES.
+	 * the initial hash index (one 4-byte bucket per item expected) and
+	 * S3-FIFO ghost; 0: CONFIG_PX_CACHE_INDEX_MIN_BUCKETS buckets.  The
+	 * index doubles, inside the budget, whenever items outnumber its
+	 * buckets, so this only saves the first doublings.
 	 */
 	size_t expected_item_bytes;
 	px_cache_listener_fn listener; /* NULL for none */
@@ -208,7 +210,9 @@ PX_API int px_cache_delete(struct px_cache *c, const void *key, size_t klen);
 
 /*
  * px_cache_touch - set a live item's TTL without changing its value or
- * cas id.  Returns 0 (TOUCHED), -ENOENT (NOT_FOUND), -EINVAL.
+ * cas id.  Returns 0 (TOUCHED), -ENOENT (NOT_FOUND), -EINVAL, or -ENOMEM
+ * when an item stored without a TTL must move to a 4-byte larger block to
+ * hold one and nothing is left to evict (it then keeps no TTL).
  */
 PX_API int
 px_cache_touch(struct px_cache *c, const void *key, size_t klen, int64_t ttl);
@@ -298,7 +302,7 @@ PX_API void px_cache_ref_put(struct px_cache *c, struct px_cache_ref *ref);
  * px_cache_gat / px_cache_gat_ref - get and touch: as px_cache_get() /
  * px_cache_get_ref() and set the TTL to @ttl (memcached's gat/gats).
  * These take the writer lock.  A negative @ttl expires the item after
- * it is returned.
+ * it is returned.  -ENOMEM as for px_cache_touch().
  */
 PX_API int
 px_cache_gat(struct px_cache *c, const void *key, size_t klen, int64_t ttl,
@@ -487,10 +491,14 @@ PX_API size_t px_cache_items(const struct px_cache *c);
 	X(evict_windows, COUNTER,                                             \
 	  "large stores that evicted a contiguous run")                       \
 	X(expired_reclaimed, COUNTER, "expired items reclaimed")              \
+	X(expired_unfetched, COUNTER, "expired items reclaimed, never read")  \
+	X(evicted_unfetched, COUNTER, "evicted items that were never read")   \
 	X(flushed_reclaimed, COUNTER, "flushed items reclaimed")              \
 	X(loads, COUNTER, "loader calls by get_or_load")                      \
 	X(load_waits, COUNTER, "get_or_load callers that waited for a load")  \
 	X(grace_periods, COUNTER, "RCU grace periods waited by writers")      \
+	X(index_resizes, COUNTER, "hash index doublings")                     \
+	X(exptime_moves, COUNTER, "touches that moved an item to add a TTL")  \
 	X(items, GAUGE, "items in the index")                                 \
 	X(bytes, GAUGE, "bytes held by items in the index")                   \
 	X(limbo_bytes, GAUGE, "bytes of removed items not yet reusable")      \

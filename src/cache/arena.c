@@ -129,6 +129,31 @@ find_block(const struct pxc_arena *a, unsigned fl, unsigned sl)
 	return a->heads[fl][__builtin_ctz(bits)];
 }
 
+/*
+ * A block of the list @units maps to that holds @units, among the first
+ * PXC_FIT_SCAN of it.  TLSF's search skips that list (its blocks may be
+ * a little too small), so without this look, holes left by items of one
+ * size are never reused by the same size: a cache of equal-sized values
+ * keeps evicting to reach larger blocks and runs well below its budget.
+ */
+static uint32_t
+fit_in_class(const struct pxc_arena *a, size_t units)
+{
+	unsigned fl, sl, n;
+	uint32_t off;
+
+	mapping(units, &fl, &sl);
+	if (fl >= PXC_FL_COUNT)
+		return 0;
+	off = a->heads[fl][sl];
+	for (n = 0; off && n < PXC_FIT_SCAN; n++) {
+		if (blk(a, off)->size >= units)
+			return off;
+		off = blk(a, off)->next;
+	}
+	return 0;
+}
+
 void
 pxc_arena_init(struct pxc_arena *a, char *base, uint32_t start, uint32_t end)
 {
@@ -159,10 +184,13 @@ pxc_arena_alloc(struct pxc_arena *a, size_t units)
 		units = PXC_MIN_UNITS;
 	if (units > a->total_units)
 		return 0;
-	mapping_search(units, &fl, &sl);
-	if (fl >= PXC_FL_COUNT)
-		return 0;
-	off = find_block(a, fl, sl);
+	off = fit_in_class(a, units);
+	if (!off) {
+		mapping_search(units, &fl, &sl);
+		if (fl >= PXC_FL_COUNT)
+			return 0;
+		off = find_block(a, fl, sl);
+	}
 	if (!off)
 		return 0;
 

@@ -6,11 +6,13 @@
  * acquire loads along the index chains.  A store builds a complete new item
  * and publishes it with one release store into the chain, so a reader sees
  * either the old item or the new one, never a half-written one.  Items are
- * immutable while reachable except for their meta bits and exptime.
+ * immutable while reachable except for their meta bits, expiry time and
+ * index link.
  *
  * Lock order: see cache_int.h.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -91,18 +93,19 @@ exptime_of(int64_t ttl, int64_t now, uint32_t *out)
 
 /* ---- Index ------------------------------------------------------------ */
 
+/* Writers: the current table through the mirrors. */
 static _Atomic uint32_t *
 bucket_of(const struct px_cache *c, uint64_t h)
 {
 	return &c->buckets[h & c->bucket_mask];
 }
 
-/* Readers (inside a read-side section) and writers. */
-struct pxc_item *
-pxc_find(const struct px_cache *c, uint64_t h, const void *key, size_t klen)
+static struct pxc_item *
+chain_find(const struct px_cache *c, const struct pxc_index *ix, uint64_t h,
+	   const void *key, size_t klen)
 {
 	uint32_t off =
-	    atomic_load_explicit(bucket_of(c, h), memory_order_acquire);
+	    atomic_load_explicit(&ix->b[h & ix->mask], memory_order_acquire);
 
 	while (off) {
 		struct pxc_item *it = pxc_item(c, off);
@@ -112,6 +115,169 @@ pxc_find(const struct px_cache *c, uint64_t h, const void *key, size_t klen)
 		off = atomic_load_explicit(&it->hnext, memory_order_acquire);
 	}
 	return NULL;
+}
+
+/*
+ * pxc_find - the item of a key in the index, or NULL.  Readers (inside a
+ * read-side section) and writers.  A hit is always right: every item
+ * reachable from a chain is a linked item, compared by key.  A miss is
+ * only believed when no resize relinked chains meanwhile (resize_seq was
+ * even and unchanged); a resize's release stores into hnext come after
+ * its odd resize_seq, so a reader that followed a relinked pointer sees
+ * the odd or a later value and looks again.
+ */
+struct pxc_item *
+pxc_find(const struct px_cache *c, uint64_t h, const void *key, size_t klen)
+{
+	for (;;) {
+		uint32_t seq =
+		    atomic_load_explicit(&c->resize_seq, memory_order_acquire);
+		const struct pxc_index *ix =
+		    atomic_load_explicit(&c->index, memory_order_acquire);
+		struct pxc_item *it = chain_find(c, ix, h, key, klen);
+
+		if (it)
+			return it;
+		if (!(seq & 1) &&
+		    atomic_load_explicit(&c->resize_seq,
+					 memory_order_relaxed) == seq)
+			return NULL;
+		if (seq & 1)
+			sched_yield(); /* the resizer holds the writer lock */
+	}
+}
+
+static size_t
+index_block_units(size_t buckets, size_t ghost_buckets)
+{
+	size_t bytes = PXC_IX_OFF + sizeof(struct pxc_index) +
+		       buckets * sizeof(uint32_t) +
+		       ghost_buckets * PXC_GHOST_WAYS * sizeof(uint64_t);
+
+	return (bytes + PXC_UNIT - 1) / PXC_UNIT;
+}
+
+static uint32_t alloc_units(struct px_cache *c, size_t units, int64_t now);
+
+/*
+ * pxc_index_new - an empty index of @buckets buckets and @ghost_buckets
+ * ghost buckets (powers of two, buckets >= 64) in a block of the arena;
+ * @evict: make room by eviction as a store does.  NULL if there is no
+ * room.  Writer lock held.
+ */
+struct pxc_index *
+pxc_index_new(struct px_cache *c, size_t buckets, size_t ghost_buckets,
+	      int64_t now, bool evict)
+{
+	size_t units = index_block_units(buckets, ghost_buckets);
+	struct pxc_index *ix;
+	struct pxc_item *blk;
+	uint32_t off;
+
+	if (pxc_arena_fit_units(units) > pxc_arena_largest(&c->arena))
+		return NULL;
+	off = evict ? alloc_units(c, units, now)
+		    : pxc_arena_alloc(&c->arena, units);
+	if (!off)
+		return NULL;
+	blk = pxc_item(c, off);
+	atomic_store_explicit(&blk->meta, PXC_M_TABLE, memory_order_relaxed);
+	atomic_store_explicit(&blk->hnext, 0, memory_order_relaxed);
+	pxc_set_cas(blk, 0);
+	ix = (struct pxc_index *)((char *)blk + PXC_IX_OFF);
+	ix->mask = (uint32_t)(buckets - 1);
+	ix->ghost_buckets = (uint32_t)ghost_buckets;
+	memset((void *)ix->b, 0,
+	       (size_t)units * PXC_UNIT - PXC_IX_OFF - sizeof(*ix));
+	return ix;
+}
+
+static struct pxc_item *
+index_block(const struct px_cache *c, const struct pxc_index *ix)
+{
+	return (struct pxc_item *)((char *)ix - PXC_IX_OFF);
+}
+
+/*
+ * pxc_index_use - make @ix the index (its chains already built): the
+ * ghost moves into it, the mirrors follow, and readers see it.  Writer
+ * lock held.
+ */
+void
+pxc_index_use(struct px_cache *c, struct pxc_index *ix)
+{
+	pxc_ghost_move(c, (uint64_t *)(ix->b + ix->mask + 1),
+		       ix->ghost_buckets);
+	c->buckets = ix->b;
+	c->bucket_mask = ix->mask;
+	c->index_bytes = ((size_t)ix->mask + 1) * sizeof(uint32_t);
+	c->ghost_bytes =
+	    (size_t)ix->ghost_buckets * PXC_GHOST_WAYS * sizeof(uint64_t);
+	atomic_store_explicit(&c->table_units, index_block(c, ix)->size,
+			      memory_order_relaxed);
+	atomic_store_explicit(&c->index, ix, memory_order_release);
+}
+
+/* Move every item of @old's chains onto the chains of @ix. */
+static void
+index_relink(struct px_cache *c, const struct pxc_index *old,
+	     struct pxc_index *ix)
+{
+	size_t b;
+
+	for (b = 0; b <= old->mask; b++) {
+		uint32_t off =
+		    atomic_load_explicit(&old->b[b], memory_order_relaxed);
+
+		while (off) {
+			struct pxc_item *it = pxc_item(c, off);
+			uint32_t next = atomic_load_explicit(
+			    &it->hnext, memory_order_relaxed);
+			_Atomic uint32_t *head =
+			    &ix->b[pxc_hash(pxc_key(it), pxc_klen(it)) &
+				   ix->mask];
+
+			atomic_store_explicit(
+			    &it->hnext,
+			    atomic_load_explicit(head, memory_order_relaxed),
+			    memory_order_release);
+			atomic_store_explicit(head, off, memory_order_relaxed);
+			off = next;
+		}
+	}
+}
+
+/*
+ * Double the index (and the ghost) once the cache holds as many items as
+ * buckets.  The new table is a block of the arena, allocated (evicting if
+ * need be) before any chain changes; readers keep going through the old
+ * table, which is retired to limbo like an item.  Not in item-count mode
+ * (sized for max_items at creation), not while a snapshot walks the
+ * buckets, and not beyond an eighth of the arena.
+ */
+static void
+index_grow(struct px_cache *c, int64_t now)
+{
+	struct pxc_index *old =
+	    atomic_load_explicit(&c->index, memory_order_relaxed);
+	size_t n = (size_t)old->mask + 1, gb = c->pol.ghost_buckets * 2;
+	uint32_t seq;
+	struct pxc_index *ix;
+
+	if (c->pol.count_mode || c->snap.active ||
+	    atomic_load_explicit(&c->items, memory_order_relaxed) < n ||
+	    index_block_units(2 * n, gb) > c->arena.total_units / 8)
+		return;
+	ix = pxc_index_new(c, 2 * n, gb, now, true);
+	if (!ix)
+		return;
+	seq = atomic_load_explicit(&c->resize_seq, memory_order_relaxed);
+	atomic_store_explicit(&c->resize_seq, seq + 1, memory_order_relaxed);
+	index_relink(c, old, ix);
+	pxc_index_use(c, ix);
+	atomic_store_explicit(&c->resize_seq, seq + 2, memory_order_release);
+	pxc_limbo_push(c, index_block(c, old));
+	PXC_COUNT(c, index_resizes, 1);
 }
 
 /* The link that points to @it; writer lock held, @it in the index. */
@@ -157,6 +323,26 @@ notify(struct px_cache *c, struct pxc_item *it, enum px_cache_cause cause)
 		c->listener(c->listener_arg, pxc_key(it), pxc_klen(it), cause);
 }
 
+/* Count a removal; @it is still in place (not yet retired). */
+static void
+count_removal(struct px_cache *c, const struct pxc_item *it,
+	      enum px_cache_cause cause)
+{
+	bool unread = !pxc_fetched(it);
+
+	if (cause == PX_CACHE_CAUSE_EVICTED) {
+		PXC_COUNT(c, evictions, 1);
+		if (unread)
+			PXC_COUNT(c, evicted_unfetched, 1);
+	} else if (cause == PX_CACHE_CAUSE_EXPIRED) {
+		PXC_COUNT(c, expired_reclaimed, 1);
+		if (unread)
+			PXC_COUNT(c, expired_unfetched, 1);
+	} else if (cause == PX_CACHE_CAUSE_FLUSHED) {
+		PXC_COUNT(c, flushed_reclaimed, 1);
+	}
+}
+
 /*
  * pxc_remove_locked - take a linked item out of the index and its policy
  * list, tell the listener, and leave it in limbo until readers are done.
@@ -169,13 +355,8 @@ pxc_remove_locked(struct px_cache *c, struct pxc_item *it,
 	pxc_policy_remove(c, it);
 	count_out(c, it);
 	notify(c, it, cause);
+	count_removal(c, it, cause);
 	pxc_retire(c, it);
-	if (cause == PX_CACHE_CAUSE_EVICTED)
-		PXC_COUNT(c, evictions, 1);
-	else if (cause == PX_CACHE_CAUSE_EXPIRED)
-		PXC_COUNT(c, expired_reclaimed, 1);
-	else if (cause == PX_CACHE_CAUSE_FLUSHED)
-		PXC_COUNT(c, flushed_reclaimed, 1);
 }
 
 /* ---- Liveness, flush -------------------------------------------------- */
@@ -190,7 +371,7 @@ pxc_remove_locked(struct px_cache *c, struct pxc_item *it,
 int
 pxc_dead(const struct px_cache *c, const struct pxc_item *it, int64_t now)
 {
-	uint32_t e = atomic_load_explicit(&it->exptime, memory_order_relaxed);
+	uint32_t e = pxc_exptime(it);
 	int64_t at = atomic_load_explicit(&c->flush_at, memory_order_acquire);
 
 	if (at && now >= at)
@@ -311,6 +492,8 @@ window_fits(const struct px_cache *c, uint32_t start, size_t units,
 
 		if (off >= c->arena.end)
 			return false;
+		if (pxc_meta(b) & PXC_M_TABLE)
+			return false; /* the index is not evictable */
 		if (!(pxc_meta(b) & PXC_M_FREE) && pxc_pinned(c, b))
 			return false;
 		got += b->size;
@@ -416,6 +599,7 @@ struct pxc_req {
 	uint64_t set_cas; /* restore: the item's cas id, 0 for a new one */
 	uint64_t h;
 	int64_t now;
+	bool moving; /* the same item moves to a new block: no listener */
 };
 
 static int
@@ -439,25 +623,33 @@ static void
 item_init(struct px_cache *c, struct pxc_item *it, const struct pxc_req *r,
 	  size_t vlen)
 {
-	size_t extra = r->flags ? sizeof(r->flags) : 0;
+	uint32_t bits =
+	    (r->flags ? PXC_M_FLAGS : 0) | (r->exptime ? PXC_M_EXPT : 0);
+	size_t extra = pxc_extra(bits);
 	size_t pad =
 	    (size_t)it->size * PXC_UNIT - PXC_HDR - extra - r->klen - vlen;
 	uint64_t last =
 	    atomic_load_explicit(&c->cas_next, memory_order_relaxed);
 	uint64_t cas = r->set_cas ? r->set_cas : last + 1;
+	char *d = it->data;
 
 	atomic_store_explicit(&it->meta,
 			      (uint32_t)r->klen |
-				  (uint32_t)pad << PXC_M_PAD_SHIFT |
-				  (extra ? PXC_M_FLAGS : 0),
+				  (uint32_t)pad << PXC_M_PAD_SHIFT | bits,
 			      memory_order_relaxed);
 	atomic_store_explicit(&it->hnext, 0, memory_order_relaxed);
-	atomic_store_explicit(&it->exptime, r->exptime, memory_order_relaxed);
-	it->cas = cas;
+	pxc_set_cas(it, cas);
 	if (cas > last)
 		atomic_store_explicit(&c->cas_next, cas, memory_order_relaxed);
-	memcpy(it->data, &r->flags, extra);
-	memcpy(it->data + extra, r->key, r->klen);
+	if (r->exptime) {
+		pxc_set_exptime(it, r->exptime);
+		d += sizeof(r->exptime);
+	}
+	if (r->flags) {
+		memcpy(d, &r->flags, sizeof(r->flags));
+		d += sizeof(r->flags);
+	}
+	memcpy(d, r->key, r->klen);
 }
 
 static void
@@ -479,7 +671,7 @@ fill_value(struct pxc_item *it, const struct pxc_req *r, struct pxc_item *old)
 /* Put @it in the index in place of @old (if still linked) or new. */
 static void
 publish(struct px_cache *c, uint64_t h, struct pxc_item *old,
-	struct pxc_item *it)
+	struct pxc_item *it, bool quiet)
 {
 	uint32_t off = pxc_off(c, it);
 
@@ -493,7 +685,8 @@ publish(struct px_cache *c, uint64_t h, struct pxc_item *old,
 				      memory_order_release);
 		pxc_policy_replace(c, old, it);
 		count_out(c, old);
-		notify(c, old, PX_CACHE_CAUSE_REPLACED);
+		if (!quiet)
+			notify(c, old, PX_CACHE_CAUSE_REPLACED);
 		pxc_retire(c, old);
 		return;
 	}
@@ -510,7 +703,7 @@ static int
 store_new(struct px_cache *c, const struct pxc_req *r, struct pxc_item *old,
 	  size_t vlen, struct pxc_item **out)
 {
-	size_t units = pxc_units_for(r->klen, vlen, r->flags);
+	size_t units = pxc_units_for(r->klen, vlen, r->flags, r->exptime);
 	struct pxc_item *it;
 	uint32_t off;
 
@@ -522,6 +715,12 @@ store_new(struct px_cache *c, const struct pxc_req *r, struct pxc_item *old,
 	else
 		make_room_for_one(c, r->now);
 	off = alloc_units(c, units, r->now);
+	if (off && r->moving && !pxc_linked(old)) {
+		/* Evicted to make room for its own move: let it go. */
+		pxc_arena_free(&c->arena, off); /* never published */
+		pxc_unpin(c, old);
+		return -ENOENT;
+	}
 	if (off) {
 		it = pxc_item(c, off);
 		item_init(c, it, r, vlen);
@@ -531,7 +730,7 @@ store_new(struct px_cache *c, const struct pxc_req *r, struct pxc_item *old,
 		pxc_unpin(c, old);
 	if (!off)
 		return -ENOMEM;
-	publish(c, r->h, old, it);
+	publish(c, r->h, old, it, r->moving);
 	*out = it;
 	return 0;
 }
@@ -552,8 +751,7 @@ store_req_locked(struct px_cache *c, struct pxc_req *r, struct pxc_item **out)
 	if (r->mode == PX_CACHE_APPEND || r->mode == PX_CACHE_PREPEND) {
 		vlen += pxc_vlen(old);
 		r->flags = pxc_flags(old);
-		r->exptime =
-		    atomic_load_explicit(&old->exptime, memory_order_relaxed);
+		r->exptime = pxc_exptime(old);
 		r->alive = true;
 	}
 	if (vlen > c->item_max)
@@ -563,6 +761,8 @@ store_req_locked(struct px_cache *c, struct pxc_req *r, struct pxc_item **out)
 			pxc_remove_locked(c, old, PX_CACHE_CAUSE_REPLACED);
 		return 0;
 	}
+	if (!old)
+		index_grow(c, r->now);
 	err = store_new(c, r, old, vlen, out);
 	if (err)
 		return err;
@@ -698,16 +898,67 @@ px_cache_delete(struct px_cache *c, const void *key, size_t klen)
 	return 0;
 }
 
-/* Set the TTL of a live item, writer lock held; it may die of it. */
-static void
-touch_locked(struct px_cache *c, struct pxc_item *it, int64_t ttl, int64_t now)
+/*
+ * @old has no expiry field: a copy with one (same cas id, flags, key,
+ * value, policy place and hot bits) takes its place, without telling the
+ * listener.  A running snapshot gets @old (retained or already saved), so
+ * the copy is marked as claimed.  Returns 0 and the copy in *@out,
+ * -ENOMEM, or -ENOENT when making room evicted @old itself.
+ */
+static int
+move_with_exptime(struct px_cache *c, struct pxc_item *old, uint32_t e,
+		  int64_t now, struct pxc_item **out)
+{
+	uint32_t keep = pxc_meta(old) & PXC_M_FETCHED;
+	struct pxc_item *it;
+	struct pxc_req r = {
+	    .mode = PX_CACHE_SET,
+	    .key = pxc_key(old),
+	    .klen = pxc_klen(old),
+	    .val = pxc_value(old),
+	    .vlen = pxc_vlen(old),
+	    .flags = pxc_flags(old),
+	    .exptime = e,
+	    .alive = true,
+	    .set_cas = pxc_cas(old),
+	    .h = pxc_hash(pxc_key(old), pxc_klen(old)),
+	    .now = now,
+	    .moving = true,
+	};
+	int err = store_new(c, &r, old, r.vlen, &it);
+
+	if (err)
+		return err;
+	if (c->snap.active)
+		keep |= c->snap.claim;
+	if (keep)
+		atomic_fetch_or_explicit(&it->meta, keep, memory_order_relaxed);
+	PXC_COUNT(c, exptime_moves, 1);
+	*out = it;
+	return 0;
+}
+
+/*
+ * Set the TTL of the live item *@itp, writer lock held; it may die of it.
+ * An item stored without a TTL has no room for one and moves to a new
+ * block (*@itp changes).  Returns 0, or an error of move_with_exptime().
+ */
+static int
+touch_locked(struct px_cache *c, struct pxc_item **itp, int64_t ttl,
+	     int64_t now)
 {
 	uint32_t e;
+	int err = 0;
 
 	if (!exptime_of(ttl, now, &e))
 		e = now > 0 ? (uint32_t)now : 1;
-	atomic_store_explicit(&it->exptime, e, memory_order_relaxed);
-	PXC_COUNT(c, touches, 1);
+	if (pxc_has_exptime(*itp))
+		pxc_set_exptime(*itp, e);
+	else if (e)
+		err = move_with_exptime(c, *itp, e, now, itp);
+	if (!err)
+		PXC_COUNT(c, touches, 1);
+	return err;
 }
 
 int
@@ -715,16 +966,18 @@ px_cache_touch(struct px_cache *c, const void *key, size_t klen, int64_t ttl)
 {
 	struct pxc_item *it;
 	int64_t now;
+	int err;
 
 	if (bad_key(klen))
 		return -EINVAL;
 	it = lock_live(c, key, klen, &now);
 	if (!it)
 		return -ENOENT;
-	touch_locked(c, it, ttl, now);
-	pxc_policy_hit_locked(c, it);
+	err = touch_locked(c, &it, ttl, now);
+	if (!err)
+		pxc_policy_hit_locked(c, it);
 	pxc_unlock(c);
-	return 0;
+	return err;
 }
 
 /* Parse a decimal u64: digits, then only spaces.  -EINVAL otherwise. */
@@ -763,8 +1016,7 @@ delta_locked(struct px_cache *c, struct pxc_item *old, bool incr,
 	    .klen = pxc_klen(old),
 	    .val = digits,
 	    .flags = pxc_flags(old),
-	    .exptime =
-		atomic_load_explicit(&old->exptime, memory_order_relaxed),
+	    .exptime = pxc_exptime(old),
 	    .alive = true,
 	    .cas = pxc_cas(old),
 	    .now = now,
@@ -850,7 +1102,7 @@ pxc_fill_ref(const struct pxc_item *it, struct px_cache_ref *ref)
 	ref->vlen = pxc_vlen(it);
 	ref->flags = pxc_flags(it);
 	ref->cas = pxc_cas(it);
-	ref->exptime = atomic_load_explicit(&it->exptime, memory_order_relaxed);
+	ref->exptime = pxc_exptime(it);
 	ref->priv = (void *)it;
 }
 
@@ -911,6 +1163,7 @@ px_cache_get(struct px_cache *c, const void *key, size_t klen, void *buf,
 	it = read_live(c, key, klen);
 	if (it) {
 		err = copy_out(it, buf, cap, info);
+		pxc_mark_fetched(it);
 		pxc_policy_hit(c, it);
 	}
 	pxc_read_unlock();
@@ -930,6 +1183,7 @@ px_cache_get_ref(struct px_cache *c, const void *key, size_t klen,
 	if (it) {
 		pxc_pin(c, it);
 		pxc_fill_ref(it, ref);
+		pxc_mark_fetched(it);
 		pxc_policy_hit(c, it);
 	}
 	pxc_read_unlock();
@@ -952,6 +1206,7 @@ gat_locked(struct px_cache *c, const void *key, size_t klen, int64_t ttl,
 {
 	struct pxc_item *it;
 	int64_t now;
+	int err;
 
 	if (bad_key(klen))
 		return -EINVAL;
@@ -960,7 +1215,14 @@ gat_locked(struct px_cache *c, const void *key, size_t klen, int64_t ttl,
 		PXC_COUNT(c, get_misses, 1);
 		return -ENOENT;
 	}
-	touch_locked(c, it, ttl, now);
+	err = touch_locked(c, &it, ttl, now);
+	if (err) {
+		pxc_unlock(c);
+		if (err == -ENOENT)
+			PXC_COUNT(c, get_misses, 1);
+		return err;
+	}
+	pxc_mark_fetched(it);
 	pxc_policy_hit_locked(c, it);
 	PXC_COUNT(c, get_hits, 1);
 	*out = it;
@@ -1001,8 +1263,11 @@ px_cache_gat_ref(struct px_cache *c, const void *key, size_t klen, int64_t ttl,
 size_t
 px_cache_maintain(struct px_cache *c, size_t work)
 {
-	size_t total = c->bucket_mask + 1, done = 0, n, reclaimed = 0;
+	size_t total, done = 0, n, reclaimed = 0;
 
+	pxc_lock(c);
+	total = c->bucket_mask + 1;
+	pxc_unlock(c);
 	if (!work || work > total)
 		work = total;
 	while (done < work) {
@@ -1029,7 +1294,7 @@ px_cache_items(const struct px_cache *c)
 size_t
 px_cache_item_size(size_t klen, size_t vlen)
 {
-	size_t units = pxc_units_for(klen, vlen, 0);
+	size_t units = pxc_units_for(klen, vlen, 0, 0);
 
 	return (units < PXC_MIN_UNITS ? PXC_MIN_UNITS : units) * PXC_UNIT;
 }
@@ -1043,8 +1308,9 @@ px_cache_memory(struct px_cache *c, struct px_cache_memory *m)
 	    .region_bytes = c->region_bytes,
 	    .index_bytes = c->index_bytes,
 	    .ghost_bytes = c->ghost_bytes,
-	    .other_bytes = c->other_bytes,
-	    .arena_bytes = c->arena.total_units * PXC_UNIT,
+	    .other_bytes = c->region_bytes - c->index_bytes - c->ghost_bytes -
+			   (c->arena.total_units - c->table_units) * PXC_UNIT,
+	    .arena_bytes = (c->arena.total_units - c->table_units) * PXC_UNIT,
 	    .used_bytes = c->used_units * PXC_UNIT,
 	    .limbo_bytes = c->limbo_units * PXC_UNIT,
 	    .free_bytes = c->arena.free_units * PXC_UNIT,

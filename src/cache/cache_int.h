@@ -25,7 +25,8 @@
 #include <patinox/region.h>
 
 #define PXC_UNIT        8u  /* allocation unit and offset scale */
-#define PXC_HDR         32u /* sizeof(struct pxc_item) */
+#define PXC_HDR         28u /* sizeof(struct pxc_item) */
+#define PXC_IX_OFF      32u /* struct pxc_index in its block (8-aligned) */
 #define PXC_MIN_UNITS   3u  /* smallest free block: header + footer */
 #define PXC_LIMIT_MIN   (1ull << 20)
 #define PXC_LIMIT_MAX   (32ull << 30)
@@ -33,28 +34,32 @@
 #define PXC_PIN_SLOTS   4096u /* pin counters; sharing a slot only delays */
 #define PXC_GHOST_WAYS  8u    /* entries per ghost bucket (one line) */
 #define PXC_SWEEP_SLICE 256u  /* buckets px_cache_maintain() sweeps per lock */
+#define PXC_FIT_SCAN    8u    /* blocks of a request's own free list tried */
 
 /*
- * Item header, 32 bytes, followed by the client flags (4 bytes, only when
- * they are not 0: PXC_M_FLAGS), the key and the value.  Free blocks reuse
- * size and meta, keep their free-list links in prev/next, and store their
- * size again in their last 4 bytes (the footer).
+ * Item header, 28 bytes, followed by the expiry time (4 bytes, only when
+ * it is not 0: PXC_M_EXPT), the client flags (4 bytes, only when they are
+ * not 0: PXC_M_FLAGS), the key and the value.  Free blocks reuse size and
+ * meta, keep their free-list links in prev/next, and store their size
+ * again in their last 4 bytes (the footer).
  *
- * Fields readers see: meta (klen, pad, hot bits) and exptime are atomic
- * because writers change bits of them while readers look; hnext is atomic
- * because writers relink chains under readers; size, cas, the flags, the
- * key and the value are written before the item is published and never
- * again while it can be reached.  prev/next belong to the writer lock.
+ * Fields readers see: meta (klen, pad, hot bits) and the expiry time are
+ * atomic because writers change bits of them while readers look; hnext is
+ * atomic because writers relink chains under readers; size, cas, the
+ * flags, the key and the value are written before the item is published
+ * and never again while it can be reached.  prev/next belong to the writer
+ * lock.  The cas id is two 32-bit halves so that the header needs no
+ * 8-byte alignment padding (pxc_cas()).
  */
 struct pxc_item {
-	uint32_t size;            /* block size in units */
-	_Atomic uint32_t meta;    /* see PXC_M_* */
-	_Atomic uint32_t hnext;   /* next item in the index chain */
-	uint32_t prev;            /* policy list: older; free list */
-	uint32_t next;            /* policy list: newer; free list; limbo */
-	_Atomic uint32_t exptime; /* absolute Unix seconds, 0 never */
-	uint64_t cas;             /* cas id */
-	char data[];              /* [flags], key, value, pad */
+	uint32_t size;          /* block size in units */
+	_Atomic uint32_t meta;  /* see PXC_M_* */
+	_Atomic uint32_t hnext; /* next item in the index chain */
+	uint32_t prev;          /* policy list: older; free list */
+	uint32_t next;          /* policy list: newer; free list; limbo */
+	uint32_t cas_lo;        /* cas id, low half */
+	uint32_t cas_hi;        /* cas id, high half */
+	char data[];            /* [exptime], [flags], key, value, pad */
 };
 
 _Static_assert(sizeof(struct pxc_item) == PXC_HDR, "item header size");
@@ -73,6 +78,23 @@ _Static_assert(sizeof(struct pxc_item) == PXC_HDR, "item header size");
 #define PXC_M_SNAP_SHIFT 20
 #define PXC_M_SNAP0      (1u << 20)
 #define PXC_M_SNAP1      (1u << 21)
+/* Read at least once by get/gets/gat (memcached's ITEM_FETCHED). */
+#define PXC_M_FETCHED (1u << 22)
+/* The block holds the hash index and ghost (struct pxc_index), no item. */
+#define PXC_M_TABLE (1u << 23)
+/* 4 bytes of absolute expiry time (Unix seconds) lead data. */
+#define PXC_M_EXPT (1u << 24)
+
+/*
+ * The hash index and the S3-FIFO ghost, in one block of the item arena
+ * (after its item-sized header).  Readers reach it through c->index and
+ * read mask and b[] only; the ghost belongs to the writer lock.
+ */
+struct pxc_index {
+	uint32_t mask;          /* buckets - 1 */
+	uint32_t ghost_buckets; /* 0 or a power of two */
+	_Atomic uint32_t b[];   /* bucket heads, then the ghost */
+};
 
 /* TLSF-style segregated free lists: 16 sub-lists per power of two. */
 #define PXC_SL_LOG2  4
@@ -155,6 +177,12 @@ struct px_cache {
 	pthread_mutex_t lock; /* the writer lock */
 	struct pxc_arena arena;
 	struct pxc_policy pol;
+	/* The index: readers load index (acquire) and check resize_seq,
+	 * odd while a resize relinks chains; buckets and bucket_mask mirror
+	 * it for writers and the snapshot walker. */
+	_Atomic(struct pxc_index *) index;
+	_Atomic uint32_t resize_seq;
+	_Atomic size_t table_units; /* arena units of the index block */
 	_Atomic uint32_t *buckets;
 	size_t bucket_mask;
 	size_t sweep_cursor;
@@ -178,7 +206,7 @@ struct px_cache {
 	_Atomic uint32_t *pins;
 	struct pxc_stripe *stripes;
 	unsigned nstripes;
-	size_t index_bytes, ghost_bytes, other_bytes;
+	size_t index_bytes, ghost_bytes; /* of the current index block */
 
 	pthread_mutex_t load_lock;
 	pthread_cond_t load_cond;
@@ -217,7 +245,32 @@ pxc_klen(const struct pxc_item *it)
 static inline size_t
 pxc_extra(uint32_t meta)
 {
-	return meta & PXC_M_FLAGS ? sizeof(uint32_t) : 0;
+	return (meta & PXC_M_FLAGS ? sizeof(uint32_t) : 0) +
+	       (meta & PXC_M_EXPT ? sizeof(uint32_t) : 0);
+}
+
+static inline bool
+pxc_has_exptime(const struct pxc_item *it)
+{
+	return pxc_meta(it) & PXC_M_EXPT;
+}
+
+/* Absolute expiry time (Unix seconds), 0 for never. */
+static inline uint32_t
+pxc_exptime(const struct pxc_item *it)
+{
+	if (!pxc_has_exptime(it))
+		return 0;
+	return atomic_load_explicit((_Atomic uint32_t *)it->data,
+				    memory_order_relaxed);
+}
+
+/* Change the expiry time of an item that has the field (writer lock). */
+static inline void
+pxc_set_exptime(struct pxc_item *it, uint32_t e)
+{
+	atomic_store_explicit((_Atomic uint32_t *)it->data, e,
+			      memory_order_relaxed);
 }
 
 static inline size_t
@@ -248,20 +301,46 @@ pxc_flags(const struct pxc_item *it)
 	uint32_t f = 0;
 
 	if (pxc_meta(it) & PXC_M_FLAGS)
-		memcpy(&f, it->data, sizeof(f));
+		memcpy(&f, it->data + (pxc_has_exptime(it) ? sizeof(f) : 0),
+		       sizeof(f));
 	return f;
 }
 
 static inline uint64_t
 pxc_cas(const struct pxc_item *it)
 {
-	return it->cas;
+	return (uint64_t)it->cas_hi << 32 | it->cas_lo;
+}
+
+static inline void
+pxc_set_cas(struct pxc_item *it, uint64_t cas)
+{
+	it->cas_lo = (uint32_t)cas;
+	it->cas_hi = (uint32_t)(cas >> 32);
 }
 
 static inline bool
 pxc_linked(const struct pxc_item *it)
 {
 	return pxc_meta(it) & PXC_M_LINKED;
+}
+
+static inline bool
+pxc_fetched(const struct pxc_item *it)
+{
+	return pxc_meta(it) & PXC_M_FETCHED;
+}
+
+/*
+ * pxc_mark_fetched - record a read hit; one relaxed fetch_or, skipped when
+ * the bit is already set so a hot item's header line stays clean.
+ */
+static inline void
+pxc_mark_fetched(struct pxc_item *it)
+{
+	if (!pxc_fetched(it))
+		atomic_fetch_or_explicit(&it->meta, PXC_M_FETCHED,
+					 memory_order_relaxed);
 }
 
 static inline unsigned
@@ -273,9 +352,10 @@ pxc_hot(const struct pxc_item *it)
 void pxc_set_hot(struct pxc_item *it, unsigned v);
 
 static inline size_t
-pxc_units_for(size_t klen, size_t vlen, uint32_t flags)
+pxc_units_for(size_t klen, size_t vlen, uint32_t flags, uint32_t exptime)
 {
-	size_t extra = flags ? sizeof(flags) : 0;
+	size_t extra =
+	    (flags ? sizeof(flags) : 0) + (exptime ? sizeof(exptime) : 0);
 
 	return (PXC_HDR + extra + klen + vlen + PXC_UNIT - 1) / PXC_UNIT;
 }
@@ -299,9 +379,8 @@ size_t pxc_arena_fit_units(size_t units);
 
 /* ---- Policy (policy.c), writer lock held ---------------------------- */
 
-size_t pxc_ghost_entries(const struct px_cache *c, size_t buckets);
-void pxc_policy_init(struct px_cache *c, enum px_cache_policy kind,
-		     uint64_t *ghost, size_t ghost_buckets);
+void pxc_policy_init(struct px_cache *c, enum px_cache_policy kind);
+void pxc_ghost_move(struct px_cache *c, uint64_t *ghost, size_t buckets);
 void pxc_policy_insert(struct px_cache *c, struct pxc_item *it, uint64_t h);
 void pxc_policy_remove(struct px_cache *c, struct pxc_item *it);
 void pxc_policy_replace(struct px_cache *c, struct pxc_item *old,
@@ -336,6 +415,9 @@ pxc_store_locked(struct px_cache *c, enum px_cache_mode mode, const void *key,
 		 size_t klen, const void *val, size_t vlen, uint32_t flags,
 		 int64_t ttl, uint64_t cas, struct pxc_item **out);
 void pxc_fill_ref(const struct pxc_item *it, struct px_cache_ref *ref);
+struct pxc_index *pxc_index_new(struct px_cache *c, size_t buckets,
+				size_t ghost_buckets, int64_t now, bool evict);
+void pxc_index_use(struct px_cache *c, struct pxc_index *ix);
 int pxc_restore_locked(struct px_cache *c, const struct px_cache_ref *item);
 
 /* ---- Snapshots (snap.c), writer lock held --------------------------- */

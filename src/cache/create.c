@@ -2,9 +2,10 @@
 /*
  * Creating and destroying a cache.  The budget is exact: one region of at
  * most @limit bytes holds the control block, the counter stripes, the pin
- * table, the hash index, the S3-FIFO ghost and the item arena, carved in
- * that order.  If the backing's page size would round the region above the
- * limit, the region is made smaller (whole pages), never larger.
+ * table and the item arena, carved in that order; the hash index and the
+ * S3-FIFO ghost are a block of the arena (they grow, see cache.c).  If the
+ * backing's page size would round the region above the limit, the region
+ * is made smaller (whole pages), never larger.
  */
 #include <errno.h>
 #include <string.h>
@@ -97,17 +98,20 @@ region_within(struct px_region **out, size_t limit,
 }
 
 struct layout {
-	size_t stripes, pins, buckets, nbuckets, ghost, ghost_buckets, arena;
+	size_t stripes, pins, nbuckets, ghost_buckets, arena;
 };
 
+/* The first index: max_items, the expected item size, or the minimum. */
 static size_t
 index_buckets(const struct px_cache_opts *o, size_t size)
 {
-	size_t per = o->expected_item_bytes
-			 ? o->expected_item_bytes
-			 : CONFIG_PX_CACHE_EXPECTED_ITEM_BYTES;
-	size_t want = o->max_items ? o->max_items : size / per;
-	size_t n = pow2_at_least(want < 64 ? 64 : want);
+	size_t want = CONFIG_PX_CACHE_INDEX_MIN_BUCKETS, n;
+
+	if (o->max_items)
+		want = o->max_items;
+	else if (o->expected_item_bytes)
+		want = size / o->expected_item_bytes;
+	n = pow2_at_least(want < 64 ? 64 : want);
 
 	/* An estimate in byte mode: take the nearer power of two. */
 	if (!o->max_items && n > 64 && (double)want * 1.4142 < (double)n)
@@ -142,15 +146,10 @@ plan(struct layout *l, const struct px_cache_opts *o, enum px_cache_policy pol,
 	off += (size_t)CONFIG_PX_CACHE_STAT_STRIPES * sizeof(struct pxc_stripe);
 	l->pins = off;
 	off += PXC_PIN_SLOTS * sizeof(uint32_t);
-	l->buckets = off = round_up(off, 64);
 	l->nbuckets = index_buckets(o, size);
-	off += l->nbuckets * sizeof(uint32_t);
-	l->ghost = off = round_up(off, 64);
 	l->ghost_buckets = 0;
-	if (pol == PX_CACHE_POLICY_S3FIFO) {
+	if (pol == PX_CACHE_POLICY_S3FIFO)
 		l->ghost_buckets = ghost_buckets(o, l->nbuckets, size);
-		off += l->ghost_buckets * PXC_GHOST_WAYS * sizeof(uint64_t);
-	}
 	l->arena = round_up(off, 64);
 	/* The arena ends with an 8-byte sentinel; want room for items. */
 	if (l->arena + 64 * 1024 > size)
@@ -176,14 +175,21 @@ init_control(struct px_cache *c, const struct px_cache_opts *o,
 	c->stripes = (struct pxc_stripe *)(c->base + l->stripes);
 	c->nstripes = CONFIG_PX_CACHE_STAT_STRIPES;
 	c->pins = (_Atomic uint32_t *)(c->base + l->pins);
-	c->buckets = (_Atomic uint32_t *)(c->base + l->buckets);
-	c->bucket_mask = l->nbuckets - 1;
-	c->index_bytes = l->nbuckets * sizeof(uint32_t);
-	c->ghost_bytes = l->ghost_buckets * PXC_GHOST_WAYS * sizeof(uint64_t);
 	pxc_arena_init(&c->arena, c->base, (uint32_t)(l->arena / PXC_UNIT),
 		       (uint32_t)(size / PXC_UNIT - 1));
-	c->other_bytes = size - c->index_bytes - c->ghost_bytes -
-			 c->arena.total_units * PXC_UNIT;
+}
+
+/* The first index, from the empty arena (no eviction). */
+static int
+init_index(struct px_cache *c, const struct layout *l)
+{
+	struct pxc_index *ix =
+	    pxc_index_new(c, l->nbuckets, l->ghost_buckets, 0, false);
+
+	if (!ix)
+		return -EINVAL;
+	pxc_index_use(c, ix);
+	return 0;
 }
 
 static int
@@ -236,10 +242,17 @@ px_cache_create(struct px_cache **out, size_t limit,
 	c->region = r;
 	c->limit = limit;
 	init_control(c, &o, &l, size);
-	pxc_policy_init(c, pol, (uint64_t *)(c->base + l.ghost),
-			l.ghost_buckets);
+	pxc_policy_init(c, pol);
+	err = init_index(c, &l);
+	if (err)
+		goto out_control;
 	*out = c;
 	return 0;
+
+out_control:
+	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->load_lock);
+	pthread_cond_destroy(&c->load_cond);
 
 out_region:
 	px_region_destroy(r);

@@ -58,7 +58,8 @@ gauges(const struct px_cache *c, uint64_t *vals)
 	vals[PX_CACHE_M_items] = load(&c->items);
 	vals[PX_CACHE_M_bytes] = load(&c->used_units) * PXC_UNIT;
 	vals[PX_CACHE_M_limbo_bytes] = load(&c->limbo_units) * PXC_UNIT;
-	vals[PX_CACHE_M_arena_bytes] = c->arena.total_units * PXC_UNIT;
+	vals[PX_CACHE_M_arena_bytes] =
+	    (c->arena.total_units - load(&c->table_units)) * PXC_UNIT;
 	vals[PX_CACHE_M_free_bytes] = vals[PX_CACHE_M_arena_bytes] -
 				      vals[PX_CACHE_M_bytes] -
 				      vals[PX_CACHE_M_limbo_bytes];

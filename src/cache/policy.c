@@ -93,16 +93,6 @@ set_main(struct pxc_item *it, bool main)
 
 /* ---- Ghost --------------------------------------------------------- */
 
-size_t
-pxc_ghost_entries(const struct px_cache *c, size_t buckets)
-{
-	size_t small = c->pol.small_cap;
-
-	if (c->pol.count_mode)
-		return c->pol.capacity - small;
-	return buckets * PXC_GHOST_WAYS / 2;
-}
-
 static size_t
 ghost_limit(const struct px_cache *c)
 {
@@ -111,20 +101,21 @@ ghost_limit(const struct px_cache *c)
 	return c->pol.q[1].count;
 }
 
-static uint64_t *
-ghost_bucket(const struct px_cache *c, uint64_t h)
-{
-	size_t b = (size_t)h & (c->pol.ghost_buckets - 1);
-
-	return c->pol.ghost + b * PXC_GHOST_WAYS;
-}
-
 static uint32_t
 ghost_fp(uint64_t h)
 {
 	uint32_t fp = (uint32_t)(h >> 32);
 
 	return fp ? fp : 1;
+}
+
+static uint64_t *
+ghost_bucket(const struct px_cache *c, uint64_t h)
+{
+	/* From the fingerprint, so that a larger table can rehash it. */
+	size_t b = ghost_fp(h) & (c->pol.ghost_buckets - 1);
+
+	return c->pol.ghost + b * PXC_GHOST_WAYS;
 }
 
 static uint32_t
@@ -175,9 +166,35 @@ ghost_take(struct px_cache *c, uint64_t h)
 
 /* ---- Common --------------------------------------------------------- */
 
+/*
+ * pxc_ghost_move - switch to a ghost of @buckets buckets (zeroed, a power
+ * of two no smaller than the current one), moving every entry: the bucket
+ * of an entry is a function of its fingerprint, and each new bucket takes
+ * the entries of one old bucket at most.
+ */
 void
-pxc_policy_init(struct px_cache *c, enum px_cache_policy kind, uint64_t *ghost,
-		size_t ghost_buckets)
+pxc_ghost_move(struct px_cache *c, uint64_t *ghost, size_t buckets)
+{
+	struct pxc_policy *p = &c->pol;
+	size_t i, w;
+
+	for (i = 0; i < p->ghost_buckets * PXC_GHOST_WAYS; i++) {
+		uint64_t e = p->ghost[i];
+		uint64_t *b;
+
+		if (!e)
+			continue;
+		b = ghost + ((e >> 32) & (buckets - 1)) * PXC_GHOST_WAYS;
+		for (w = 0; b[w]; w++)
+			;
+		b[w] = e;
+	}
+	p->ghost = ghost;
+	p->ghost_buckets = buckets;
+}
+
+void
+pxc_policy_init(struct px_cache *c, enum px_cache_policy kind)
 {
 	struct pxc_policy *p = &c->pol;
 
@@ -188,8 +205,6 @@ pxc_policy_init(struct px_cache *c, enum px_cache_policy kind, uint64_t *ghost,
 	if (!p->small_cap)
 		p->small_cap = 1;
 	p->move_threshold = CONFIG_PX_CACHE_S3FIFO_MOVE_THRESHOLD;
-	p->ghost = ghost;
-	p->ghost_buckets = ghost_buckets;
 	p->ghost_fixed = p->count_mode ? p->capacity - p->small_cap : 0;
 }
 

@@ -41,9 +41,9 @@
 static bool
 belongs(const struct px_cache *c, const struct pxc_item *it)
 {
-	uint32_t e = atomic_load_explicit(&it->exptime, memory_order_relaxed);
+	uint32_t e = pxc_exptime(it);
 
-	if (it->cas > c->snap.cas || it->cas <= c->snap.flush_cas)
+	if (pxc_cas(it) > c->snap.cas || pxc_cas(it) <= c->snap.flush_cas)
 		return false;
 	return e == 0 || (int64_t)e > c->snap.now;
 }

@@ -9,47 +9,10 @@
 #include <patinox/mmap.h>
 
 #include "harness.h"
+#include "procfs.h"
 
 #define MB        (1UL << 20)
 #define HP_2M_DIR "/sys/kernel/mm/hugepages/hugepages-2048kB/"
-
-static long
-read_long(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	long v = -1;
-
-	if (f) {
-		if (fscanf(f, "%ld", &v) != 1)
-			v = -1;
-		fclose(f);
-	}
-	return v;
-}
-
-static long
-smaps_kernel_page_kb(const void *addr)
-{
-	FILE *f = fopen("/proc/self/smaps", "r");
-	unsigned long lo, hi;
-	bool inside = false;
-	char line[512];
-	long kb = -1;
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 &&
-		    strchr(line, ' ') > strchr(line, '-')) {
-			inside = (uintptr_t)addr >= lo && (uintptr_t)addr < hi;
-			continue;
-		}
-		if (inside && sscanf(line, "KernelPageSize: %ld", &kb) == 1)
-			break;
-	}
-	fclose(f);
-	return kb;
-}
 
 TEST(mmap_anon_huge_hint_uses_2m_pages)
 {
@@ -57,7 +20,7 @@ TEST(mmap_anon_huge_hint_uses_2m_pages)
 	struct px_mmap *m;
 	char b[6];
 
-	if (read_long(HP_2M_DIR "free_hugepages") < 1)
+	if (procfs_hugepages_free(HP_2M_DIR) < 1)
 		SKIP(return, "no free 2 MiB hugepages");
 	px_mmap_opts_init(&o);
 	o.mode = PX_MMAP_RW;
@@ -65,7 +28,7 @@ TEST(mmap_anon_huge_hint_uses_2m_pages)
 	o.huge_shift = 21;
 	o.populate = true;
 	ASSERT_EQ(px_mmap_create_anon(&m, 1000, &o), 0);
-	EXPECT_EQ(smaps_kernel_page_kb(px_mmap_data(m)), 2048);
+	EXPECT_EQ(procfs_smaps_kb(px_mmap_data(m), "KernelPageSize"), 2048);
 	EXPECT_EQ(px_mmap_len(m), 1000);
 	ASSERT_EQ(px_mmap_write(m, 994, "hello", 6), 0);
 	ASSERT_EQ(px_mmap_read(m, 994, b, 6), 0);
@@ -76,7 +39,7 @@ TEST(mmap_anon_huge_hint_uses_2m_pages)
 
 TEST(mmap_anon_huge_hint_fails_when_the_pool_is_short)
 {
-	long free_pages = read_long(HP_2M_DIR "free_hugepages");
+	long free_pages = procfs_hugepages_free(HP_2M_DIR);
 	struct px_mmap_opts o;
 	struct px_mmap *m;
 
@@ -97,7 +60,7 @@ TEST(mmap_anon_plain_is_zeroed_and_grows)
 	char b[4] = {1, 1, 1, 1};
 
 	ASSERT_EQ(px_mmap_create_anon(&m, 3 * MB, NULL), 0);
-	EXPECT_EQ(smaps_kernel_page_kb(px_mmap_data(m)), 4);
+	EXPECT_EQ(procfs_smaps_kb(px_mmap_data(m), "KernelPageSize"), 4);
 	ASSERT_EQ(px_mmap_read(m, 3 * MB - 4, b, 4), 0);
 	EXPECT_EQ(b[0] | b[1] | b[2] | b[3], 0);
 	ASSERT_EQ(px_mmap_remap(m, 8 * MB, true), 0);

@@ -13,61 +13,11 @@
 #include <patinox/region.h>
 
 #include "harness.h"
+#include "procfs.h"
 
 #define MB        (1UL << 20)
 #define HP_2M_DIR "/sys/kernel/mm/hugepages/hugepages-2048kB/"
 #define HP_1G_DIR "/sys/kernel/mm/hugepages/hugepages-1048576kB/"
-
-static long
-read_long(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	long v = -1;
-
-	if (f) {
-		if (fscanf(f, "%ld", &v) != 1)
-			v = -1;
-		fclose(f);
-	}
-	return v;
-}
-
-static bool
-write_long(const char *path, long v)
-{
-	FILE *f = fopen(path, "w");
-	bool ok;
-
-	if (!f)
-		return false;
-	ok = fprintf(f, "%ld\n", v) > 0;
-	return fclose(f) == 0 && ok;
-}
-
-/* KernelPageSize (kB) of the mapping holding @addr, from smaps; -1. */
-static long
-smaps_kernel_page_kb(const void *addr)
-{
-	FILE *f = fopen("/proc/self/smaps", "r");
-	unsigned long lo, hi;
-	bool inside = false;
-	char line[512];
-	long kb = -1;
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 &&
-		    strchr(line, ' ') > strchr(line, '-')) {
-			inside = (uintptr_t)addr >= lo && (uintptr_t)addr < hi;
-			continue;
-		}
-		if (inside && sscanf(line, "KernelPageSize: %ld", &kb) == 1)
-			break;
-	}
-	fclose(f);
-	return kb;
-}
 
 /* Makes @want 2 MiB pages free, reserving if root; old count in *old. */
 FIXTURE(hugetlb2m)
@@ -78,7 +28,7 @@ FIXTURE(hugetlb2m)
 
 FIXTURE_SETUP(hugetlb2m)
 {
-	long want = 4, free_pages = read_long(HP_2M_DIR "free_hugepages");
+	long want = 4, free_pages = procfs_hugepages_free(HP_2M_DIR);
 
 	self->old = -1;
 	if (free_pages < 0)
@@ -88,11 +38,11 @@ FIXTURE_SETUP(hugetlb2m)
 	if (geteuid() != 0)
 		SKIP(return, "%ld free 2 MiB hugepages and not root",
 			   free_pages);
-	self->old = read_long(HP_2M_DIR "nr_hugepages");
+	self->old = procfs_read_long(HP_2M_DIR "nr_hugepages");
 	self->set_to = self->old + want - free_pages;
-	if (!write_long(HP_2M_DIR "nr_hugepages", self->set_to) ||
-	    read_long(HP_2M_DIR "free_hugepages") < want) {
-		write_long(HP_2M_DIR "nr_hugepages", self->old);
+	if (!procfs_write_long(HP_2M_DIR "nr_hugepages", self->set_to) ||
+	    procfs_hugepages_free(HP_2M_DIR) < want) {
+		procfs_write_long(HP_2M_DIR "nr_hugepages", self->old);
 		SKIP(return, "could not reserve %ld 2 MiB hugepages", want);
 	}
 	TH_LOG("reserved %ld 2 MiB hugepages (was %ld)", want - free_pages,
@@ -103,8 +53,8 @@ FIXTURE_TEARDOWN(hugetlb2m)
 {
 	/* Someone else changed the pool meanwhile: do not undo that. */
 	if (self->old >= 0 &&
-	    read_long(HP_2M_DIR "nr_hugepages") == self->set_to)
-		write_long(HP_2M_DIR "nr_hugepages", self->old);
+	    procfs_read_long(HP_2M_DIR "nr_hugepages") == self->set_to)
+		procfs_write_long(HP_2M_DIR "nr_hugepages", self->old);
 }
 
 TEST_F(hugetlb2m, region_2m_shows_kernel_page_size_2048kb)
@@ -120,7 +70,7 @@ TEST_F(hugetlb2m, region_2m_shows_kernel_page_size_2048kb)
 	ASSERT_EQ(px_region_create(&r, 3 * MB, &o), 0);
 	px_region_describe(r, desc, sizeof(desc));
 	TH_LOG("%s", desc);
-	EXPECT_EQ(smaps_kernel_page_kb(px_region_base(r)), 2048);
+	EXPECT_EQ(procfs_smaps_kb(px_region_base(r), "KernelPageSize"), 2048);
 	EXPECT_EQ(px_region_backing(r), PX_REGION_HUGETLB_2M);
 	EXPECT_TRUE(px_region_verified(r));
 	EXPECT_EQ(px_region_page_size(r), 2 * MB);
@@ -150,7 +100,7 @@ TEST_F(hugetlb2m, region_2m_shareable_maps_a_second_time)
 	strcpy(p + 12345, "shared hugepage");
 	ASSERT_EQ(px_region_map_fd(&b, px_region_fd(a), NULL), 0);
 	q = px_region_base(b);
-	EXPECT_EQ(smaps_kernel_page_kb(q), 2048);
+	EXPECT_EQ(procfs_smaps_kb(q, "KernelPageSize"), 2048);
 	EXPECT_EQ(px_region_backing(b), PX_REGION_HUGETLB_2M);
 	EXPECT_STREQ(q + 12345, "shared hugepage");
 	EXPECT_NE(ftruncate(px_region_fd(a), 0), 0);
@@ -166,7 +116,7 @@ TEST_F(hugetlb2m, region_2m_shareable_maps_a_second_time)
  */
 TEST(region_2m_without_enough_pages_falls_back_and_says_so)
 {
-	long free_pages = read_long(HP_2M_DIR "free_hugepages");
+	long free_pages = procfs_hugepages_free(HP_2M_DIR);
 	struct px_region_opts o;
 	struct px_region *r;
 	char desc[256];
@@ -184,13 +134,13 @@ TEST(region_2m_without_enough_pages_falls_back_and_says_so)
 		    px_region_backing(r) == PX_REGION_4K);
 	EXPECT_NE(strstr(desc, "fell back: "), NULL);
 	EXPECT_NE(strstr(desc, "hugetlb-2M: "), NULL);
-	EXPECT_EQ(smaps_kernel_page_kb(px_region_base(r)), 4);
+	EXPECT_EQ(procfs_smaps_kb(px_region_base(r), "KernelPageSize"), 4);
 	px_region_destroy(r);
 }
 
 TEST(region_1g_when_reserved)
 {
-	long free_pages = read_long(HP_1G_DIR "free_hugepages");
+	long free_pages = procfs_hugepages_free(HP_1G_DIR);
 	struct px_region_opts o;
 	struct px_region *r;
 
@@ -200,7 +150,8 @@ TEST(region_1g_when_reserved)
 	o.backing = PX_REGION_HUGETLB_1G;
 	o.populate = true;
 	ASSERT_EQ(px_region_create(&r, 1, &o), 0);
-	EXPECT_EQ(smaps_kernel_page_kb(px_region_base(r)), 1048576);
+	EXPECT_EQ(procfs_smaps_kb(px_region_base(r), "KernelPageSize"),
+		  1048576);
 	EXPECT_EQ(px_region_backing(r), PX_REGION_HUGETLB_1G);
 	EXPECT_EQ(px_region_size(r), 1024 * MB);
 	px_region_destroy(r);

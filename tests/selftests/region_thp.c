@@ -11,6 +11,7 @@
 #include <patinox/region.h>
 
 #include "harness.h"
+#include "procfs.h"
 
 #define MB (1UL << 20)
 
@@ -18,24 +19,8 @@
 static long
 smaps_anon_huge(const void *addr)
 {
-	FILE *f = fopen("/proc/self/smaps", "r");
-	unsigned long lo, hi;
-	bool inside = false;
-	char line[512];
-	long kb = -1;
+	long kb = procfs_smaps_kb(addr, "AnonHugePages");
 
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 &&
-		    strchr(line, ' ') > strchr(line, '-')) {
-			inside = (uintptr_t)addr >= lo && (uintptr_t)addr < hi;
-			continue;
-		}
-		if (inside && sscanf(line, "AnonHugePages: %ld", &kb) == 1)
-			break;
-	}
-	fclose(f);
 	return kb < 0 ? -1 : kb * 1024;
 }
 

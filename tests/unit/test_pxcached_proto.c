@@ -356,8 +356,29 @@ test_pxcached_proto_admin_commands(void **state)
 	assert_int_equal(req.cmd, MC_CMD_FLUSH_ALL);
 	assert_int_equal(req.delay, -1);
 	mc_parse(&p, "verbosity 3 noreply\r\n", 21, &req);
-	assert_int_equal(req.level, 3);
+	assert_int_equal(req.level,
+			 MC_VERBOSITY_MAX); /* lowered, as memcached */
 	assert_true(req.noreply);
+	/* memcached reads the first argument only, and takes a '+'. */
+	mc_parse(&p, "verbosity +1 2\r\n", 16, &req);
+	assert_int_equal(req.cmd, MC_CMD_VERBOSITY);
+	assert_int_equal(req.level, 1);
+	assert_false(req.noreply);
+	mc_parse(&p, "cache_memlimit 64 noreply\r\n", 27, &req);
+	assert_int_equal(req.cmd, MC_CMD_MEMLIMIT);
+	assert_int_equal(req.level, 64);
+	assert_true(req.noreply);
+	mc_parse(&p, "cache_memlimit 99999999999\r\n", 28, &req);
+	assert_int_equal(req.level, UINT32_MAX);
+	mc_parse(&p, "cache_memlimit x\r\n", 18, &req);
+	assert_int_equal(req.cmd, MC_CMD_ERROR);
+	assert_string_equal(req.error, "ERROR");
+	/* gat with an exptime and no key answers END, as memcached. */
+	mc_parse(&p, "gat 10\r\n", 8, &req);
+	assert_int_equal(req.cmd, MC_CMD_GAT);
+	assert_int_equal(req.keys_len, 0);
+	mc_parse(&p, "gats x\r\n", 8, &req);
+	assert_string_equal(req.error, "CLIENT_ERROR invalid exptime argument");
 	/* memccapable sends this one and expects silence. */
 	mc_parse(&p, "verbosity noreply\r\n", 19, &req);
 	assert_int_equal(req.cmd, MC_CMD_VERBOSITY);

@@ -1,0 +1,249 @@
+# SPDX-License-Identifier: MIT
+#
+# The request/reply cases of pxcached_compat.sh.  Each case sends bytes on
+# a fresh connection and checks the reply: exact bytes, or a check
+# function.  Cases marked SAME must give the same result on memcached
+# 1.6.18; the others pin a documented difference (docs/pxcached.md,
+# "Differences from memcached").
+#
+# Usage: pxcached_compat.py count | run PORT MEMORY_MB
+# "run" prints one line per case: "PASS name" or "FAIL name: why".
+import re
+import socket
+import sys
+import time
+
+SAME, OURS = True, False
+
+
+def talk(port, data):
+    """Sends data and an mn, reads up to the matching MN (end of reply)."""
+    data += b"mn\r\n"
+    want = data.count(b"mn\r\n")
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(20)
+    s.sendall(data)
+    got = b""
+    while got.count(b"MN\r\n") < want:
+        d = s.recv(65536)
+        if not d:
+            break
+        got += d
+    s.close()
+    return got[:-4] if got.endswith(b"MN\r\n") else got
+
+
+def stats(reply):
+    return dict(re.findall(rb"STAT (\S+) (\S+)\r\n", reply))
+
+
+def has(*parts):
+    return lambda r: all(p in r for p in parts)
+
+
+# Names of memcached 1.6.18's general stats that pxcached prints.
+GENERAL = (b"pid uptime time version pointer_size rusage_user rusage_system "
+           b"max_connections curr_connections total_connections "
+           b"rejected_connections connection_structures reserved_fds "
+           b"cmd_get cmd_set cmd_flush cmd_touch cmd_meta get_hits "
+           b"get_misses get_expired get_flushed delete_misses delete_hits "
+           b"incr_misses incr_hits decr_misses decr_hits cas_misses "
+           b"cas_hits cas_badval touch_hits touch_misses store_too_large "
+           b"store_no_memory auth_cmds auth_errors bytes_read "
+           b"bytes_written limit_maxbytes accepting_conns "
+           b"listen_disabled_num time_in_listen_disabled_us threads "
+           b"conn_yields hash_power_level hash_bytes hash_is_expanding "
+           b"slab_reassign_running slabs_moved lru_crawler_running "
+           b"lru_crawler_starts malloc_fails log_worker_dropped "
+           b"log_worker_written log_watcher_skipped log_watcher_sent "
+           b"log_watchers bytes curr_items total_items expired_unfetched "
+           b"evicted_unfetched evictions reclaimed").split()
+
+SETTINGS = (b"maxbytes maxconns tcpport udpport inter verbosity evictions "
+            b"num_threads cas_enabled tcp_backlog auth_enabled_sasl "
+            b"auth_enabled_ascii item_size_max flush_enabled domain_socket "
+            b"shutdown_command detail_enabled maxconns_fast slab_reassign "
+            b"slab_automove lru_crawler dump_enabled lru_maintainer_thread "
+            b"temp_lru track_sizes ssl_enabled").split()
+
+
+def names_in(names):
+    def check(r):
+        missing = [n for n in names if n not in stats(r)]
+        return not missing or "missing %r" % missing
+    return check
+
+
+def after_reset(r):
+    head, _, tail = r.partition(b"RESET\r\n")
+    st = stats(tail)
+    want = {b"cmd_get": b"0", b"get_misses": b"0", b"total_items": b"0"}
+    bad = {k: st.get(k) for k in want if st.get(k) != want[k]}
+    if bad:
+        return "after reset %r" % bad
+    return st.get(b"curr_items", b"0") != b"0" or "curr_items was reset"
+
+
+def hash_sizes(r):
+    st = stats(r)
+    power, size = int(st[b"hash_power_level"]), int(st[b"hash_bytes"])
+    return size == 4 << power or "hash_bytes %d, power %d" % (size, power)
+
+
+def conns_fields(r):
+    st = stats(r)
+    return (st.get(b"accepting_conns") == b"1" and
+            int(st[b"connection_structures"]) >=
+            int(st[b"curr_connections"]) + 1) or "got %r" % st
+
+
+def items_class(r):
+    st = stats(r)
+    return (int(st.get(b"items:1:number", b"0")) > 0 and
+            b"items:1:evicted" in st) or "got %r" % st
+
+
+def unfetched_run(port):
+    """Two items with a 1 s TTL, one read: the reply is stats before the
+    expiry and stats after both were reclaimed (by a get if no sweep did)."""
+    before = talk(port, b"set ur 0 1 1\r\nx\r\nset uu 0 1 1\r\ny\r\n"
+                  b"get ur\r\nstats\r\n")
+    time.sleep(2.5)
+    return before + talk(port, b"get ur uu\r\nstats\r\n")
+
+
+def unfetched_delta(r):
+    """expired_unfetched grew by exactly the unread item.  Not compared
+    with memcached 1.6.18: it did not count an item that a get found
+    expired within seconds (its LRU crawler reclaims later)."""
+    got = re.findall(rb"STAT expired_unfetched (\d+)\r\n", r)
+    if len(got) != 2:
+        return "got %r" % r
+    return int(got[1]) - int(got[0]) == 1 or "expired_unfetched %r" % got
+
+
+def cases(mem_mb):
+    num = b"STORED\r\n%s\r\n"
+    bad = b"STORED\r\nCLIENT_ERROR cannot increment or decrement " \
+          b"non-numeric value\r\n"
+    return [
+        # gat/gats with an exptime and no key: END, not ERROR.
+        ("gat with no key answers END", b"gat 0\r\n", b"END\r\n", SAME),
+        ("gats with no key, trailing space", b"gats 0 \r\n", b"END\r\n",
+         SAME),
+        ("gat with a bad exptime and no key", b"gat x\r\n",
+         b"CLIENT_ERROR invalid exptime argument\r\n", SAME),
+        ("gat without exptime is ERROR", b"gat\r\n", b"ERROR\r\n", SAME),
+        # verbosity: the first argument counts, '+' is taken, max 2.
+        ("verbosity with two arguments", b"verbosity 0 2\r\n", b"OK\r\n",
+         SAME),
+        ("verbosity +0", b"verbosity +0\r\n", b"OK\r\n", SAME),
+        ("verbosity 5 is lowered to 2",
+         b"verbosity 5\r\nstats settings\r\nverbosity 0\r\n",
+         has(b"STAT verbosity 2\r\n", b"END\r\nOK\r\n"), SAME),
+        # incr/decr read numbers as memcached's strtoull does.
+        ("incr of ' 12'", b"set n 0 0 3\r\n 12\r\nincr n 1\r\n",
+         num % b"13", SAME),
+        ("incr of '+5'", b"set n 0 0 2\r\n+5\r\nincr n 1\r\n", num % b"6",
+         SAME),
+        ("incr of '-0'", b"set n 0 0 2\r\n-0\r\nincr n 1\r\n", num % b"1",
+         SAME),
+        ("incr of '-5' is refused", b"set n 0 0 2\r\n-5\r\nincr n 1\r\n",
+         bad, SAME),
+        ("incr of tab 7", b"set n 0 0 2\r\n\t7\r\nincr n 1\r\n",
+         num % b"8", SAME),
+        ("incr of '12 34'", b"set n 0 0 5\r\n12 34\r\nincr n 1\r\n",
+         num % b"13", SAME),
+        ("incr of '0x10' is refused",
+         b"set n 0 0 4\r\n0x10\r\nincr n 1\r\n", bad, SAME),
+        ("incr of 2^64 is refused",
+         b"set n 0 0 20\r\n18446744073709551616\r\nincr n 1\r\n", bad,
+         SAME),
+        ("incr of '1' newline", b"set n 0 0 2\r\n1\n\r\nincr n 1\r\n",
+         num % b"2", SAME),
+        ("decr of '1' tab '2'", b"set n 0 0 3\r\n1\t2\r\ndecr n 5\r\n",
+         num % b"0", SAME),
+        ("incr of -(2^64-1)",
+         b"set n 0 0 21\r\n-18446744073709551615\r\nincr n 1\r\n",
+         num % b"2", SAME),
+        ("incr of ' 12' keeps the flags",
+         b"set n 7 0 3\r\n 12\r\nincr n 1\r\nget n\r\n",
+         has(b"13\r\nVALUE n 7 "), SAME),
+        ("ma of ' 12'", b"set n 0 0 3\r\n 12\r\nma n v\r\n",
+         b"STORED\r\nVA 2\r\n13\r\n", SAME),
+        ("ma decr of '+12'", b"set n 0 0 3\r\n+12\r\nma n MD D5 v\r\n",
+         b"STORED\r\nVA 1\r\n7\r\n", SAME),
+        # Documented differences: no space padding; no read past a value.
+        ("decr 100 to 99 stores '99' without padding",
+         b"set n 0 0 3\r\n100\r\ndecr n 1\r\nget n\r\n",
+         b"STORED\r\n99\r\nVALUE n 0 2\r\n99\r\nEND\r\n", OURS),
+        ("incr of spaces only is refused",
+         b"set n 0 0 2\r\n  \r\nincr n 1\r\n", bad, OURS),
+        # cache_memlimit: memcached's replies; only -m itself can be set.
+        ("cache_memlimit under 8", b"cache_memlimit 7\r\n",
+         b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n",
+         SAME),
+        ("cache_memlimit in bytes", b"cache_memlimit 1000000001\r\n",
+         b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\n",
+         SAME),
+        ("cache_memlimit noreply", b"cache_memlimit 7 noreply\r\nmn\r\n",
+         b"MN\r\n", SAME),
+        ("cache_memlimit x", b"cache_memlimit x\r\n", b"ERROR\r\n", SAME),
+        ("cache_memlimit alone", b"cache_memlimit\r\n", b"ERROR\r\n",
+         SAME),
+        ("cache_memlimit of the current -m",
+         b"cache_memlimit %d\r\n" % mem_mb, b"OK\r\n", SAME),
+        ("cache_memlimit of another size cannot be applied",
+         b"cache_memlimit %d\r\n" % (mem_mb * 2),
+         b"MEMLIMIT_ADJUST_FAILED out of bounds or unable to adjust\r\n",
+         OURS),
+        # stats groups.
+        ("stats general has memcached's names", b"stats\r\n",
+         names_in(GENERAL), SAME),
+        ("stats settings has memcached's names", b"stats settings\r\n",
+         names_in(SETTINGS), SAME),
+        ("stats items prints class 1",
+         b"set i 0 0 1\r\nx\r\nstats items extra\r\n", items_class, SAME),
+        ("stats slabs prints a class and totals", b"stats slabs\r\n",
+         has(b"STAT 1:used_chunks ", b"STAT active_slabs 1\r\n",
+             b"STAT total_malloced "), SAME),
+        ("stats sizes says disabled", b"stats sizes\r\n",
+         b"STAT sizes_status disabled\r\nEND\r\n", SAME),
+        ("stats reset answers RESET", b"stats reset x\r\n", b"RESET\r\n",
+         SAME),
+        ("stats reset zeroes counters, not gauges",
+         b"get nokey\r\nset i 0 0 1\r\nx\r\nstats reset\r\nstats\r\n",
+         after_reset, SAME),
+        ("accepting_conns and connection_structures", b"stats\r\n",
+         conns_fields, SAME),
+        ("hash_bytes is 4-byte buckets of hash_power_level", b"stats\r\n",
+         hash_sizes, OURS),
+        ("expired_unfetched counts the expired item never read",
+         unfetched_run, unfetched_delta, OURS),
+        ("stats detail is not offered", b"stats detail on\r\n",
+         b"ERROR\r\n", OURS),
+    ]
+
+
+def check(want, got):
+    if callable(want):
+        r = want(got)
+        return None if r is True else (r or "check failed on %r" % got)
+    return None if got == want else "got %r, want %r" % (got, want)
+
+
+def main():
+    if sys.argv[1] == "count":
+        print(len(cases(16)))
+        return
+    port, mem = int(sys.argv[2]), int(sys.argv[3])
+    only_same = sys.argv[1] == "same"
+    for name, req, want, same in cases(mem):
+        if only_same and not same:
+            continue
+        got = req(port) if callable(req) else talk(port, req)
+        why = check(want, got)
+        print("PASS %s" % name if why is None else "FAIL %s: %s" % (name, why))
+
+
+main()
