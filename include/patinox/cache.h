@@ -127,11 +127,16 @@ struct px_cache_opts {
  */
 PX_API void px_cache_opts_init(struct px_cache_opts *opts);
 
+/* The range of px_cache_create()'s @limit: 1 MiB to 32 GiB. */
+#define PX_CACHE_LIMIT_MIN (1ull << 20)
+#define PX_CACHE_LIMIT_MAX (32ull << 30)
+
 /*
  * px_cache_create - create a cache that uses at most @limit bytes.
  * @out:   receives the cache
  * @limit: byte budget: the one region the cache maps (index, items,
- *         metadata) is at most this big.  At least 1 MiB; at most 32 GiB.
+ *         metadata) is at most this big: PX_CACHE_LIMIT_MIN to
+ *         PX_CACHE_LIMIT_MAX (1 MiB to 32 GiB).
  * @opts:  NULL for the defaults; copied, may be freed after the call
  *
  * Returns 0, -EINVAL (limit out of range, unknown policy, item_max over

@@ -28,8 +28,8 @@
 #define PXC_HDR         28u /* sizeof(struct pxc_item) */
 #define PXC_IX_OFF      32u /* struct pxc_index in its block (8-aligned) */
 #define PXC_MIN_UNITS   3u  /* smallest free block: header + footer */
-#define PXC_LIMIT_MIN   (1ull << 20)
-#define PXC_LIMIT_MAX   (32ull << 30)
+#define PXC_LIMIT_MIN   PX_CACHE_LIMIT_MIN
+#define PXC_LIMIT_MAX   PX_CACHE_LIMIT_MAX
 #define PXC_VALUE_CAP   (64ull << 20)
 #define PXC_PIN_SLOTS   4096u /* pin counters; sharing a slot only delays */
 #define PXC_GHOST_WAYS  8u    /* entries per ghost bucket (one line) */
