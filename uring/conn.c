@@ -728,6 +728,13 @@ ring_conns_free_all(struct px_ring *r)
 	while (r->conns) {
 		struct px_ring_conn *c = r->conns;
 
+		/*
+		 * The wait ran out before its close was submitted.  The ring
+		 * is gone, and with it every operation on the fd (and the
+		 * fixed-file table), so a plain close() is safe now.
+		 */
+		if (c->state != CONN_CLOSE_SUBMITTED && !c->fixed)
+			close(c->fd);
 		while (c->send_head) {
 			struct ring_send *s = c->send_head;
 

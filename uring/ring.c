@@ -193,12 +193,19 @@ out_free:
 	return ret;
 }
 
+static uint64_t
+destroy_now_ns(void)
+{
+	return ring_hooks.destroy_now_ns ? ring_hooks.destroy_now_ns()
+					 : ring_now_ns();
+}
+
 /* Cancel everything and run the loop until nothing is left in flight. */
 static void
 drain_for_destroy(struct px_ring *r)
 {
 	uint64_t deadline =
-	    ring_now_ns() +
+	    destroy_now_ns() +
 	    (uint64_t)CONFIG_PX_RING_DESTROY_TIMEOUT_MS * 1000000;
 	struct io_uring_sqe *sqe;
 
@@ -211,7 +218,7 @@ drain_for_destroy(struct px_ring *r)
 		io_uring_sqe_set_data64(sqe, 0);
 	}
 	while (r->stats.in_flight || r->conns || r->defer_head) {
-		if (ring_now_ns() > deadline)
+		if (destroy_now_ns() > deadline)
 			break;
 		if (px_ring_run_once(r, 10 * 1000000) < 0)
 			break;
@@ -224,6 +231,8 @@ px_ring_destroy(struct px_ring *ring)
 	if (!ring)
 		return;
 	drain_for_destroy(ring);
+	/* A close prepared but not yet submitted still runs. */
+	io_uring_submit(&ring->uring);
 	io_uring_queue_exit(&ring->uring);
 	ring_conns_free_all(ring);
 	ring_bufring_teardown(ring);

@@ -102,7 +102,11 @@ px_ring_create(const struct px_ring_opts *opts, struct px_ring **out);
  * operation and runs the loop until nothing is in flight: each pending
  * callback is called once more, usually with -ECANCELED, so callers can
  * release what they hold.  Then frees the ring.  NULL is a no-op.  Must
- * not be called from a callback of the same ring.
+ * not be called from a callback of the same ring.  The wait is bounded
+ * by CONFIG_PX_RING_DESTROY_TIMEOUT_MS: past it the ring is torn down
+ * anyway (the kernel ends what is left with it), callbacks still owed
+ * are not called, and connections whose close had not been submitted are
+ * closed with close(2), so no descriptor leaks.
  */
 PX_API void px_ring_destroy(struct px_ring *ring);
 
@@ -117,12 +121,16 @@ PX_API const struct px_features *px_ring_features(void);
 
 /*
  * Hooks for the system calls tests need to fail.  setup() replaces
- * io_uring_setup(2): returns the ring fd or -errno.  NULL members keep
- * the real call.  px_ring_hooks_set(NULL) restores everything.  Not
- * thread safe: set hooks before creating rings.
+ * io_uring_setup(2): returns the ring fd or -errno.  destroy_now_ns()
+ * replaces the monotonic clock (ns) px_ring_destroy() measures its wait
+ * with, so a test can make that wait run out.  NULL members keep the
+ * real call.  px_ring_hooks_set(NULL) restores everything.  Not thread
+ * safe: set hooks before creating rings (or, for destroy_now_ns, before
+ * destroying one).
  */
 struct px_ring_hooks {
 	int (*setup)(uint32_t entries, struct io_uring_params *p);
+	uint64_t (*destroy_now_ns)(void);
 };
 
 PX_API void px_ring_hooks_set(const struct px_ring_hooks *hooks);

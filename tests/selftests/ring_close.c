@@ -8,6 +8,7 @@
  */
 #include <fcntl.h>
 #include <malloc.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <patinox/error.h>
@@ -378,6 +379,52 @@ TEST(ring_destroy_closes_open_connections)
 	px_ring_destroy(ring);
 	EXPECT_FALSE(fd_open(sv[0]));
 	EXPECT_EQ(w.recv_calls, 0);
+	close(sv[1]);
+}
+
+/* A clock that leaps a day at every read after the first. */
+static uint64_t
+leaping_now_ns(void)
+{
+	static uint64_t t = 1;
+
+	t += 86400ull * 1000000000ull;
+	return t;
+}
+
+/*
+ * The wait of px_ring_destroy() runs out (the clock leaps) before the
+ * connection's cancel and close complete: the fd is closed all the same.
+ */
+TEST(ring_destroy_past_its_wait_still_closes_the_fd)
+{
+	struct px_ring_hooks hooks = {.destroy_now_ns = leaping_now_ns};
+	struct pollfd pfd = {.events = POLLIN};
+	struct watch w = {0};
+	struct px_ring_conn *conn;
+	struct px_ring *ring;
+	int sv[2], ret;
+	char c;
+
+	ret = px_ring_create(NULL, &ring);
+	if (ret < 0)
+		SKIP(return, "%s", px_strerror_in(PX_PART_RING, ret));
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	pfd.fd = sv[1];
+	ASSERT_EQ(px_ring_conn_create(ring, sv[0], 0, watch_recv, &w, &conn),
+		  0);
+	ASSERT_EQ(px_ring_conn_recv_start(conn), 0);
+	ASSERT_EQ(px_ring_run_once(ring, 0), 0);
+	px_ring_hooks_set(&hooks);
+	px_ring_destroy(ring);
+	px_ring_hooks_set(NULL);
+	EXPECT_FALSE(fd_open(sv[0]));
+	/*
+	 * The peer sees the end of the stream once the kernel's teardown of
+	 * the ring (asynchronous) has dropped the recv's file reference.
+	 */
+	EXPECT_EQ(poll(&pfd, 1, 5000), 1);
+	EXPECT_EQ(recv(sv[1], &c, 1, MSG_DONTWAIT), 0);
 	close(sv[1]);
 }
 
