@@ -7,7 +7,7 @@
 #   (a) 50 connections, depth 1;  (b) 50 connections, depth 16;
 #   (c) 1M keys, 100 B values, 90 % gets.
 # Then RSS per item after loading 1M items into each, and the hit ratio
-# of each replaying a trace at equal -m.  Prints one table, keeps the raw
+# of each replaying traces, each at an equal -m.  Prints one table, keeps the raw
 # runs in build/bench/bench-server.csv and draws build/bench/bench-server.png.
 # Knobs (environment) are listed below and in docs/bench-server.md.
 set -u
@@ -22,9 +22,10 @@ THREADS=${PX_BENCH_THREADS:-$HALF} # server threads (-t), both servers
 CLIENT_THREADS=${PX_BENCH_CLIENT_THREADS:-$HALF}
 MEM=${PX_BENCH_MEM:-1024}          # MiB (-m), both servers
 ITEMS=${PX_BENCH_ITEMS:-1000000}   # items loaded for RSS and (c)
-TRACE=${PX_BENCH_TRACE:-/work/shared/traces/sprite.keys}
-[ -f "$TRACE" ] || TRACE=$ROOT/../shared/traces/$(basename "$TRACE")
-REPLAY_MEM=${PX_BENCH_REPLAY_MEM:-8}     # MiB (-m) for the trace replay
+# Traces replayed for the hit ratio, each as FILE:MIB (-m for both
+# servers); a FILE without a directory is looked up in ../shared/traces.
+TRACES=${PX_BENCH_TRACES:-sprite.keys:8 cloudPhysicsIO.keys:16 multi1.keys:2}
+TRACE_DIR=${PX_BENCH_TRACE_DIR:-$ROOT/../shared/traces}
 REPLAY_VALUE=${PX_BENCH_REPLAY_VALUE:-2000} # bytes stored per trace key
 PXLOAD=$OUT/bench/pxload/pxload
 REPLAY=$OUT/bench/replay/replay
@@ -40,7 +41,8 @@ NAMES=(memcached pxcached)
 declare -A PID PORT
 T0=$(date +%s)
 STEP=0
-STEPS=$((2 + 3 * ROUNDS * 2 + 2 + 1))
+read -r -a TRACE_LIST <<<"$TRACES"
+STEPS=$((2 + 3 * ROUNDS * 2 + 2 * ${#TRACE_LIST[@]} + 1))
 
 die() { echo "bench-server: $*" >&2; exit 1; }
 step() {
@@ -62,7 +64,13 @@ for b in "$PXLOAD" "$REPLAY" "$PXCACHED"; do
 	[ -x "$b" ] || die "$b is not built (make)"
 done
 command -v memcached >/dev/null || die "memcached is not installed (make deps)"
-[ -f "$TRACE" ] || die "no trace $TRACE"
+trace_file() { # trace_file FILE:MIB -> the path
+	local f=${1%:*}
+	case $f in */*) echo "$f" ;; *) echo "$TRACE_DIR/$f" ;; esac
+}
+for t in "${TRACE_LIST[@]}"; do
+	[ -f "$(trace_file "$t")" ] || die "no trace $(trace_file "$t")"
+done
 mkdir -p "$RES"
 
 server_cmd() { # server_cmd NAME MEM
@@ -157,20 +165,23 @@ for sc in "${SCEN[@]}"; do
 done
 stop_all
 
-# --- 3. Hit ratio at equal, small memory. -----------------------------------
-start_servers "$REPLAY_MEM"
-declare -A HIT PER REPERR
-for s in "${NAMES[@]}"; do
-	step "replaying $(basename "$TRACE") into $s (-m $REPLAY_MEM," \
-		"$REPLAY_VALUE B values)"
-	r=$("$REPLAY" -q --progress -p "${PORT[$s]}" -f "$TRACE" \
-		-V "$REPLAY_VALUE" | grep '^RESULT ')
-	HIT[$s]=$(res_field "$r" hit_ratio)
-	REPERR[$s]=$(res_field "$r" errors)
-	[ "$(res_field "$r" errors)" = 0 ] ||
-		echo "bench-server: replay on $s: $r" >&2
+# --- 3. Hit ratio at equal, small memory, one trace at a time. -----------
+declare -A HIT PER
+REPERR=(0 0)
+for t in "${TRACE_LIST[@]}"; do
+	start_servers "${t##*:}"
+	for i in 0 1; do
+		s=${NAMES[$i]}
+		step "replaying $t into $s (-m ${t##*:}, $REPLAY_VALUE B values)"
+		r=$("$REPLAY" -q --progress -p "${PORT[$s]}" \
+			-f "$(trace_file "$t")" -V "$REPLAY_VALUE" | grep '^RESULT ')
+		HIT[$t,$s]=$(res_field "$r" hit_ratio)
+		e=$(res_field "$r" errors)
+		REPERR[i]=$((REPERR[i] + ${e:-1}))
+		[ "$e" = 0 ] || echo "bench-server: replay on $s: $r" >&2
+	done
+	stop_all
 done
-stop_all
 
 # --- 4. The table and the plot. ---------------------------------------------
 step "table and plot"
@@ -203,10 +214,12 @@ errsum() { awk -F, -v s="$1" '$3 == s { t += $8 } END { print t + 0 }' "$CSV"; }
 		"RSS per item, $ITEMS x 100 B (bytes)" "${PER[memcached]}" \
 		"${PER[pxcached]}" "$(ratio "${PER[pxcached]}" "${PER[memcached]}")" \
 		"${ITEMSN[memcached]:-?}" "${ITEMSN[pxcached]:-?}"
-	printf '%-40s %12s %12s %6s\n' \
-		"hit ratio $(basename "$TRACE") -m $REPLAY_MEM" \
-		"${HIT[memcached]:-nan}" "${HIT[pxcached]:-nan}" \
-		"$(ratio "${HIT[pxcached]:-0}" "${HIT[memcached]:-0}" 3)"
+	for t in "${TRACE_LIST[@]}"; do
+		mh=${HIT[$t,memcached]:-nan} ph=${HIT[$t,pxcached]:-nan}
+		printf '%-40s %12s %12s %6s\n' \
+			"hit ratio ${t%:*} -m ${t##*:}" "$mh" "$ph" \
+			"$(ratio "${ph/nan/0}" "${mh/nan/0}" 3)"
+	done
 	for sc in "${SCEN[@]}"; do
 		mc=$(mean "$sc" memcached 9) pc=$(mean "$sc" pxcached 9)
 		me=$(mean "$sc" memcached 10) pe=$(mean "$sc" pxcached 10)
@@ -215,8 +228,8 @@ errsum() { awk -F, -v s="$1" '$3 == s { t += $8 } END { print t + 0 }' "$CSV"; }
 			"$(ratio "$pe" "$me")" "$mc" "$pc"
 	done
 	printf '%-40s %12s %12s\n' "errors (pxload runs + replay)" \
-		"$(errsum memcached) + ${REPERR[memcached]:-?}" \
-		"$(errsum pxcached) + ${REPERR[pxcached]:-?}"
+		"$(errsum memcached) + ${REPERR[0]}" \
+		"$(errsum pxcached) + ${REPERR[1]}"
 } >"$TABLE"
 cat "$TABLE"
 

@@ -40,10 +40,8 @@ trace_settings() {
 	[ -d /traces ] || return 0
 	: "${PX_TRACE_DIR=/traces}"
 	export PX_TRACE_DIR
-	if [ -f /traces/sprite.keys ]; then
-		: "${PX_BENCH_TRACE=/traces/sprite.keys}"
-		export PX_BENCH_TRACE
-	fi
+	: "${PX_BENCH_TRACE_DIR=/traces}"
+	export PX_BENCH_TRACE_DIR
 }
 
 # make must run the programs that are here and never try to rebuild one

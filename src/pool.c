@@ -68,7 +68,7 @@ plist_del(struct plist *n)
 	n->prev = n;
 }
 
-enum tkind { T_WAIT, T_OBJ, T_MAINT };
+enum tkind { T_WAIT, T_OBJ, T_MAINT, T_WAITQ };
 
 struct tnode {
 	uint64_t at;
@@ -196,8 +196,9 @@ struct px_pool_obj {
 enum wstate { W_QUEUED, W_DONE, W_FREE };
 
 struct px_pool_wait {
-	struct plist link; /* waiters or done list */
-	struct tnode tmo;
+	struct plist link;  /* waiters or done list */
+	struct plist dlink; /* the deadline queue, when in_dq */
+	struct tnode tmo;   /* the deadline; in the heap unless in_dq */
 	px_pool_get_fn fn;
 	void *ctx;
 	struct px_pool_obj *obj;
@@ -205,6 +206,7 @@ struct px_pool_wait {
 	int res;
 	uint8_t state;
 	bool direct;
+	bool in_dq;
 	struct px_pool_wait *next_free;
 };
 
@@ -220,6 +222,16 @@ struct px_pool {
 
 	struct theap heap;
 	struct tnode maint;
+	/*
+	 * Waiters whose deadline is no earlier than the last one queued (all
+	 * of them when every get uses the same timeout) wait on the deadline
+	 * queue dq, sorted by construction, instead of in the heap; one heap
+	 * node, dq_tmo, stands for the queue's head while it is not empty.
+	 * Its deadline may be older than the head's (it moves lazily, when
+	 * it fires).
+	 */
+	struct plist dq;
+	struct tnode dq_tmo;
 	uint64_t wake_req;
 
 	uint64_t backoff_until, backoff_ms;
@@ -409,6 +421,7 @@ wait_alloc(struct px_pool *p)
 	}
 	memset(w, 0, sizeof(*w));
 	plist_init(&w->link);
+	plist_init(&w->dlink);
 	w->tmo.idx = UINT32_MAX;
 	w->tmo.kind = T_WAIT;
 	return w;
@@ -431,13 +444,9 @@ static unsigned int
 hist_bucket(uint64_t ns)
 {
 	uint64_t us = ns / 1000;
-	unsigned int b = 0;
+	unsigned int b = us ? 64u - (unsigned int)__builtin_clzll(us) : 0;
 
-	while (us && b < PX_POOL_HIST_BUCKETS - 1) {
-		us >>= 1;
-		b++;
-	}
-	return b;
+	return b < PX_POOL_HIST_BUCKETS - 1 ? b : PX_POOL_HIST_BUCKETS - 1;
 }
 
 /* Finish a queued get: off the queue, onto the done list. */
@@ -446,7 +455,14 @@ wait_finish(struct px_pool *p, struct px_pool_wait *w, struct px_pool_obj *obj,
 	    int res)
 {
 	plist_del(&w->link);
-	heap_remove(&p->heap, &w->tmo);
+	if (w->in_dq) {
+		plist_del(&w->dlink);
+		w->in_dq = false;
+		if (plist_empty(&p->dq))
+			heap_remove(&p->heap, &p->dq_tmo);
+	} else {
+		heap_remove(&p->heap, &w->tmo);
+	}
 	p->nwait--;
 	w->obj = obj;
 	w->res = res;
@@ -544,7 +560,8 @@ run_steps(struct px_pool *p, struct px_pool_obj *o, uint8_t state)
 	step_ended(p, o, 0);
 }
 
-static void
+/* False when there was no memory for the record or its deadline. */
+static bool
 start_create(struct px_pool *p)
 {
 	struct px_pool_obj *o = obj_alloc(p);
@@ -554,7 +571,7 @@ start_create(struct px_pool *p)
 			obj_free(p, o);
 		p->last_create_err = -ENOMEM;
 		fail_uncovered(p, -ENOMEM);
-		return;
+		return false;
 	}
 	o->purpose = P_CREATE;
 	o->state = O_CREATE;
@@ -563,6 +580,7 @@ start_create(struct px_pool *p)
 	heap_insert(&p->heap, &o->tmo, now(p) + p->o.create_timeout_ms * MS);
 	rearm(p);
 	run_steps(p, o, O_CREATE);
+	return true;
 }
 
 /* Start the recycle steps on an idle object taken off the idle list. */
@@ -822,8 +840,7 @@ pump_one(struct px_pool *p)
 		fail_uncovered(p, p->last_create_err);
 		return false;
 	}
-	start_create(p);
-	return true;
+	return start_create(p);
 }
 
 static void
@@ -834,10 +851,12 @@ pump(struct px_pool *p)
 		return;
 	}
 	p->pumping = true;
+	/* A change made inside a pump_one() that returns true is seen by the
+	 * next call anyway; only one inside the last call needs a pass. */
 	do {
 		p->pump_again = false;
 		while (pump_one(p))
-			;
+			p->pump_again = false;
 	} while (p->pump_again);
 	p->pumping = false;
 }
@@ -915,7 +934,11 @@ sweep_leaks(struct px_pool *p, uint64_t t)
 	}
 }
 
-/* Background creates up to min_idle, paused while backing off. */
+/*
+ * Background creates up to min_idle, paused while backing off.  Stops at
+ * the first create that fails (or finds no memory: the next round
+ * retries, instead of spinning here).
+ */
 static void
 replenish(struct px_pool *p, uint64_t t)
 {
@@ -923,8 +946,7 @@ replenish(struct px_pool *p, uint64_t t)
 	       p->size < p->o.max_size && t >= p->backoff_until) {
 		uint64_t before = p->st.create_failed;
 
-		start_create(p);
-		if (p->st.create_failed != before)
+		if (!start_create(p) || p->st.create_failed != before)
 			break;
 	}
 }
@@ -936,12 +958,15 @@ housekeeping(struct px_pool *p)
 
 	if (p->closed)
 		return;
+	/*
+	 * The next round goes in first, into the heap slot this round's node
+	 * just left: the steps started below reserve slots of their own, and
+	 * could otherwise take the last one and stop housekeeping for good.
+	 */
+	heap_insert(&p->heap, &p->maint, t + p->o.maint_interval_ms * MS);
 	sweep_idle(p, t);
 	sweep_leaks(p, t);
 	replenish(p, t);
-	if (!heap_reserve(&p->heap))
-		heap_insert(&p->heap, &p->maint,
-			    t + p->o.maint_interval_ms * MS);
 	pump(p);
 }
 
@@ -955,6 +980,22 @@ wait_timeout(struct px_pool *p, struct px_pool_wait *w)
 	p->st.gets_timed_out++;
 	wait_finish(p, w, NULL, -ETIMEDOUT);
 	pump(p);
+}
+
+/*
+ * The deadline queue's node fired: put it back at the head's deadline
+ * first (into the slot it just left), then time the head out if it is
+ * due; run_timers() comes back here for the next one.
+ */
+static void
+dq_fired(struct px_pool *p, uint64_t t)
+{
+	struct px_pool_wait *w;
+
+	w = container_of(p->dq.next, struct px_pool_wait, dlink);
+	heap_insert(&p->heap, &p->dq_tmo, w->tmo.at);
+	if (w->tmo.at <= t)
+		wait_timeout(p, w);
 }
 
 static void
@@ -972,6 +1013,8 @@ run_timers(struct px_pool *p)
 		else if (tn->kind == T_OBJ)
 			step_timeout(p,
 				     container_of(tn, struct px_pool_obj, tmo));
+		else if (tn->kind == T_WAITQ)
+			dq_fired(p, t);
 		else
 			housekeeping(p);
 	}
@@ -1013,6 +1056,9 @@ px_pool_poll(struct px_pool *p)
 		return 0;
 	p->polling = true;
 	p->kicked = false;
+	/* The environment may have dropped its wakeup (it fired, or could
+	 * not be armed): ask again at the end, whatever was asked before. */
+	p->wake_req = NEVER;
 	run_timers(p);
 	pump(p);
 	/* Callbacks that return and get again finish more gets at once;
@@ -1037,12 +1083,70 @@ try_get_fails(const struct px_pool *p)
 	return p->nwait > 0 || (p->nidle == 0 && p->size >= p->o.max_size);
 }
 
+/*
+ * Arm a queued waiter's deadline, into a heap slot reserved before: on
+ * the deadline queue when it sorts last there (one heap node for all of
+ * them), in the heap otherwise.  Uses one heap slot at most.
+ */
+static void
+wait_arm(struct px_pool *p, struct px_pool_wait *w, uint64_t at)
+{
+	struct px_pool_wait *tail =
+	    container_of(p->dq.prev, struct px_pool_wait, dlink);
+
+	if (!plist_empty(&p->dq) && tail->tmo.at > at) {
+		heap_insert(&p->heap, &w->tmo, at);
+		return;
+	}
+	w->tmo.at = at;
+	w->in_dq = true;
+	plist_add_tail(&p->dq, &w->dlink);
+	if (p->dq_tmo.idx == UINT32_MAX)
+		heap_insert(&p->heap, &p->dq_tmo, at);
+}
+
+static void
+wait_queue(struct px_pool *p, struct px_pool_wait *w, px_pool_get_fn fn,
+	   void *ctx)
+{
+	w->fn = fn;
+	w->ctx = ctx;
+	w->start_ns = now(p);
+	w->direct = p->nwait == 0 && p->nidle > 0;
+	w->state = W_QUEUED;
+	plist_add_tail(&p->waiters, &w->link);
+	p->nwait++;
+}
+
+/*
+ * The fast path: nobody waits, an idle object needs no check, and the
+ * pool is not above its size.  The get is served inside this call (its
+ * callback still runs from the next poll), so it needs no deadline.
+ */
+static bool
+get_direct(struct px_pool *p, struct px_pool_wait *w, px_pool_get_fn fn,
+	   void *ctx)
+{
+	struct px_pool_obj *o;
+
+	if (p->nwait || !p->nidle || has_check(p) || p->size > p->o.max_size)
+		return false;
+	o = pop_idle(p);
+	if (!o)
+		return false; /* all expired: the slow path creates */
+	o->purpose = P_CHECKOUT;
+	wait_queue(p, w, fn, ctx);
+	w->direct = true;
+	serve(p, o);
+	return true;
+}
+
 int
 px_pool_get(struct px_pool *p, int32_t timeout_ms, px_pool_get_fn fn, void *ctx,
 	    struct px_pool_wait **wait)
 {
 	struct px_pool_wait *w;
-	uint64_t t, tmo;
+	uint64_t tmo;
 
 	enter(p);
 	if (p->closed)
@@ -1057,31 +1161,29 @@ px_pool_get(struct px_pool *p, int32_t timeout_ms, px_pool_get_fn fn, void *ctx,
 		p->st.gets_timed_out++;
 		return -ETIMEDOUT;
 	}
+	w = wait_alloc(p);
+	if (!w)
+		return -ENOMEM;
+	if (wait)
+		*wait = w;
+	if (get_direct(p, w, fn, ctx))
+		return 0;
+	if (heap_reserve(&p->heap)) {
+		if (wait)
+			*wait = NULL;
+		free(w);
+		return -ENOMEM;
+	}
 	/* A try-get that found a slot still waits for its create or recycle,
 	 * which their own timeouts bound. */
 	tmo = (uint64_t)p->o.create_timeout_ms + p->o.recycle_timeout_ms;
 	if (timeout_ms)
 		tmo = (uint64_t)timeout_ms;
-	tmo *= MS;
-	w = wait_alloc(p);
-	if (!w || heap_reserve(&p->heap)) {
-		free(w);
-		return -ENOMEM;
-	}
-	t = now(p);
-	w->fn = fn;
-	w->ctx = ctx;
-	w->start_ns = t;
-	w->direct = p->nwait == 0 && p->nidle > 0;
-	w->state = W_QUEUED;
-	plist_add_tail(&p->waiters, &w->link);
-	p->nwait++;
-	if (wait)
-		*wait = w;
+	wait_queue(p, w, fn, ctx);
 	/* The deadline goes in before pump(): pump starts creates that take
 	 * heap slots of their own, so the slot reserved above must be used
 	 * now.  A get that pump() serves at once leaves the heap again. */
-	heap_insert(&p->heap, &w->tmo, t + tmo);
+	wait_arm(p, w, now(p) + tmo * MS);
 	pump(p);
 	if (w->state == W_QUEUED)
 		rearm(p);
@@ -1131,6 +1233,11 @@ px_pool_put(struct px_pool *p, struct px_pool_obj *o)
 	} else if (expired(p, o, now(p))) {
 		p->size--;
 		obj_destroy(p, o, C_EXPIRED);
+	} else if (p->nwait && !has_check(p)) {
+		/* Straight to the oldest waiter: with no check to run, the
+		 * pump would take it off the idle list at once anyway. */
+		o->purpose = P_CHECKOUT;
+		serve(p, o);
 	} else {
 		make_idle(p, o);
 	}
@@ -1417,6 +1524,9 @@ px_pool_create_env(const struct px_pool_env *env,
 	plist_init(&p->aborting);
 	p->maint.idx = UINT32_MAX;
 	p->maint.kind = T_MAINT;
+	plist_init(&p->dq);
+	p->dq_tmo.idx = UINT32_MAX;
+	p->dq_tmo.kind = T_WAITQ;
 	p->wake_req = NEVER;
 	enter(p);
 	p->rng = opts->seed ? opts->seed : now(p) | 1;

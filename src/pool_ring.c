@@ -1,16 +1,40 @@
 // SPDX-License-Identifier: MIT
 /*
  * The pool's environment on a px_ring: CLOCK_MONOTONIC for time, one ring
- * timer for the earliest deadline, and ring deferred work for kicks.  The
- * environment outlives the pool until its timer and deferred work have
- * called back for the last time.
+ * timer for the earliest deadline, and ring deferred work for kicks.  When
+ * no timer can be armed (no memory, no room in the submission queue), the
+ * environment polls the pool from every ring iteration until one can, so
+ * deadlines are never lost.  The environment outlives the pool until its
+ * timer and deferred work have called back for the last time.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <time.h>
 
+#include <string.h>
+
 #include <patinox/pool.h>
 #include <patinox/ring.h>
+
+static struct px_pool_ring_hooks env_hooks;
+
+void
+px_pool_ring_hooks_set(const struct px_pool_ring_hooks *hooks)
+{
+	if (hooks)
+		env_hooks = *hooks;
+	else
+		memset(&env_hooks, 0, sizeof(env_hooks));
+}
+
+static int
+env_timer(struct px_ring *ring, uint64_t ns, px_ring_fn fn, void *ctx,
+	  struct px_ring_op **opp)
+{
+	if (env_hooks.timer)
+		return env_hooks.timer(ring, ns, 0, fn, ctx, opp);
+	return px_ring_timer(ring, ns, 0, fn, ctx, opp);
+}
 
 struct pool_ring_env {
 	struct px_ring *ring;
@@ -20,6 +44,7 @@ struct pool_ring_env {
 	uint64_t want_at;         /* earliest deadline asked for */
 	bool cancelling;          /* the timer is being cancelled to re-arm */
 	bool deferred;            /* a deferred poll is queued */
+	bool unarmed;             /* want_at has no timer: poll every turn */
 	bool released;            /* the pool is gone */
 };
 
@@ -41,17 +66,26 @@ env_maybe_free(struct pool_ring_env *e)
 
 static void
 env_timer_fired(struct px_ring *ring, int res, bool more, void *ctx);
+static void env_kick(void *arg);
 
+/*
+ * Arm the timer for want_at.  Without one, a deferred poll runs from the
+ * next ring iteration, and retries; waiters still time out (late by at
+ * most one iteration) instead of waiting forever.
+ */
 static void
 env_arm(struct pool_ring_env *e)
 {
 	uint64_t t = env_now(e);
 	uint64_t ns = e->want_at > t ? e->want_at - t : 1;
 
-	if (px_ring_timer(e->ring, ns, 0, env_timer_fired, e, &e->timer) < 0) {
-		e->timer = NULL; /* the next get, put or kick polls instead */
+	if (env_timer(e->ring, ns, env_timer_fired, e, &e->timer) < 0) {
+		e->timer = NULL;
+		e->unarmed = true;
+		env_kick(e);
 		return;
 	}
+	e->unarmed = false;
 	e->timer_at = e->want_at;
 }
 
@@ -94,6 +128,15 @@ env_deferred(struct px_ring *ring, int res, bool more, void *ctx)
 	struct pool_ring_env *e = ctx;
 
 	e->deferred = false;
+	if (!e->released && e->unarmed && !e->timer) {
+		/* Due: the poll below asks for the next deadline.  Not due:
+		 * arm again (or come back next iteration). */
+		e->unarmed = false;
+		if (e->want_at <= env_now(e))
+			e->want_at = UINT64_MAX;
+		else
+			env_arm(e);
+	}
 	if (!e->released)
 		px_pool_poll(e->pool);
 	env_maybe_free(e);

@@ -14,10 +14,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -65,6 +68,12 @@ uint64_t
 pxs_header_check(const struct pxs_header *h)
 {
 	return XXH3_64bits(h, offsetof(struct pxs_header, check));
+}
+
+uint64_t
+pxs_header_v1_check(const struct pxs_header_v1 *h)
+{
+	return XXH3_64bits(h, offsetof(struct pxs_header_v1, check));
 }
 
 uint64_t
@@ -395,6 +404,7 @@ write_header(struct saver *s)
 	    .file_bytes = s->off,
 	    .cas = s->info.cas,
 	    .taken_at = s->info.taken_at,
+	    .flush_at = s->info.flush_at,
 	};
 	struct pxs_buf b = {.len = PXS_DATA_OFF, .off = 0};
 	int err;
@@ -486,6 +496,7 @@ save_to(struct saver *s, int fd)
 		goto out_io;
 	s->info.cas = ci.cas;
 	s->info.taken_at = ci.now;
+	s->info.flush_at = ci.flush_at;
 	px_cache_snap_spill(s->c, spill_item, s);
 	s->off = PXS_DATA_OFF;
 	err = next_buf(s);
@@ -503,6 +514,36 @@ out_io:
 	return err;
 }
 
+/*
+ * opts.idle_priority: make the calling thread SCHED_IDLE for the save.
+ * Returns whether @old holds the policy to put back.
+ */
+static bool
+sched_idle_enter(struct sched_param *old, int *old_policy)
+{
+	struct sched_param idle = {0};
+
+	if (pthread_getschedparam(pthread_self(), old_policy, old))
+		return false;
+	return !pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);
+}
+
+/* opts.nice: lower the calling thread's priority; its old nice value. */
+static int
+nice_enter(int nice)
+{
+	int old;
+
+	errno = 0;
+	old = getpriority(PRIO_PROCESS, (id_t)gettid());
+	if (old == -1 && errno)
+		return INT_MIN;
+	if (nice <= old ||
+	    setpriority(PRIO_PROCESS, (id_t)gettid(), nice > 19 ? 19 : nice))
+		return INT_MIN;
+	return old;
+}
+
 int
 px_snapshot_save(struct px_cache *c, const char *path,
 		 const struct px_snapshot_opts *opts,
@@ -511,13 +552,19 @@ px_snapshot_save(struct px_cache *c, const char *path,
 	struct saver s = {.c = c, .spill.lock = PTHREAD_MUTEX_INITIALIZER};
 	uint64_t t0 = mono_ns();
 	char *tmp = tmp_name(path);
-	int fd, err;
+	struct sched_param old_param;
+	bool idle = false;
+	int fd, err, old_policy, old_nice = INT_MIN;
 
 	if (!tmp)
 		return -ENOMEM;
 	if (opts)
 		s.o = *opts;
 	fill_defaults(&s.o);
+	if (s.o.idle_priority)
+		idle = sched_idle_enter(&old_param, &old_policy);
+	if (s.o.nice > 0)
+		old_nice = nice_enter(s.o.nice);
 	s.spill.limit = s.o.spill_bytes;
 	fd = open_tmp(tmp, !s.o.no_direct, &s.info.direct);
 	if (fd < 0) {
@@ -537,6 +584,10 @@ px_snapshot_save(struct px_cache *c, const char *path,
 	if (info)
 		*info = s.info;
 out_free:
+	if (idle)
+		pthread_setschedparam(pthread_self(), old_policy, &old_param);
+	if (old_nice != INT_MIN)
+		setpriority(PRIO_PROCESS, (id_t)gettid(), old_nice);
 	bufs_destroy(&s);
 	free(s.spill.data);
 	free(s.spill.spare);

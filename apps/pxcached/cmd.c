@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "../common/log.h"
+#include "fmt.h"
 #include "pxcached.h"
 
 typedef void (*pxc_cmd_fn)(struct pxc_conn *c, const struct mc_req *req);
@@ -133,6 +134,32 @@ cmd_store(struct pxc_conn *c, const struct mc_req *req)
 		reply(c, req, store_error(c, rc));
 }
 
+/*
+ * "VALUE <key> <flags> <bytes> [<cas>]\r\n", without printf: it is
+ * written once per get hit.
+ */
+static void
+value_line(struct pxc_conn *c, const char *key, size_t nkey,
+	   const struct px_cache_ref *ref, bool cas)
+{
+	char nums[3 * (PXC_FMT_U64_MAX + 1) + 2];
+	char *p = nums;
+
+	pxc_out_lit(c, "VALUE ");
+	pxc_out_text(c, key, nkey);
+	*p++ = ' ';
+	p += pxc_fmt_u64(p, ref->flags);
+	*p++ = ' ';
+	p += pxc_fmt_u64(p, ref->vlen);
+	if (cas) {
+		*p++ = ' ';
+		p += pxc_fmt_u64(p, ref->cas);
+	}
+	*p++ = '\r';
+	*p++ = '\n';
+	pxc_out_text(c, nums, (size_t)(p - nums));
+}
+
 /* One key of get/gets/gat/gats: VALUE line and data, or nothing. */
 static void
 get_one(struct pxc_conn *c, const struct mc_req *req, const char *key,
@@ -158,13 +185,7 @@ get_one(struct pxc_conn *c, const struct mc_req *req, const char *key,
 	count(c, PXC_ST_get_hits);
 	if (touch)
 		count(c, PXC_ST_touch_hits);
-	pxc_out_lit(c, "VALUE ");
-	pxc_out_text(c, key, nkey);
-	if (cas)
-		pxc_out_printf(c, " %" PRIu32 " %zu %" PRIu64 "\r\n", ref.flags,
-			       ref.vlen, ref.cas);
-	else
-		pxc_out_printf(c, " %" PRIu32 " %zu\r\n", ref.flags, ref.vlen);
+	value_line(c, key, nkey, &ref, cas);
 	pxc_out_value(c, &ref);
 	pxc_out_lit(c, "\r\n");
 }

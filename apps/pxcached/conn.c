@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "../common/log.h"
+#include "idle.h"
 #include "pxcached.h"
 
 /* The first byte of a memcached binary-protocol request. */
@@ -265,6 +266,7 @@ on_recv(struct px_ring_conn *rc, struct px_ring_buf *buf, int res, void *ctx)
 {
 	struct pxc_conn *c = ctx;
 	struct px_ring *ring = c->w->ring;
+	struct pxc_idle_mark mark = pxc_idle_mark(c);
 
 	if (res <= 0) {
 		recv_ended(c, res);
@@ -278,6 +280,7 @@ on_recv(struct px_ring_conn *rc, struct px_ring_buf *buf, int res, void *ctx)
 		LOG_ERROR("out of memory for input: closing a connection");
 		pxc_conn_drain(c);
 	}
+	pxc_idle_recv(c, mark, (size_t)res);
 	px_ring_buf_put(ring, buf);
 	pxc_out_flush(c);
 	throttle(c);
@@ -345,6 +348,7 @@ pxc_conn_accept(struct pxc_worker *w, int fd)
 	w->conns.next = c;
 	pxc_stat_add(&w->stats, PXC_ST_total_connections, 1);
 	pxc_stat_add(&w->stats, PXC_ST_curr_connections, 1);
+	pxc_idle_accept(c);
 	recv_resume(c);
 	return;
 

@@ -19,10 +19,19 @@
 static struct px_cow *cell;
 static pthread_mutex_t change_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/*
+ * Base pages: the cell holds a few dozen bytes, and the default backing
+ * would take a whole 2 MiB hugepage (resident, and out of the pool the
+ * cache wants) for them.
+ */
 int
 pxc_live_init(const struct pxc_live *init)
 {
-	return px_cow_create(&cell, sizeof(*init), init, NULL);
+	struct px_cow_opts o;
+
+	px_cow_opts_init(&o);
+	o.backing = PX_REGION_4K;
+	return px_cow_create(&cell, sizeof(*init), init, &o);
 }
 
 void

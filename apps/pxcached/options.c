@@ -6,11 +6,14 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <patinox/cache.h>
 
 #include "options.h"
 
@@ -48,6 +51,7 @@ static const struct option long_opts[] = {
     {"snapshot", required_argument, NULL, OPT_SNAPSHOT},
     {"snapshot-interval", required_argument, NULL, OPT_SNAPSHOT_INTERVAL},
     {"snapshot-strict", no_argument, NULL, OPT_SNAPSHOT_STRICT},
+    {"extended", required_argument, NULL, 'o'},
     {NULL, 0, NULL, 0},
 };
 
@@ -89,6 +93,15 @@ static const char usage_text[] =
     "      --snapshot-strict    exit non-zero when FILE exists but is\n"
     "                           refused (corrupt, truncated, foreign)\n"
     "                           instead of starting empty\n"
+    "  -o, --extended=OPT,...   memcached's extended options, those that\n"
+    "                           apply: idle_timeout=N closes a connection\n"
+    "                           that finishes no request for N seconds\n"
+    "                           (default %d, 0 off); partial_timeout=N one\n"
+    "                           whose unfinished request began N seconds\n"
+    "                           ago (default %d, 0 off).  Testing and\n"
+    "                           tuning: ring_entries=N and\n"
+    "                           ring_cq_entries=N size each worker's\n"
+    "                           io_uring queues (default %d and %d x)\n"
     "  -h, --help               this text\n"
     "\n"
     "No UDP, no binary protocol: the text and meta protocols over TCP.\n"
@@ -98,11 +111,13 @@ static const char usage_text[] =
 const char *
 pxc_usage(void)
 {
-	static char text[sizeof(usage_text) + 64];
+	static char text[sizeof(usage_text) + 128];
 
 	snprintf(text, sizeof(text), usage_text, CONFIG_PX_PXCACHED_PORT,
 		 CONFIG_PX_PXCACHED_MEMORY_MB, CONFIG_PX_PXCACHED_MAX_CONNS,
-		 CONFIG_PX_CACHE_ITEM_MAX_KB);
+		 CONFIG_PX_CACHE_ITEM_MAX_KB, CONFIG_PX_PXCACHED_IDLE_TIMEOUT_S,
+		 CONFIG_PX_PXCACHED_PARTIAL_TIMEOUT_S,
+		 CONFIG_PX_RING_SQ_ENTRIES, CONFIG_PX_RING_CQ_FACTOR);
 	return text;
 }
 
@@ -190,6 +205,89 @@ set_defaults(struct pxc_opts *o)
 	o->threads = cpus > 0 ? (uint32_t)cpus : 1;
 	o->item_max = (uint64_t)CONFIG_PX_CACHE_ITEM_MAX_KB << 10;
 	o->hugepages = PXC_HUGE_AUTO;
+	o->idle_timeout = CONFIG_PX_PXCACHED_IDLE_TIMEOUT_S;
+	o->partial_timeout = CONFIG_PX_PXCACHED_PARTIAL_TIMEOUT_S;
+}
+
+/*
+ * -o: the extended options pxcached has.  Ring sizes go up to the
+ * kernel's limits (IORING_MAX_ENTRIES, IORING_MAX_CQ_ENTRIES).
+ */
+static const struct ext_opt {
+	const char *name;
+	uint32_t hi;
+	size_t off;
+} ext_opts[] = {
+    {"idle_timeout", 2592000, offsetof(struct pxc_opts, idle_timeout)},
+    {"partial_timeout", 2592000, offsetof(struct pxc_opts, partial_timeout)},
+    {"ring_entries", 32768, offsetof(struct pxc_opts, ring_entries)},
+    {"ring_cq_entries", 65536, offsetof(struct pxc_opts, ring_cq_entries)},
+};
+
+/* One NAME=VALUE of -o, @len bytes long. */
+static int
+parse_ext_one(struct pxc_opts *o, const char *s, size_t len, char *err,
+	      size_t errlen)
+{
+	const char *eq = memchr(s, '=', len);
+	size_t nlen = eq ? (size_t)(eq - s) : len;
+	char val[24];
+	uint64_t v;
+
+	for (size_t i = 0; i < sizeof(ext_opts) / sizeof(*ext_opts); i++) {
+		const struct ext_opt *e = &ext_opts[i];
+
+		if (strlen(e->name) != nlen || memcmp(s, e->name, nlen))
+			continue;
+		if (!eq || len - nlen - 1 >= sizeof(val))
+			return opt_fail(err, errlen, "-o %s needs =N", e->name);
+		memcpy(val, eq + 1, len - nlen - 1);
+		val[len - nlen - 1] = '\0';
+		if (parse_ranged(val, 0, e->hi, &v) < 0)
+			return opt_fail(err, errlen,
+					"-o %s: bad value '%s' "
+					"(0 to %u)",
+					e->name, val, e->hi);
+		*(uint32_t *)((char *)o + e->off) = (uint32_t)v;
+		return 0;
+	}
+	return opt_fail(err, errlen,
+			"-o: unknown option '%.*s' (idle_timeout, "
+			"partial_timeout, ring_entries, ring_cq_entries)",
+			(int)len, s);
+}
+
+/* -o NAME=VALUE[,NAME=VALUE...], as memcached takes them. */
+static int
+parse_ext(struct pxc_opts *o, const char *arg, char *err, size_t errlen)
+{
+	while (*arg) {
+		size_t len = strcspn(arg, ",");
+		int rc = len ? parse_ext_one(o, arg, len, err, errlen) : 0;
+
+		if (rc < 0)
+			return rc;
+		arg += len + (arg[len] == ',');
+	}
+	return 0;
+}
+
+/* The CQ must hold at least the SQ (the ring refuses less). */
+static int
+check_ring_sizes(const struct pxc_opts *o, char *err, size_t errlen)
+{
+	uint32_t sq =
+	    o->ring_entries ? o->ring_entries : CONFIG_PX_RING_SQ_ENTRIES;
+
+	if (o->ring_entries == 0 && o->ring_cq_entries == 0)
+		return 0;
+	if (sq == 0 || (o->ring_cq_entries && o->ring_cq_entries < sq))
+		return opt_fail(err, errlen,
+				"-o ring_cq_entries must be at least "
+				"ring_entries (%u), and ring_entries at "
+				"least 1",
+				sq);
+	return 0;
 }
 
 static bool
@@ -250,11 +348,19 @@ parse_one(struct pxc_opts *o, int c, const char *arg, char *err, size_t errlen)
 		o->listen = arg;
 		return 0;
 	case 'm':
-		if (parse_ranged(arg, 1, 1ull << 24, &v) < 0)
+		if (parse_u64(arg, &v) == 0 && v > PX_CACHE_LIMIT_MAX >> 20)
+			return opt_fail(err, errlen,
+					"-m: %s MiB is over the cache's limit "
+					"of %llu MiB (%llu GiB)",
+					arg, PX_CACHE_LIMIT_MAX >> 20,
+					PX_CACHE_LIMIT_MAX >> 30);
+		if (parse_ranged(arg, 1, PX_CACHE_LIMIT_MAX >> 20, &v) < 0)
 			return opt_fail(err, errlen, "-m: bad size '%s' (MiB)",
 					arg);
 		o->memory_mb = v;
 		return 0;
+	case 'o':
+		return parse_ext(o, arg, err, errlen);
 	case 'c':
 		if (parse_ranged(arg, 1, 1u << 20, &v) < 0)
 			return opt_fail(err, errlen, "-c: bad count '%s'", arg);
@@ -340,7 +446,7 @@ pxc_opts_parse(struct pxc_opts *o, int argc, char **argv, char *err,
 	set_defaults(o);
 	optind = 0; /* 0 also resets getopt's internal state */
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":p:l:m:c:t:I:vhY:", long_opts,
+	while ((c = getopt_long(argc, argv, ":p:l:m:c:t:I:vhY:o:", long_opts,
 				NULL)) != -1) {
 		if (c == ':')
 			return opt_fail(err, errlen, "option needs a value: %s",
@@ -356,6 +462,8 @@ pxc_opts_parse(struct pxc_opts *o, int argc, char **argv, char *err,
 				argv[optind]);
 	if (o->item_max > o->memory_mb << 20)
 		return opt_fail(err, errlen, "-I is larger than -m");
+	if (check_ring_sizes(o, err, errlen) < 0)
+		return -EINVAL;
 	if (!o->snapshot && (o->snapshot_interval || o->snapshot_strict))
 		return opt_fail(err, errlen,
 				"--snapshot-interval and --snapshot-strict "

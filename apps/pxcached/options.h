@@ -39,7 +39,11 @@ struct pxc_opts {
 	const char *auth_file;      /* -Y: "user:password" lines, or NULL */
 	const char *snapshot;       /* --snapshot: warm restart file, or NULL */
 	uint32_t snapshot_interval; /* --snapshot-interval: seconds, 0 off */
-	bool snapshot_strict; /* --snapshot-strict: exit on a refused file */
+	bool snapshot_strict;  /* --snapshot-strict: exit on a refused file */
+	uint32_t idle_timeout; /* -o idle_timeout: seconds, 0 off */
+	uint32_t partial_timeout; /* -o partial_timeout: seconds, 0 off */
+	uint32_t ring_entries;    /* -o ring_entries: SQ size, 0 default */
+	uint32_t ring_cq_entries; /* -o ring_cq_entries: CQ size, 0 default */
 };
 
 /*

@@ -58,7 +58,9 @@
 	X(bytes_written, "bytes sent to clients")                        \
 	X(total_connections, "connections accepted since start")         \
 	X(rejected_connections, "connections refused over -c")           \
-	X(curr_connections, "connections open now (a gauge)")
+	X(curr_connections, "connections open now (a gauge)")            \
+	X(idle_kicks, "connections closed by -o idle_timeout")           \
+	X(partial_kicks, "connections closed by -o partial_timeout")
 
 enum pxc_stat {
 #define PXC_STAT_ENUM(name, desc) PXC_ST_##name,
@@ -131,6 +133,9 @@ struct pxc_conn {
 	bool throttled; /* recv stopped for backpressure */
 	bool authed;    /* -Y: authenticated (always true without -Y) */
 	bool spoke;     /* some input arrived (its first byte was checked) */
+	bool partial;   /* part of a request is held (idle.h) */
+	uint32_t active_at;  /* idle.h: sweep count of the last request */
+	uint32_t partial_at; /* idle.h: when the unfinished one began */
 };
 
 struct pxc_worker {
@@ -144,9 +149,11 @@ struct pxc_worker {
 	bool stopping;
 	struct px_ring_op *tick_op;
 	struct px_ring_op *drain_op; /* shutdown: the drain time limit */
-	uint64_t accept_warn_ns;     /* when accept errors may be logged */
-	uint64_t accept_quiet;       /* accept errors not logged since */
-	struct pxc_conn conns;       /* list head */
+	struct px_ring_op *sweep_op; /* idle.c: the timeout sweep, or NULL */
+	uint32_t sweeps;         /* idle.c: its count, the clock of idle.h */
+	uint64_t accept_warn_ns; /* when accept errors may be logged */
+	uint64_t accept_quiet;   /* accept errors not logged since */
+	struct pxc_conn conns;   /* list head */
 	struct pxc_out *free_outs;
 	struct pxc_stats stats;
 	int start_err; /* 0, or why the worker could not start */

@@ -36,6 +36,7 @@
 #include <patinox/probe.h>
 
 #include "../common/log.h"
+#include "idle.h"
 #include "pxcached.h"
 #include "server.h"
 
@@ -328,6 +329,7 @@ worker_stop(struct pxc_worker *w)
 		px_ring_cancel(w->ring, w->accept_op);
 	if (w->tick_op)
 		px_ring_cancel(w->ring, w->tick_op);
+	pxc_idle_stop(w);
 	for (struct pxc_conn *c = w->conns.next; c != &w->conns; c = c->next) {
 		if (c->recv_on)
 			px_ring_conn_recv_stop(c->rc);
@@ -343,6 +345,18 @@ worker_stop(struct pxc_worker *w)
 			 w->id);
 }
 
+/* -o ring_entries / ring_cq_entries: 0 keeps the ring's defaults. */
+static void
+ring_sizes(const struct pxc_opts *o, struct px_ring_opts *ro)
+{
+	if (o->ring_entries) {
+		ro->sq_entries = o->ring_entries;
+		ro->cq_entries = 0; /* the ring's factor times the SQ */
+	}
+	if (o->ring_cq_entries)
+		ro->cq_entries = o->ring_cq_entries;
+}
+
 static int
 worker_setup(struct pxc_worker *w)
 {
@@ -352,6 +366,7 @@ worker_setup(struct pxc_worker *w)
 	px_ring_opts_init(&ro);
 	ro.buf_count = CONFIG_PX_PXCACHED_RECV_BUFS;
 	ro.buf_size = CONFIG_PX_PXCACHED_RECV_BUF_SIZE;
+	ring_sizes(&w->srv->opts, &ro);
 	rc = px_ring_create(&ro, &w->ring);
 	if (rc < 0)
 		return rc;
@@ -360,8 +375,9 @@ worker_setup(struct pxc_worker *w)
 	if (rc < 0)
 		return rc;
 	w->accepting = true;
-	return px_ring_timer(w->ring, TICK_NS, PX_RING_TIMER_PERIODIC, on_tick,
-			     w, &w->tick_op);
+	rc = px_ring_timer(w->ring, TICK_NS, PX_RING_TIMER_PERIODIC, on_tick, w,
+			   &w->tick_op);
+	return rc < 0 ? rc : pxc_idle_start(w);
 }
 
 /*

@@ -34,11 +34,16 @@ pxc_snap_load(struct pxc_server *s)
 	rc = px_snapshot_load(s->cache, o->snapshot, &li);
 	if (rc == 0) {
 		LOG_NOTICE("snapshot %s: loaded %llu items (%llu expired, "
-			   "%llu too large) taken at %lld",
+			   "%llu too large, %llu flushed) taken at %lld",
 			   o->snapshot, (unsigned long long)li.loaded,
 			   (unsigned long long)li.expired,
 			   (unsigned long long)li.skipped,
+			   (unsigned long long)li.flushed,
 			   (long long)li.taken_at);
+		if (li.flush_at && !li.flushed)
+			LOG_NOTICE("snapshot %s: flush_all pending at %lld "
+				   "restored",
+				   o->snapshot, (long long)li.flush_at);
 		return 0;
 	}
 	if (rc == -ENOENT) {
@@ -74,7 +79,16 @@ save(struct pxc_server *s, bool final)
 {
 	struct px_snapshot_info si = {0};
 	const char *why = final ? "final" : "periodic";
-	int rc = px_snapshot_save(s->cache, s->opts.snapshot, NULL, &si);
+	struct px_snapshot_opts so;
+	int rc;
+
+	/* Periodic saves run on their own thread while requests are
+	 * served: they may yield CPU to them.  The final one runs after the
+	 * workers stopped, at full speed. */
+	px_snapshot_opts_init(&so);
+	if (!final)
+		so.nice = CONFIG_PX_SNAPSHOT_PERIODIC_NICE;
+	rc = px_snapshot_save(s->cache, s->opts.snapshot, &so, &si);
 
 	record(&s->snap, rc, &si);
 	if (rc == 0)

@@ -340,6 +340,7 @@ stats_settings(struct pxc_conn *c, const struct pxc_server *s)
 	stat_u64(c, "num_threads", s->nworkers);
 	stat_str(c, "cas_enabled", "yes");
 	stat_u64(c, "tcp_backlog", CONFIG_PX_PXCACHED_BACKLOG);
+	stat_u64(c, "idle_timeout", o->idle_timeout);
 	stat_str(c, "binding_protocol", "ascii");
 	stat_str(c, "auth_enabled_sasl", "no");
 	stat_str(c, "auth_enabled_ascii", s->auth ? "yes" : "no");

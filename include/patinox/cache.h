@@ -127,11 +127,16 @@ struct px_cache_opts {
  */
 PX_API void px_cache_opts_init(struct px_cache_opts *opts);
 
+/* The range of px_cache_create()'s @limit: 1 MiB to 32 GiB. */
+#define PX_CACHE_LIMIT_MIN (1ull << 20)
+#define PX_CACHE_LIMIT_MAX (32ull << 30)
+
 /*
  * px_cache_create - create a cache that uses at most @limit bytes.
  * @out:   receives the cache
  * @limit: byte budget: the one region the cache maps (index, items,
- *         metadata) is at most this big.  At least 1 MiB; at most 32 GiB.
+ *         metadata) is at most this big: PX_CACHE_LIMIT_MIN to
+ *         PX_CACHE_LIMIT_MAX (1 MiB to 32 GiB).
  * @opts:  NULL for the defaults; copied, may be freed after the call
  *
  * Returns 0, -EINVAL (limit out of range, unknown policy, item_max over
@@ -368,10 +373,12 @@ PX_API int px_cache_get_or_load(struct px_cache *c, const void *key,
  * instant is seen); nothing else of an item changes after it is stored.
  */
 struct px_cache_snap_info {
-	uint64_t cas;   /* the image: items with cas ids up to this ... */
-	int64_t now;    /* ... live at this Unix time */
-	size_t buckets; /* index buckets the walk covers */
-	size_t items;   /* items in the index at the instant (upper bound) */
+	uint64_t cas;     /* the image: items with cas ids up to this ... */
+	int64_t now;      /* ... live at this Unix time */
+	size_t buckets;   /* index buckets the walk covers */
+	size_t items;     /* items in the index at the instant (upper bound) */
+	int64_t flush_at; /* a delayed flush_all pending at the instant (Unix
+			     time, after @now), 0 for none */
 	size_t retained_items; /* px_cache_snap_end(): items kept for it */
 	size_t retained_bytes; /* and the arena bytes they held */
 	size_t spilled_items;  /* px_cache_snap_end(): handed to the spill fn */
@@ -455,6 +462,36 @@ px_cache_restore(struct px_cache *c, const struct px_cache_ref *item);
  * they already are).  Thread safe.
  */
 PX_API void px_cache_cas_floor(struct px_cache *c, uint64_t cas);
+
+/* What px_cache_restore_many() did with its items. */
+struct px_cache_restore_info {
+	size_t stored;  /* restored */
+	size_t expired; /* -ETIME: expired at the cache's now, not stored */
+	size_t too_big; /* -E2BIG: over this cache's item_max, not stored */
+};
+
+/*
+ * px_cache_restore_many - px_cache_restore() for @n items under one
+ * acquisition of the writer lock (held for the whole call: pass batches of
+ * tens of items, not a whole file), with the index slots of the next items
+ * prefetched while one is stored.  Expired and too large items are counted
+ * in @ri and skipped.  Returns 0, or the first other error (-EINVAL for a
+ * bad key length or cas 0, -ENOMEM); items before it stay stored and
+ * counted.  Thread safe.
+ */
+PX_API int
+px_cache_restore_many(struct px_cache *c, const struct px_cache_ref *items,
+		      size_t n, struct px_cache_restore_info *ri);
+
+/*
+ * px_cache_flush_at - set a pending delayed flush_all at absolute time @at
+ * (Unix seconds by the cache's clock), as px_cache_flush_all(c, @at - now)
+ * would, replacing a pending one: every item stored before @at dies then.
+ * Restores the flush pending in a snapshot.  Returns 1 when @at is not
+ * after the cache's now (the flush is due at once: everything stored so
+ * far is dead), 0 when it is pending, -EINVAL for @at <= 0.  Thread safe.
+ */
+PX_API int px_cache_flush_at(struct px_cache *c, int64_t at);
 
 /* ---- Upkeep, counters, memory ------------------------------------- */
 

@@ -31,6 +31,7 @@ struct px_pool;
 struct px_pool_obj;
 struct px_pool_wait;
 struct px_ring;
+struct px_ring_op;
 struct px_ring_conn;
 struct px_guard;
 
@@ -133,6 +134,21 @@ struct px_pool_env {
 	void (*release)(void *arg);
 	void *arg;
 };
+
+/*
+ * Hooks for the ring calls of px_pool_create()'s environment, so tests
+ * can make them fail.  timer() replaces px_ring_timer() (same contract).
+ * NULL members keep the real call; px_pool_ring_hooks_set(NULL) restores
+ * everything.  Not thread safe: set hooks while no pool runs.
+ */
+struct px_pool_ring_hooks {
+	int (*timer)(struct px_ring *ring, uint64_t ns, uint32_t flags,
+		     void (*fn)(struct px_ring *ring, int res, bool more,
+				void *ctx),
+		     void *ctx, struct px_ring_op **opp);
+};
+
+PX_API void px_pool_ring_hooks_set(const struct px_pool_ring_hooks *hooks);
 
 /* ------------------------------------------------------------------ */
 /* Creation                                                             */

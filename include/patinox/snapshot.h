@@ -12,9 +12,11 @@
  * the whole file before it stores anything, then restores keys, values,
  * flags, cas ids and absolute expiry times, dropping expired items.
  *
- * File format (version 1, little endian; docs/snapshot.md has it all):
- *   header (64 bytes): magic "PXSNAP\r\n", version, item, block and byte
- *     counts, the instant's cas id and time, XXH3-64 of the header
+ * File format (version 2, little endian; docs/snapshot.md has it all):
+ *   header (80 bytes): magic "PXSNAP\r\n", version, item, block and byte
+ *     counts, the instant's cas id and time, the delayed flush_all then
+ *     pending, XXH3-64 of the header (version 1 files, without the
+ *     pending flush, are still read)
  *   blocks: 32-byte block header (magic, payload length, item count,
  *     sequence number, XXH3-64 of header and payload), then records:
  *     klen u16, 0 u16, vlen u32, flags u32, exptime i64, cas u64, key,
@@ -41,7 +43,7 @@
 #include <patinox/common.h>
 
 /* The format version this library writes and reads. */
-#define PX_SNAPSHOT_VERSION 1u
+#define PX_SNAPSHOT_VERSION 2u
 
 /* What a save or a load did. */
 struct px_snapshot_info {
@@ -58,6 +60,12 @@ struct px_snapshot_info {
 				the walk and copied out to the saver */
 	uint64_t begin_ns;   /* save: time the cache's writer lock was held */
 	uint64_t elapsed_ns; /* whole call */
+	int64_t flush_at;    /* a delayed flush_all pending at the instant
+				(Unix seconds), 0 for none; a load sets it
+				on the cache again */
+	uint64_t flushed;    /* load: dropped, that flush was due by the
+				cache's clock (every item of the image was
+				stored before it) */
 	bool direct;         /* save: O_DIRECT (false: the file system
 				refused it, or opts.no_direct) */
 	bool uring;          /* save: written through io_uring (false: the
@@ -85,6 +93,20 @@ struct px_snapshot_opts {
 	uint64_t max_rate;    /* bytes per second, 0: as fast as it goes;
 				 a paced save takes longer and leaves more
 				 CPU and memory bandwidth to requests */
+	bool idle_priority;   /* run the save as SCHED_IDLE: it gets only
+				 CPU time no other thread wants; the
+				 policy is put back after.  Only where a
+				 core is to spare: on a saturated machine
+				 the save starves, and writers waiting for
+				 a grace period behind its read-side
+				 section stall (docs/snapshot.md) */
+	int nice;             /* 1..19: the saving thread's nice value for
+				 the save (a smaller CPU share, but it
+				 still runs every scheduler period); put
+				 back after where the thread may raise its
+				 priority again (CAP_SYS_NICE or
+				 RLIMIT_NICE), else it keeps it: save on
+				 a thread of its own.  0: unchanged */
 	px_snapshot_progress_fn progress; /* NULL for none */
 	void *progress_arg;
 };
@@ -133,7 +155,11 @@ PX_API int px_snapshot_read(const char *path, px_snapshot_item_fn fn, void *arg,
  * Verifies the whole file first (nothing is stored from a corrupt,
  * truncated or foreign file), then restores every item whose expiry time
  * has not passed by @c's clock, with its flags, cas id and absolute
- * expiry time; later cas ids of @c are above every id of the file.  Items
+ * expiry time; later cas ids of @c are above every id of the file.  A
+ * delayed flush_all pending in the file is set on @c again (through
+ * px_cache_flush_at); if it is due already, no item is stored (all are
+ * counted in @info->flushed).  Items are stored in batches of
+ * CONFIG_PX_SNAPSHOT_RESTORE_BATCH per writer lock hold.  Items
  * larger than @c's item_max are skipped and counted.  Meant for a fresh
  * cache.  Returns 0, the errors of px_snapshot_read(), or -ENOMEM when
  * @c cannot hold an item (items restored before stay).

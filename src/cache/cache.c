@@ -193,13 +193,17 @@ index_block_units(size_t buckets, size_t ghost_buckets)
 	return (bytes + PXC_UNIT - 1) / PXC_UNIT;
 }
 
-static uint32_t alloc_units(struct px_cache *c, size_t units, int64_t now);
+static uint32_t
+alloc_units(struct px_cache *c, size_t units, int64_t now, size_t max_evict);
+static size_t batch_units(const struct px_cache *c);
 
 /*
  * pxc_index_new - an empty index of @buckets buckets and @ghost_buckets
  * ghost buckets (powers of two, buckets >= 64) in a block of the arena;
- * @evict: make room by eviction as a store does.  NULL if there is no
- * room.  Writer lock held.
+ * @evict: make room by eviction as a store does, but give up after one
+ * batch and PXC_GROW_EVICT times the block (pinned items may leave no
+ * window that large: a store's unbounded eviction would empty the cache).
+ * NULL if there is no room.  Writer lock held.
  */
 struct pxc_index *
 pxc_index_new(struct px_cache *c, size_t buckets, size_t ghost_buckets,
@@ -212,8 +216,8 @@ pxc_index_new(struct px_cache *c, size_t buckets, size_t ghost_buckets,
 
 	if (pxc_arena_fit_units(units) > pxc_arena_largest(&c->arena))
 		return NULL;
-	off = evict ? alloc_units(c, units, now)
-		    : pxc_arena_alloc(&c->arena, units);
+	off = alloc_units(c, units, now,
+			  evict ? batch_units(c) + PXC_GROW_EVICT * units : 0);
 	if (!off)
 		return NULL;
 	blk = pxc_item(c, off);
@@ -304,9 +308,17 @@ index_grow(struct px_cache *c, int64_t now)
 	    atomic_load_explicit(&c->items, memory_order_relaxed) < n ||
 	    index_block_units(2 * n, gb) > c->arena.total_units / 8)
 		return;
-	ix = pxc_index_new(c, 2 * n, gb, now, true);
-	if (!ix)
+	if (c->grow_skip) {
+		c->grow_skip--;
 		return;
+	}
+	ix = pxc_index_new(c, 2 * n, gb, now, true);
+	if (!ix) {
+		/* No room without evicting much more: try again after as
+		 * many new keys as buckets, so failures cost little. */
+		c->grow_skip = n;
+		return;
+	}
 	seq = atomic_load_explicit(&c->resize_seq, memory_order_relaxed);
 	atomic_store_explicit(&c->resize_seq, seq + 1, memory_order_relaxed);
 	index_relink(c, old, ix);
@@ -576,10 +588,11 @@ evict_window(struct px_cache *c, size_t units, int64_t now)
  * many stores.  Large requests (a quarter batch and more), and any
  * request once policy eviction has freed as much as it without producing
  * a fitting block (fragmentation), evict contiguous windows instead.
- * Returns 0 when nothing is left to evict.
+ * Returns 0 when nothing is left to evict, or once @max_evict units were
+ * evicted without a fitting block.
  */
 static uint32_t
-alloc_units(struct px_cache *c, size_t units, int64_t now)
+alloc_units(struct px_cache *c, size_t units, int64_t now, size_t max_evict)
 {
 	size_t target = units > batch_units(c) ? units : batch_units(c);
 	size_t evicted = 0, n;
@@ -591,6 +604,8 @@ alloc_units(struct px_cache *c, size_t units, int64_t now)
 			return off;
 		if (c->limbo && pxc_reclaim(c))
 			continue;
+		if (evicted >= max_evict)
+			return 0;
 		if (evicted >= units || units >= batch_units(c) / 4)
 			n = evict_window(c, units, now);
 		else
@@ -635,7 +650,8 @@ struct pxc_req {
 	uint64_t set_cas; /* restore: the item's cas id, 0 for a new one */
 	uint64_t h;
 	int64_t now;
-	bool moving; /* the same item moves to a new block: no listener */
+	bool moving;   /* the same item moves to a new block: no listener */
+	uint32_t keep; /* meta bits the new item has before it is published */
 };
 
 static int
@@ -659,8 +675,8 @@ static void
 item_init(struct px_cache *c, struct pxc_item *it, const struct pxc_req *r,
 	  size_t vlen)
 {
-	uint32_t bits =
-	    (r->flags ? PXC_M_FLAGS : 0) | (r->exptime ? PXC_M_EXPT : 0);
+	uint32_t bits = (r->flags ? PXC_M_FLAGS : 0) |
+			(r->exptime ? PXC_M_EXPT : 0) | r->keep;
 	size_t extra = pxc_extra(bits);
 	size_t pad =
 	    (size_t)it->size * PXC_UNIT - PXC_HDR - extra - r->klen - vlen;
@@ -750,10 +766,12 @@ store_new(struct px_cache *c, const struct pxc_req *r, struct pxc_item *old,
 		pxc_pin(c, old); /* eviction below must not free it */
 	else
 		make_room_for_one(c, r->now);
-	off = alloc_units(c, units, r->now);
-	if (off && r->moving && !pxc_linked(old)) {
-		/* Evicted to make room for its own move: let it go. */
-		pxc_arena_free(&c->arena, off); /* never published */
+	off = alloc_units(c, units, r->now, SIZE_MAX);
+	if (r->moving && !pxc_linked(old)) {
+		/* Evicted to make room for its own move (whether or not
+		 * the room was then found): let it go. */
+		if (off)
+			pxc_arena_free(&c->arena, off); /* never published */
 		pxc_unpin(c, old);
 		return -ENOENT;
 	}
@@ -938,14 +956,17 @@ px_cache_delete(struct px_cache *c, const void *key, size_t klen)
  * @old has no expiry field: a copy with one (same cas id, flags, key,
  * value, policy place and hot bits) takes its place, without telling the
  * listener.  A running snapshot gets @old (retained or already saved), so
- * the copy is marked as claimed.  Returns 0 and the copy in *@out,
+ * the copy is marked as claimed, before it is published: the walker holds
+ * no lock and may reach the copy while @old is being retained.  The
+ * replacement counts as a hit; the hot bits are set back so that the
+ * caller's touch is the only one.  Returns 0 and the copy in *@out,
  * -ENOMEM, or -ENOENT when making room evicted @old itself.
  */
 static int
 move_with_exptime(struct px_cache *c, struct pxc_item *old, uint32_t e,
 		  int64_t now, struct pxc_item **out)
 {
-	uint32_t keep = pxc_meta(old) & PXC_M_FETCHED;
+	unsigned hot = pxc_hot(old);
 	struct pxc_item *it;
 	struct pxc_req r = {
 	    .mode = PX_CACHE_SET,
@@ -960,15 +981,14 @@ move_with_exptime(struct px_cache *c, struct pxc_item *old, uint32_t e,
 	    .h = pxc_hash(pxc_key(old), pxc_klen(old)),
 	    .now = now,
 	    .moving = true,
+	    .keep = (pxc_meta(old) & PXC_M_FETCHED) |
+		    (c->snap.active ? c->snap.claim : 0),
 	};
 	int err = store_new(c, &r, old, r.vlen, &it);
 
 	if (err)
 		return err;
-	if (c->snap.active)
-		keep |= c->snap.claim;
-	if (keep)
-		atomic_fetch_or_explicit(&it->meta, keep, memory_order_relaxed);
+	pxc_set_hot(it, hot);
 	PXC_COUNT(c, exptime_moves, 1);
 	*out = it;
 	return 0;

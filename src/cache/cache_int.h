@@ -28,13 +28,14 @@
 #define PXC_HDR         28u /* sizeof(struct pxc_item) */
 #define PXC_IX_OFF      32u /* struct pxc_index in its block (8-aligned) */
 #define PXC_MIN_UNITS   3u  /* smallest free block: header + footer */
-#define PXC_LIMIT_MIN   (1ull << 20)
-#define PXC_LIMIT_MAX   (32ull << 30)
+#define PXC_LIMIT_MIN   PX_CACHE_LIMIT_MIN
+#define PXC_LIMIT_MAX   PX_CACHE_LIMIT_MAX
 #define PXC_VALUE_CAP   (64ull << 20)
 #define PXC_PIN_SLOTS   4096u /* pin counters; sharing a slot only delays */
 #define PXC_GHOST_WAYS  8u    /* entries per ghost bucket (one line) */
 #define PXC_SWEEP_SLICE 256u  /* buckets px_cache_maintain() sweeps per lock */
 #define PXC_FIT_SCAN    8u    /* blocks of a request's own free list tried */
+#define PXC_GROW_EVICT  4u    /* growth evicts a batch + 4x its block at most */
 
 /*
  * Item header, 28 bytes, followed by the expiry time (4 bytes, only when
@@ -185,6 +186,7 @@ struct px_cache {
 	_Atomic size_t table_units; /* arena units of the index block */
 	_Atomic uint32_t *buckets;
 	size_t bucket_mask;
+	size_t grow_skip; /* new keys to store before growth is tried again */
 	size_t sweep_cursor;
 	_Atomic uint64_t cas_next; /* last cas id handed out */
 
@@ -386,6 +388,7 @@ void pxc_policy_remove(struct px_cache *c, struct pxc_item *it);
 void pxc_policy_replace(struct px_cache *c, struct pxc_item *old,
 			struct pxc_item *it);
 struct pxc_item *pxc_policy_victim(struct px_cache *c);
+void pxc_policy_prefetch(const struct px_cache *c, uint64_t h);
 void pxc_policy_hit_locked(struct px_cache *c, struct pxc_item *it);
 /* Lock-free: any thread inside a read-side section. */
 void pxc_policy_hit(struct px_cache *c, struct pxc_item *it);

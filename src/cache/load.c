@@ -82,6 +82,7 @@ load_and_store(struct px_cache *c, const void *key, size_t klen,
 	if (!err) {
 		pxc_pin(c, it);
 		pxc_fill_ref(it, ref);
+		pxc_mark_fetched(it); /* the caller reads it */
 	}
 	pxc_unlock(c);
 

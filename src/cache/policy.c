@@ -145,6 +145,14 @@ ghost_insert(struct px_cache *c, uint64_t h)
 	b[victim] = (uint64_t)fp << 32 | c->pol.ghost_seq;
 }
 
+/* Start loading the ghost slot an insert of @h will read (a hint). */
+void
+pxc_policy_prefetch(const struct px_cache *c, uint64_t h)
+{
+	if (c->pol.kind == PX_CACHE_POLICY_S3FIFO && c->pol.ghost)
+		__builtin_prefetch(ghost_bucket(c, h), 1);
+}
+
 /* True if @h's key is in the ghost; the entry is consumed. */
 static bool
 ghost_take(struct px_cache *c, uint64_t h)

@@ -36,6 +36,7 @@
 
 #define SNAP_BITS     (PXC_M_SNAP0 | PXC_M_SNAP1)
 #define SNAP_PREFETCH 16 /* buckets ahead whose first item is prefetched */
+#define RESTORE_AHEAD 8u /* restored items ahead whose slots are fetched */
 
 /* Whether @it belongs to the image; any thread, @it reachable. */
 static bool
@@ -132,6 +133,15 @@ flush_cas_at(const struct px_cache *c, int64_t now)
 	return atomic_load_explicit(&c->flush_cas, memory_order_relaxed);
 }
 
+/* A delayed flush still to come at @now, or 0. */
+static int64_t
+pending_flush(const struct px_cache *c, int64_t now)
+{
+	int64_t at = atomic_load_explicit(&c->flush_at, memory_order_relaxed);
+
+	return at > now ? at : 0;
+}
+
 int
 px_cache_snap_begin(struct px_cache *c, size_t retain_limit,
 		    struct px_cache_snap_info *info)
@@ -160,6 +170,7 @@ px_cache_snap_begin(struct px_cache *c, size_t retain_limit,
 	    .now = s->now,
 	    .buckets = c->bucket_mask + 1,
 	    .items = atomic_load_explicit(&c->items, memory_order_relaxed),
+	    .flush_at = pending_flush(c, s->now),
 	};
 	pxc_unlock(c);
 	return 0;
@@ -288,11 +299,12 @@ int
 px_cache_snap_walk(struct px_cache *c, size_t max, px_cache_snap_fn fn,
 		   void *arg)
 {
-	size_t nb = c->bucket_mask + 1;
+	size_t nb;
 	int err;
 
 	if (!c->snap.active || !fn)
 		return -EINVAL;
+	nb = c->bucket_mask + 1; /* the index cannot grow while active */
 	if (atomic_load_explicit(&c->snap.failed, memory_order_relaxed))
 		return -ENOSPC;
 	if (!max)
@@ -315,13 +327,14 @@ px_cache_snap_walk(struct px_cache *c, size_t max, px_cache_snap_fn fn,
 void
 px_cache_snap_end(struct px_cache *c, struct px_cache_snap_info *info)
 {
-	size_t nb = c->bucket_mask + 1;
+	size_t nb;
 
 	pxc_lock(c);
 	if (!c->snap.active) {
 		pxc_unlock(c);
 		return;
 	}
+	nb = c->bucket_mask + 1; /* fixed until the snapshot ends */
 	c->snap.scanning = false;
 	pxc_unlock(c);
 
@@ -356,6 +369,101 @@ px_cache_restore(struct px_cache *c, const struct px_cache_ref *item)
 	if (!err)
 		PXC_COUNT(c, sets, 1);
 	return err;
+}
+
+static void
+prefetch_slot(const struct px_cache *c, uint64_t h)
+{
+	__builtin_prefetch(&c->buckets[h & c->bucket_mask], 0);
+	pxc_policy_prefetch(c, h);
+}
+
+static void
+prefetch_chain(const struct px_cache *c, uint64_t h)
+{
+	uint32_t off = atomic_load_explicit(&c->buckets[h & c->bucket_mask],
+					    memory_order_relaxed);
+
+	if (off)
+		__builtin_prefetch(pxc_item(c, off), 0);
+}
+
+static uint64_t
+ref_hash(const struct px_cache_ref *item)
+{
+	return pxc_hash(item->key, item->klen);
+}
+
+/* Store one item of a batch; writer lock held. */
+static int
+restore_one(struct px_cache *c, const struct px_cache_ref *item,
+	    struct px_cache_restore_info *ri)
+{
+	int err;
+
+	if (!item->klen || item->klen > CONFIG_PX_CACHE_KEY_MAX || !item->cas)
+		return -EINVAL;
+	if (item->vlen > c->item_max) {
+		ri->too_big++;
+		return 0;
+	}
+	err = pxc_restore_locked(c, item);
+	if (err == -ETIME)
+		ri->expired++;
+	else if (!err)
+		ri->stored++;
+	return err == -ETIME ? 0 : err;
+}
+
+/*
+ * The store of a loaded item is bound by two cache misses, its index slot
+ * (and chain) and its ghost slot: they are fetched RESTORE_AHEAD items
+ * ahead, the chain's first item half as far ahead (once its slot is in).
+ */
+int
+px_cache_restore_many(struct px_cache *c, const struct px_cache_ref *items,
+		      size_t n, struct px_cache_restore_info *ri)
+{
+	uint64_t h[RESTORE_AHEAD];
+	size_t before = ri->stored, i;
+	int err = 0;
+
+	for (i = 0; i < n && i < RESTORE_AHEAD; i++)
+		h[i] = ref_hash(&items[i]);
+	pxc_lock(c); /* the index may grow: its address only under the lock */
+	for (i = 0; i < n && i < RESTORE_AHEAD; i++)
+		prefetch_slot(c, h[i]);
+	for (i = 0; i < n && !err; i++) {
+		size_t mid = i + RESTORE_AHEAD / 2, far = i + RESTORE_AHEAD;
+
+		if (mid < n)
+			prefetch_chain(c, h[mid % RESTORE_AHEAD]);
+		err = restore_one(c, &items[i], ri);
+		if (far < n) {
+			h[far % RESTORE_AHEAD] = ref_hash(&items[far]);
+			prefetch_slot(c, h[far % RESTORE_AHEAD]);
+		}
+	}
+	pxc_unlock(c);
+	if (ri->stored > before)
+		PXC_COUNT(c, sets, ri->stored - before);
+	return err;
+}
+
+int
+px_cache_flush_at(struct px_cache *c, int64_t at)
+{
+	int due;
+
+	if (at <= 0)
+		return -EINVAL;
+	pxc_lock(c);
+	/* Writers apply a due flush before handing out a newer cas id, and
+	 * readers treat every item as flushed from @at on. */
+	atomic_store_explicit(&c->flush_at, at, memory_order_release);
+	due = at <= pxc_now(c);
+	pxc_unlock(c);
+	return due;
 }
 
 void

@@ -8,10 +8,11 @@
 # or foreign file starts the server empty with a clear log line, or stops
 # it with --snapshot-strict; --snapshot-interval writes the file while
 # serving; kill -9 in the middle of writes and saves leaves the previous
-# snapshot loadable.  Our own servers on free 127.0.0.1 ports, by pid.
+# snapshot loadable; a delayed flush_all pending at SIGTERM still
+# happens after the restart.  Our own servers on free 127.0.0.1 ports, by pid.
 . "$(dirname "$0")/pxcached_server.sh"
 
-NT=12
+NT=13
 echo "TAP version 13"
 echo "1..$NT"
 SNAP=$PXC_TMP/cache.snap
@@ -96,6 +97,9 @@ elif cmd == "set":
 elif cmd == "get":
     r = ask(s, b"get %s\r\n" % sys.argv[2].encode(), b"END\r\n")
     print(r.decode().split("\r\n")[1] if r.startswith(b"VALUE") else "miss")
+elif cmd == "flush_all":
+    print(ask(s, b"flush_all %s\r\n" % sys.argv[2].encode(), b"\r\n")
+          .decode().strip())
 elif cmd == "hammer":
     # Writes until the server goes away (kill -9).
     i = 0
@@ -205,4 +209,23 @@ pxc_check "kill -9 during writes and saves: the previous snapshot loads ($got)" 
 pxc_stop TERM || { echo "# server exit status $?"; PXC_FAILED=1; }
 pxc_check "--snapshot-interval without --snapshot is refused" bash -c \
 	'"$0" --snapshot-interval 5 2>&1 | grep -q "need --snapshot"' "$PXC_BIN"
+
+# A delayed flush_all pending when the server stops is in the snapshot:
+# after the restart the item is there until the flush's time, then gone.
+rm -f "$SNAP"
+pxc_start -t 1 -m 32 --snapshot "$SNAP"
+client set doomed "until the flush" >/dev/null
+client flush_all 6 >/dev/null
+pxc_stop TERM
+pxc_start -t 1 -m 32 --snapshot "$SNAP"
+early=$(client get doomed)
+for _ in $(seq 1 100); do
+	[ "$(client get doomed)" = miss ] && break
+	sleep 0.1
+done
+late=$(client get doomed)
+pxc_stop TERM || { echo "# server exit status $?"; PXC_FAILED=1; }
+pxc_check "a pending flush_all survives a restart ($early, then $late)" \
+	bash -c "[ '$early' = 'until the flush' ] && [ '$late' = miss ] &&
+		grep -q 'flush_all pending at .* restored' '$PXC_TMP/log'"
 exit "$PXC_FAILED"

@@ -6,6 +6,7 @@
  * them and frees everything once they end.  The manager's steps are ring
  * timers, so nothing here needs a network.
  */
+#include <errno.h>
 #include <time.h>
 
 #include <patinox/error.h>
@@ -226,6 +227,70 @@ TEST_F(pr, min_idle_fills_from_ring_timers)
 	}
 	EXPECT_EQ(s.available, 3);
 	EXPECT_EQ(self->m.live, 3);
+	px_pool_destroy(pool);
+}
+
+/* A ring timer hook that refuses the first @timer_refusals arms. */
+static int timer_refusals;
+static int timer_calls;
+
+static int
+refusing_timer(struct px_ring *ring, uint64_t ns, uint32_t flags, px_ring_fn fn,
+	       void *ctx, struct px_ring_op **opp)
+{
+	timer_calls++;
+	if (timer_refusals != 0) {
+		if (timer_refusals > 0)
+			timer_refusals--;
+		return -EBUSY; /* as with a full submission queue */
+	}
+	return px_ring_timer(ring, ns, flags, fn, ctx, opp);
+}
+
+/* Hold the only object, then queue a get with a 50 ms timeout. */
+static void
+hold_and_wait_50ms(struct __test_meta *_metadata, FIXTURE_DATA(pr) * self,
+		   struct px_pool **pool, struct got *held, struct got *quick)
+{
+	const struct px_pool_ring_hooks h = {.timer = refusing_timer};
+
+	timer_calls = 0;
+	px_pool_ring_hooks_set(&h);
+	ASSERT_EQ(px_pool_create(self->ring, &self->mgr, &self->o, pool), 0);
+	ASSERT_EQ(px_pool_get(*pool, -1, on_got, held, NULL), 0);
+	run_until(self->ring, &held->calls, 2000);
+	ASSERT_EQ(held->res, 0);
+	ASSERT_EQ(px_pool_get(*pool, 50, on_got, quick, NULL), 0);
+	run_until(self->ring, &quick->calls, 3000);
+	px_pool_ring_hooks_set(NULL);
+}
+
+TEST_F(pr, waiters_time_out_when_no_timer_can_be_armed)
+{
+	struct px_pool *pool;
+	struct got held = {0}, quick = {0};
+
+	timer_refusals = -1; /* every arm fails */
+	hold_and_wait_50ms(_metadata, self, &pool, &held, &quick);
+	EXPECT_EQ(quick.calls, 1);
+	EXPECT_EQ(quick.res, -ETIMEDOUT);
+	px_pool_put(pool, held.obj);
+	px_pool_destroy(pool);
+}
+
+TEST_F(pr, a_refused_timer_is_armed_again)
+{
+	struct px_pool *pool;
+	struct got held = {0}, quick = {0};
+
+	timer_refusals = 1;
+	hold_and_wait_50ms(_metadata, self, &pool, &held, &quick);
+	EXPECT_EQ(quick.calls, 1);
+	EXPECT_EQ(quick.res, -ETIMEDOUT);
+	/* A real timer took over: no arm per ring iteration. */
+	EXPECT_GE(timer_calls, 2);
+	EXPECT_LT(timer_calls, 10);
+	px_pool_put(pool, held.obj);
 	px_pool_destroy(pool);
 }
 

@@ -698,6 +698,212 @@ test_cache_touch_move_during_snapshot_saves_once(void **state)
 	px_cache_destroy(c);
 }
 
+/*
+ * The walker runs without the writer lock: it must not find the moved
+ * copy unclaimed while the writer is still between publishing it and
+ * retaining (here: spilling) the old block, or the item is saved twice.
+ * The spill function holds the writer there while the walker thread
+ * walks past the item's bucket.
+ */
+struct move_race {
+	struct px_cache *c;
+	const char *key;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int stage; /* 1: in spill, 2: walked */
+	unsigned saved;
+	int touch_err;
+};
+
+static void
+race_count(struct move_race *r, const struct px_cache_ref *item)
+{
+	if (item->klen == strlen(r->key) &&
+	    !memcmp(item->key, r->key, item->klen))
+		r->saved++;
+}
+
+static int
+race_walk_fn(void *arg, const struct px_cache_ref *item)
+{
+	race_count(arg, item);
+	return 0;
+}
+
+static int
+race_spill_fn(void *arg, const struct px_cache_ref *item)
+{
+	struct move_race *r = arg;
+
+	race_count(r, item);
+	pthread_mutex_lock(&r->mu);
+	r->stage = 1;
+	pthread_cond_broadcast(&r->cv);
+	while (r->stage != 2)
+		pthread_cond_wait(&r->cv, &r->mu);
+	pthread_mutex_unlock(&r->mu);
+	return 0;
+}
+
+static void *
+race_toucher(void *arg)
+{
+	struct move_race *r = arg;
+
+	r->touch_err = px_cache_touch(r->c, r->key, strlen(r->key), 100);
+	return NULL;
+}
+
+static void
+test_cache_touch_move_claims_copy_before_publishing(void **state)
+{
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_SIEVE, 0);
+	struct move_race r = {.c = c};
+	struct px_cache_snap_info info;
+	static char keys[16][8];
+	size_t b = 0;
+	pthread_t t;
+	int i, more;
+
+	pthread_mutex_init(&r.mu, NULL);
+	pthread_cond_init(&r.cv, NULL);
+	for (i = 0; i < 16 && !r.key; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "m%d", i);
+		b = pxc_hash(keys[i], strlen(keys[i])) & c->bucket_mask;
+		if (b + 1 < c->bucket_mask + 1)
+			r.key = keys[i];
+	}
+	assert_non_null(r.key);
+	assert_int_equal(set_s(c, r.key, "v", 0), 0);
+	assert_int_equal(px_cache_snap_begin(c, 0, &info), 0);
+	assert_int_equal(px_cache_snap_spill(c, race_spill_fn, &r), 0);
+	assert_int_equal(pthread_create(&t, NULL, race_toucher, &r), 0);
+	pthread_mutex_lock(&r.mu);
+	while (r.stage != 1)
+		pthread_cond_wait(&r.cv, &r.mu);
+	pthread_mutex_unlock(&r.mu);
+	/* The writer is inside the move: walk up to the key's bucket. */
+	assert_int_equal(px_cache_snap_walk(c, b + 1, race_walk_fn, &r), 1);
+	pthread_mutex_lock(&r.mu);
+	r.stage = 2;
+	pthread_cond_broadcast(&r.cv);
+	pthread_mutex_unlock(&r.mu);
+	pthread_join(t, NULL);
+	assert_int_equal(r.touch_err, 0);
+	do
+		more = px_cache_snap_walk(c, 64, race_walk_fn, &r);
+	while (more > 0);
+	assert_int_equal(more, 0);
+	px_cache_snap_end(c, NULL);
+	assert_int_equal(r.saved, 1);
+	pthread_mutex_destroy(&r.mu);
+	pthread_cond_destroy(&r.cv);
+	px_cache_destroy(c);
+}
+
+/*
+ * Growing the index when no window of the arena can hold the new block
+ * (pinned items every few KiB) must not evict the whole cache trying:
+ * the index just stays as it is.
+ */
+static void
+test_cache_index_growth_among_pins_keeps_the_cache(void **state)
+{
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_LRU, 0);
+	static struct px_cache_ref refs[2048];
+	char key[32], val[1000];
+	size_t before, nref = 0, n, i;
+
+	memset(val, 'v', sizeof(val));
+	/* Three budgets of 1 KiB items; in the last two, every 8th is
+	 * pinned, so every free hole left is at most ~8 KiB. */
+	for (i = 0; i < 12000; i++) {
+		snprintf(key, sizeof(key), "big%zu", i);
+		assert_int_equal(
+		    px_cache_set(c, key, strlen(key), val, sizeof(val), 0, 0),
+		    0);
+		if (i >= 4000 && i % 8 == 0 && nref < 2048)
+			assert_int_equal(px_cache_get_ref(c, key, strlen(key),
+							  &refs[nref++]),
+					 0);
+	}
+	n = c->bucket_mask + 1;
+	/* Small new items until the index wants to double. */
+	for (i = 0; px_cache_items(c) < n - 1; i++) {
+		snprintf(key, sizeof(key), "s%zu", i);
+		assert_int_equal(set_s(c, key, "x", 0), 0);
+		assert_true(i < 1000000);
+	}
+	before = px_cache_items(c);
+	assert_int_equal(set_s(c, "trigger", "x", 0), 0);
+	assert_int_equal(set_s(c, "trigger2", "x", 0), 0);
+	assert_true(px_cache_items(c) >= before / 2);
+	for (i = 0; i < nref; i++)
+		px_cache_ref_put(c, &refs[i]);
+	px_cache_destroy(c);
+}
+
+/*
+ * A touch that moves the item counts as one hit, like a touch in place:
+ * the S3-FIFO frequency goes up by one, not two.
+ */
+static void
+test_cache_touch_move_counts_one_hit(void **state)
+{
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_S3FIFO, 0);
+	const struct pxc_item *m, *t;
+
+	assert_int_equal(set_s(c, "m", "v", 0), 0);  /* no TTL: moves */
+	assert_int_equal(set_s(c, "t", "v", 50), 0); /* TTL: in place */
+	assert_int_equal(px_cache_touch(c, "m", 1, 100), 0);
+	assert_int_equal(px_cache_touch(c, "t", 1, 100), 0);
+	assert_int_equal(metric(c, PX_CACHE_M_exptime_moves), 1);
+	m = pxc_find(c, pxc_hash("m", 1), "m", 1);
+	t = pxc_find(c, pxc_hash("t", 1), "t", 1);
+	assert_non_null(m);
+	assert_non_null(t);
+	assert_int_equal(pxc_hot(t), 1);
+	assert_int_equal(pxc_hot(m), pxc_hot(t));
+	px_cache_destroy(c);
+}
+
+/*
+ * When the move's room cannot be made and the eviction took the item
+ * itself, the item is gone: touch says -ENOENT (as documented), not
+ * -ENOMEM, which promises the item is still there without a TTL.
+ */
+static void
+test_cache_touch_move_that_evicts_the_item_is_enoent(void **state)
+{
+	struct px_cache *c = make(1 * MIB, PX_CACHE_POLICY_LRU, 0);
+	static struct px_cache_ref refs[16384];
+	char key[32], val[2000];
+	size_t nref = 0;
+
+	memset(val, 'v', sizeof(val));
+	assert_int_equal(px_cache_set(c, "m", 1, val, sizeof(val), 0, 0), 0);
+	/* Pinned fillers until no block could hold m's copy (old index
+	 * blocks reclaimed first, so that they are filled too). */
+	for (;;) {
+		px_cache_maintain(c, 1);
+		if (c->arena.free_units * PXC_UNIT <= 300)
+			break;
+		assert_true(nref < 16384);
+		snprintf(key, sizeof(key), "f%zu", nref);
+		assert_int_equal(
+		    px_cache_set(c, key, strlen(key), val, 100, 0, 0), 0);
+		assert_int_equal(
+		    px_cache_get_ref(c, key, strlen(key), &refs[nref]), 0);
+		nref++;
+	}
+	assert_int_equal(metric(c, PX_CACHE_M_evictions), 0);
+	assert_int_equal(px_cache_touch(c, "m", 1, 100), -ENOENT);
+	assert_null(get_s(c, "m"));
+	while (nref)
+		px_cache_ref_put(c, &refs[--nref]);
+	px_cache_destroy(c);
+}
+
 /* ---- Listener, references, memory ----------------------------------- */
 
 static void
@@ -1088,12 +1294,12 @@ static int
 loader(void *arg, const void *key, size_t klen, struct px_cache_value *out)
 {
 	load_calls++;
-	if (arg)
+	if (arg == (void *)1)
 		return -EIO;
 	out->data = strdup("loaded");
 	out->len = 6;
 	out->flags = 3;
-	out->ttl = 0;
+	out->ttl = arg == (void *)2 ? 10 : 0;
 	out->release = free;
 	return 0;
 }
@@ -1118,6 +1324,23 @@ test_cache_get_or_load(void **state)
 	    px_cache_get_or_load(c, "e", 1, loader, (void *)1, &ref), -EIO);
 	assert_null(get_s(c, "e"));
 	assert_int_equal(metric(c, PX_CACHE_M_loads), 2);
+	px_cache_destroy(c);
+}
+
+/* The caller of get_or_load reads the loaded item: it is not unfetched. */
+static void
+test_cache_loaded_item_counts_as_fetched(void **state)
+{
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_DEFAULT, 0);
+	struct px_cache_ref ref;
+
+	assert_int_equal(
+	    px_cache_get_or_load(c, "t", 1, loader, (void *)2, &ref), 0);
+	px_cache_ref_put(c, &ref);
+	fake_now += 11;
+	assert_int_equal(px_cache_maintain(c, 0), 1);
+	assert_int_equal(metric(c, PX_CACHE_M_expired_reclaimed), 1);
+	assert_int_equal(metric(c, PX_CACHE_M_expired_unfetched), 0);
 	px_cache_destroy(c);
 }
 
@@ -1471,6 +1694,13 @@ main(void)
 	    cmocka_unit_test(test_cache_fetched_by_gat_and_ref_not_by_touch),
 	    cmocka_unit_test(test_cache_touch_moves_an_item_without_ttl),
 	    cmocka_unit_test(test_cache_touch_move_during_snapshot_saves_once),
+	    cmocka_unit_test(
+		test_cache_touch_move_claims_copy_before_publishing),
+	    cmocka_unit_test(
+		test_cache_index_growth_among_pins_keeps_the_cache),
+	    cmocka_unit_test(test_cache_touch_move_counts_one_hit),
+	    cmocka_unit_test(
+		test_cache_touch_move_that_evicts_the_item_is_enoent),
 	    cmocka_unit_test(test_cache_listener_causes),
 	    cmocka_unit_test(test_cache_ref_survives_replace_and_delete),
 	    cmocka_unit_test(test_cache_too_big_is_e2big),
@@ -1487,6 +1717,7 @@ main(void)
 	    cmocka_unit_test(test_cache_s3fifo_ghost_readmits_to_main),
 	    cmocka_unit_test(test_cache_get_or_load),
 	    cmocka_unit_test(test_cache_hash_is_seeded),
+	    cmocka_unit_test(test_cache_loaded_item_counts_as_fetched),
 	    cmocka_unit_test(test_cache_metrics_table),
 	    cmocka_unit_test(test_cache_model_random_ops),
 	    cmocka_unit_test(

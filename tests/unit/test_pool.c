@@ -617,6 +617,121 @@ test_pool_keepalive_without_memory_does_not_spin(void **state)
 	check_empty_destroy(pool);
 }
 
+/*
+ * Housekeeping must come back even when the round that filled the timer
+ * heap leaves no room to grow it: 64 background creates that never end
+ * fill the heap's first 64 slots, and growing it fails.  Once the
+ * creates time out and memory is back, later rounds refill min_idle.
+ */
+static void
+test_pool_housekeeping_rearmed_without_memory(void **state)
+{
+	struct px_pool_opts o;
+	struct px_pool *pool;
+	struct px_pool_status s;
+
+	fm_reset();
+	fm_opts(&o, 64);
+	o.min_idle = 64;
+	o.maint_interval_ms = 50;
+	o.create_timeout_ms = 100;
+	fm.mode[S_CREATE] = M_NEVER;
+	pool = make_pool(64, &o);
+	realloc_fails = true;
+	alarm(20);    /* a create loop that spins ends the program */
+	settle(pool); /* the first round: creates, then no memory */
+	alarm(0);
+	realloc_fails = false;
+	fm.mode[S_CREATE] = M_OK;
+	advance(pool, 1000 * MS); /* the creates time out; rounds go on */
+	px_pool_status(pool, &s);
+	assert_int_equal(s.available, 64);
+	assert_int_equal(s.size, 64);
+	check_empty_destroy(pool);
+}
+
+/*
+ * Waiters with the same timeout share one deadline node; one with an
+ * earlier deadline than the queue's last goes to the heap.  Either way
+ * each times out at its own deadline, in deadline order.
+ */
+static void
+test_pool_waiter_deadlines_mixed_timeouts(void **state)
+{
+	struct px_pool *pool;
+	struct got held = {0}, g[5] = {{0}};
+	static const int32_t ms[5] = {100, 300, 50, 300, 200};
+	static const int order[5] = {2, 4, 1, 5, 3};
+
+	fm_reset();
+	pool = make_pool(1, NULL);
+	px_pool_get(pool, -1, on_got, &held, NULL);
+	settle(pool);
+	assert_int_equal(held.res, 0);
+	got_seq = 0;
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(px_pool_get(pool, ms[i], on_got, &g[i], NULL),
+				 0);
+	advance(pool, 250 * MS);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(g[i].calls, ms[i] <= 250);
+	advance(pool, 100 * MS);
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(g[i].res, -ETIMEDOUT);
+		assert_int_equal(g[i].order, order[i]);
+	}
+	px_pool_put(pool, held.obj);
+	check_empty_destroy(pool);
+}
+
+/*
+ * Without a recycle check, an object put back goes straight to the oldest
+ * waiter (the fast path) and a get with an idle object is served in the
+ * call: still strictly FIFO, callbacks still from the next poll.
+ */
+static void
+test_pool_no_check_fast_paths_keep_fifo(void **state)
+{
+	struct px_pool_manager m = {.create = fm_create, .destroy = fm_destroy};
+	struct px_pool_opts o;
+	struct px_pool *pool;
+	struct got held = {0}, w[3] = {{0}}, again = {0};
+	struct px_pool_stats st;
+	int value;
+
+	fm_reset();
+	fm_opts(&o, 1);
+	memset(&o.hooks, 0, sizeof(o.hooks));
+	assert_int_equal(px_pool_create_env(&fk_env, &m, &o, &pool), 0);
+	px_pool_get(pool, -1, on_got, &held, NULL);
+	settle(pool);
+	value = value_of(held.obj);
+	got_seq = 0;
+	for (int i = 0; i < 3; i++)
+		px_pool_get(pool, -1, on_got, &w[i], NULL);
+	px_pool_put(pool, held.obj);
+	assert_int_equal(w[0].calls, 0); /* not inside put */
+	settle(pool);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(w[i].calls, 1);
+		assert_int_equal(w[i].order, 1);
+		assert_int_equal(value_of(w[i].obj), value);
+		got_seq = 0;
+		px_pool_put(pool, w[i].obj);
+		settle(pool);
+	}
+	assert_int_equal(px_pool_get(pool, 0, on_got, &again, NULL), 0);
+	assert_int_equal(again.calls, 0); /* not inside get */
+	settle(pool);
+	assert_int_equal(again.res, 0);
+	px_pool_put(pool, again.obj);
+	px_pool_stats_get(pool, &st);
+	assert_int_equal(st.gets_waited, 4); /* with the first, created */
+	assert_int_equal(st.gets_direct, 1);
+	assert_int_equal(st.created, 1);
+	check_empty_destroy(pool);
+}
+
 static void
 test_pool_bounded_waiter_queue_fails_fast(void **state)
 {
@@ -1395,6 +1510,9 @@ main(void)
 	    cmocka_unit_test(test_pool_resize_take_retain),
 	    cmocka_unit_test(test_pool_retain_predicate),
 	    cmocka_unit_test(test_pool_min_idle_replenishes),
+	    cmocka_unit_test(test_pool_housekeeping_rearmed_without_memory),
+	    cmocka_unit_test(test_pool_waiter_deadlines_mixed_timeouts),
+	    cmocka_unit_test(test_pool_no_check_fast_paths_keep_fifo),
 	    cmocka_unit_test(test_pool_idle_timeout_and_keepalive),
 	    cmocka_unit_test(test_pool_leak_detection_reports_once),
 	    cmocka_unit_test(test_pool_stats_and_histogram),

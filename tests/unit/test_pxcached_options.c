@@ -181,7 +181,12 @@ test_pxcached_options_help_lists_everything(void **state)
 					   "--help",
 					   "--snapshot=",
 					   "--snapshot-interval",
-					   "--snapshot-strict"};
+					   "--snapshot-strict",
+					   "--extended",
+					   "idle_timeout",
+					   "partial_timeout",
+					   "ring_entries",
+					   "ring_cq_entries"};
 	const char *h = pxc_usage();
 
 	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
@@ -217,6 +222,77 @@ test_pxcached_options_snapshot(void **state)
 			 -EINVAL);
 }
 
+/* -o: memcached's extended options, comma separated, Kconfig defaults. */
+static void
+test_pxcached_options_extended(void **state)
+{
+	struct pxc_opts o;
+	char err[160];
+
+	assert_int_equal(parse(&o, err, sizeof(err), NULL), 0);
+	assert_int_equal(o.idle_timeout, CONFIG_PX_PXCACHED_IDLE_TIMEOUT_S);
+	assert_int_equal(o.partial_timeout,
+			 CONFIG_PX_PXCACHED_PARTIAL_TIMEOUT_S);
+	assert_int_equal(o.ring_entries, 0);
+	assert_int_equal(o.ring_cq_entries, 0);
+	assert_int_equal(parse(&o, err, sizeof(err), "-o",
+			       "idle_timeout=600,partial_timeout=0", "-o",
+			       "ring_entries=8,ring_cq_entries=16", NULL),
+			 0);
+	assert_int_equal(o.idle_timeout, 600);
+	assert_int_equal(o.partial_timeout, 0);
+	assert_int_equal(o.ring_entries, 8);
+	assert_int_equal(o.ring_cq_entries, 16);
+	assert_int_equal(
+	    parse(&o, err, sizeof(err), "--extended=idle_timeout=5", NULL), 0);
+	assert_int_equal(o.idle_timeout, 5);
+}
+
+static void
+test_pxcached_options_extended_refused(void **state)
+{
+	static const char *const bad[] = {
+	    "foo=1",
+	    "idle_timeout",
+	    "idle_timeout=",
+	    "idle_timeout=-1",
+	    "idle_timeout=2592001",
+	    "idle_timeout=1x",
+	    "partial_timeout=99999999999999999999999",
+	    "ring_entries=32769",
+	    "ring_entries=0,ring_cq_entries=4",
+	    "ring_entries=64,ring_cq_entries=32",
+	    "idle_timeout=1,bogus",
+	};
+	struct pxc_opts o;
+	char err[160];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(
+		    parse(&o, err, sizeof(err), "-o", bad[i], NULL), -EINVAL);
+		assert_true(strlen(err) > 0);
+	}
+	assert_int_equal(parse(&o, err, sizeof(err), "-o", "foo=1", NULL),
+			 -EINVAL);
+	assert_non_null(strstr(err, "'foo=1'"));
+	assert_non_null(strstr(err, "idle_timeout"));
+}
+
+/* Finding 7: -m over the cache's limit is refused naming the limit. */
+static void
+test_pxcached_options_memory_over_cache_limit(void **state)
+{
+	struct pxc_opts o;
+	char err[160];
+
+	assert_int_equal(parse(&o, err, sizeof(err), "-m", "40000", NULL),
+			 -EINVAL);
+	assert_non_null(strstr(err, "40000 MiB"));
+	assert_non_null(strstr(err, "32768 MiB (32 GiB)"));
+	assert_int_equal(parse(&o, err, sizeof(err), "-m", "32768", NULL), 0);
+	assert_int_equal(o.memory_mb, PX_CACHE_LIMIT_MAX >> 20);
+}
+
 int
 main(void)
 {
@@ -229,6 +305,9 @@ main(void)
 	    cmocka_unit_test(test_pxcached_options_sizes),
 	    cmocka_unit_test(test_pxcached_options_help_lists_everything),
 	    cmocka_unit_test(test_pxcached_options_snapshot),
+	    cmocka_unit_test(test_pxcached_options_extended),
+	    cmocka_unit_test(test_pxcached_options_extended_refused),
+	    cmocka_unit_test(test_pxcached_options_memory_over_cache_limit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

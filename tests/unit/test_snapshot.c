@@ -9,6 +9,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,9 +18,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <xxhash.h>
 
 #include <patinox/cache.h>
 #include <patinox/error.h>
@@ -27,10 +31,12 @@
 #define MIB        (1u << 20)
 #define START_TIME 1700000000
 #define NKEYS      2000
+#define HDR_BYTES  80 /* file header, version 2 */
 
 static int64_t fake_now = START_TIME;
 static char dir[64];
 static char path[128];
+static struct px_cache *scratch; /* see load_bytes() */
 
 static int64_t
 clock_now(void *arg)
@@ -49,6 +55,20 @@ make_with(size_t limit, enum px_cache_policy policy)
 	px_cache_opts_init(&o);
 	o.policy = policy;
 	o.hooks = &hooks;
+	o.region.backing = PX_REGION_4K;
+	assert_int_equal(px_cache_create(&c, limit, &o), 0);
+	return c;
+}
+
+static struct px_cache *
+make_small_items(size_t limit, size_t item_max)
+{
+	struct px_cache_opts o;
+	struct px_cache *c;
+
+	px_cache_opts_init(&o);
+	o.hooks = &hooks;
+	o.item_max = item_max;
 	o.region.backing = PX_REGION_4K;
 	assert_int_equal(px_cache_create(&c, limit, &o), 0);
 	return c;
@@ -79,6 +99,9 @@ teardown(void **state)
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	unlink(tmp);
 	rmdir(dir);
+	if (scratch)
+		px_cache_destroy(scratch);
+	scratch = NULL;
 	return 0;
 }
 
@@ -277,6 +300,65 @@ test_snapshot_cas_continues_above_the_file(void **state)
 	assert_true(after > before);
 	px_cache_destroy(c);
 	px_cache_destroy(d);
+}
+
+static void
+get_is(struct px_cache *c, const char *key, int want)
+{
+	char v[8];
+
+	assert_int_equal(px_cache_get(c, key, strlen(key), v, sizeof(v), NULL),
+			 want);
+}
+
+static void
+test_snapshot_pending_flush_survives_a_restart(void **state)
+{
+	struct px_cache *c = make(8 * MIB), *d, *e;
+	struct px_snapshot_info si, li;
+	uint64_t cas;
+
+	assert_int_equal(px_cache_set(c, "a", 1, "1", 1, 0, 0), 0);
+	assert_int_equal(px_cache_flush_all(c, 100), 0);
+	/* Stored after the flush_all but before its time: dies with it. */
+	assert_int_equal(px_cache_set(c, "b", 1, "2", 1, 0, 0), 0);
+	assert_int_equal(px_snapshot_save(c, path, NULL, &si), 0);
+	assert_int_equal(si.flush_at, START_TIME + 100);
+
+	fake_now += 10; /* restart before the flush is due */
+	d = make(8 * MIB);
+	assert_int_equal(px_snapshot_load(d, path, &li), 0);
+	assert_int_equal(li.loaded, 2);
+	assert_int_equal(li.flushed, 0);
+	assert_int_equal(li.flush_at, START_TIME + 100);
+	get_is(d, "a", 0);
+	fake_now = START_TIME + 99;
+	assert_int_equal(px_cache_set(d, "c", 1, "3", 1, 0, 0), 0);
+	fake_now = START_TIME + 100; /* due: all three stored before it */
+	get_is(d, "a", -ENOENT);
+	get_is(d, "b", -ENOENT);
+	get_is(d, "c", -ENOENT);
+	assert_int_equal(px_cache_set(d, "d", 1, "4", 1, 0, 0), 0);
+	get_is(d, "d", 0);
+
+	/* A restart after it was due stores nothing; cas ids go on. */
+	e = make(8 * MIB);
+	assert_int_equal(px_snapshot_load(e, path, &li), 0);
+	assert_int_equal(li.loaded, 0);
+	assert_int_equal(li.flushed, 2);
+	assert_int_equal(px_cache_items(e), 0);
+	assert_int_equal(
+	    px_cache_store(e, PX_CACHE_SET, "e", 1, "5", 1, 0, 0, 0, &cas), 0);
+	assert_true(cas > si.cas);
+	get_is(e, "e", 0);
+
+	/* Once the flush has happened, a snapshot has none pending. */
+	assert_int_equal(px_snapshot_save(c, path, NULL, &si), 0);
+	assert_int_equal(si.flush_at, 0);
+	assert_int_equal(si.items, 0);
+	px_cache_destroy(c);
+	px_cache_destroy(d);
+	px_cache_destroy(e);
 }
 
 /* Progress callback: change the whole cache after the first block. */
@@ -517,6 +599,37 @@ test_snapshot_pwrite_fallback_writes_the_same_format(void **state)
 	px_cache_destroy(c);
 }
 
+/* Priority options: the image is the same, the thread's policy is back. */
+static void
+test_snapshot_low_priority_save_restores_the_thread(void **state)
+{
+	struct px_cache *c = make(32 * MIB);
+	struct px_snapshot_opts o;
+	struct sched_param p0, p1;
+	struct model m;
+	int pol0, pol1, nice0, nice1;
+
+	fill(c, 3);
+	model_take(&m, c);
+	assert_int_equal(pthread_getschedparam(pthread_self(), &pol0, &p0), 0);
+	errno = 0;
+	nice0 = getpriority(PRIO_PROCESS, (id_t)gettid());
+	small_blocks(&o);
+	o.idle_priority = true;
+	o.nice = 19;
+	assert_int_equal(px_snapshot_save(c, path, &o, NULL), 0);
+	assert_image_is(&m);
+	assert_int_equal(pthread_getschedparam(pthread_self(), &pol1, &p1), 0);
+	assert_int_equal(pol1, pol0);
+	nice1 = getpriority(PRIO_PROCESS, (id_t)gettid());
+	/* Raising the priority back needs CAP_SYS_NICE or RLIMIT_NICE. */
+	if (nice1 != nice0)
+		assert_int_not_equal(geteuid(), 0);
+	setpriority(PRIO_PROCESS, (id_t)gettid(), nice0);
+	model_free(&m);
+	px_cache_destroy(c);
+}
+
 static int
 same_big_value(void *arg, const struct px_cache_ref *it)
 {
@@ -561,6 +674,16 @@ test_snapshot_values_larger_than_a_block(void **state)
 	d = make(32 * MIB);
 	assert_int_equal(px_snapshot_load(d, path, &li), 0);
 	assert_int_equal(li.loaded, 6);
+	px_cache_destroy(d);
+
+	/* A cache with a smaller item_max skips the large ones, counted. */
+	assert_int_equal(px_cache_set(c, "small", 5, "s", 1, 0, 0), 0);
+	assert_int_equal(px_snapshot_save(c, path, &o, &si), 0);
+	d = make_small_items(32 * MIB, len + 2);
+	assert_int_equal(px_snapshot_load(d, path, &li), 0);
+	assert_int_equal(li.loaded, 4); /* lengths len .. len + 2, "small" */
+	assert_int_equal(li.skipped, 3);
+	assert_int_equal(px_cache_items(d), 4);
 	px_cache_destroy(c);
 	px_cache_destroy(d);
 	free(v);
@@ -593,19 +716,29 @@ file_write(const char *p, const char *data, size_t len)
 }
 
 /* Load @data as a file: it must be refused and store nothing. */
+/*
+ * Load @data into an empty cache; a refused file must leave it empty.
+ * The cache is reused while loads are refused (creating one per try made
+ * the thousands of tries below slow).
+ */
+
 static int
 load_bytes(const char *data, size_t len)
 {
-	struct px_cache *d = make(8 * MIB);
 	char bad[160];
 	int err;
 
+	if (!scratch)
+		scratch = make(8 * MIB);
 	snprintf(bad, sizeof(bad), "%s/bad.snap", dir);
 	file_write(bad, data, len);
-	err = px_snapshot_load(d, bad, NULL);
-	if (err)
-		assert_int_equal(px_cache_items(d), 0);
-	px_cache_destroy(d);
+	err = px_snapshot_load(scratch, bad, NULL);
+	if (err) {
+		assert_int_equal(px_cache_items(scratch), 0);
+	} else {
+		px_cache_destroy(scratch);
+		scratch = NULL;
+	}
 	unlink(bad);
 	return err;
 }
@@ -636,8 +769,8 @@ test_snapshot_bit_flips_are_detected(void **state)
 	int err, bit;
 
 	assert_int_equal(load_bytes(data, len), 0);
-	for (pos = 0; pos < len; pos += pos < 64 ? 1 : 41) {
-		for (bit = 0; bit < 8; bit += pos < 64 ? 1 : 3) {
+	for (pos = 0; pos < len; pos += pos < HDR_BYTES ? 1 : 41) {
+		for (bit = 0; bit < 8; bit += pos < HDR_BYTES ? 1 : 3) {
 			data[pos] ^= (char)(1 << bit);
 			err = load_bytes(data, len);
 			data[pos] ^= (char)(1 << bit);
@@ -687,6 +820,44 @@ test_snapshot_foreign_files_are_refused(void **state)
 	free(data);
 }
 
+/* Rewrite the header of a version 2 file as version 1 wrote it. */
+static void
+make_v1(char *data)
+{
+	uint32_t v = 1;
+	uint64_t check;
+
+	memcpy(data + 8, &v, sizeof(v));
+	check = XXH3_64bits(data, 56);
+	memcpy(data + 56, &check, sizeof(check));
+	memset(data + 64, 0, HDR_BYTES - 64);
+}
+
+static void
+test_snapshot_version1_files_still_load(void **state)
+{
+	struct px_cache *d = make(8 * MIB);
+	struct px_snapshot_info li;
+	size_t len;
+	char *data = small_file(&len), bad[160];
+
+	make_v1(data);
+	snprintf(bad, sizeof(bad), "%s/v1.snap", dir);
+	file_write(bad, data, len);
+	assert_int_equal(px_snapshot_load(d, bad, &li), 0);
+	assert_int_equal(li.loaded, 60);
+	assert_int_equal(li.flush_at, 0);
+	assert_int_equal(px_cache_items(d), 60);
+	data[60] ^= 1; /* its checksum is checked too */
+	assert_int_equal(load_bytes(data, len), -PX_ECORRUPT);
+	data[60] ^= 1;
+	data[70] = 1; /* and the zeros after its 64 bytes */
+	assert_int_equal(load_bytes(data, len), -PX_ECORRUPT);
+	unlink(bad);
+	px_cache_destroy(d);
+	free(data);
+}
+
 static void
 test_snapshot_failed_save_keeps_the_previous_file(void **state)
 {
@@ -717,15 +888,18 @@ main(void)
 	    T(test_snapshot_round_trip_keeps_everything),
 	    T(test_snapshot_load_drops_expired_and_keeps_absolute_ttls),
 	    T(test_snapshot_cas_continues_above_the_file),
+	    T(test_snapshot_pending_flush_survives_a_restart),
 	    T(test_snapshot_image_is_the_instant_while_writers_change_it),
 	    T(test_snapshot_retention_limit_fails_and_keeps_the_old_file),
 	    T(test_snapshot_repeated_and_abandoned_snapshots_stay_complete),
 	    T(test_snapshot_full_cache_keeps_storing_during_a_snapshot),
 	    T(test_snapshot_pwrite_fallback_writes_the_same_format),
+	    T(test_snapshot_low_priority_save_restores_the_thread),
 	    T(test_snapshot_values_larger_than_a_block),
 	    T(test_snapshot_bit_flips_are_detected),
 	    T(test_snapshot_truncation_and_extension_are_detected),
 	    T(test_snapshot_foreign_files_are_refused),
+	    T(test_snapshot_version1_files_still_load),
 	    T(test_snapshot_failed_save_keeps_the_previous_file),
 #undef T
 	};
