@@ -95,14 +95,17 @@ mc_parse_i64(const char *s, size_t n, int64_t *out)
 
 /*
  * A number word as memcached reads it with strtoul/strtoull: an optional
- * leading '+', then digits.  (A '-' makes it invalid.)
+ * leading '+' or '-', then digits; a '-' is refused unless the value is 0
+ * (memcached takes "-0" and refuses "-1", which strtoull would wrap).
  */
 static int
 parse_word_u64(const char *s, size_t n, uint64_t *out)
 {
-	bool plus = n > 0 && s[0] == '+';
+	bool sign = n > 0 && (s[0] == '+' || s[0] == '-');
 
-	return mc_parse_u64(s + plus, n - plus, out);
+	if (mc_parse_u64(s + sign, n - sign, out) < 0)
+		return -1;
+	return sign && s[0] == '-' && *out != 0 ? -1 : 0;
 }
 
 static int
