@@ -117,9 +117,12 @@ pxc_require_server() {
 	fi
 }
 
-# pxc_py SCRIPT: runs Python with PORT in the environment.
+# pxc_py SCRIPT: runs Python with PORT in the environment and
+# tests/scripts on PYTHONPATH (for pxtap.py, the shared TAP helpers).
+PXC_PYDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 pxc_py() {
-	PORT=$PXC_PORT "$PYTHON" - "$@"
+	PORT=$PXC_PORT PYTHONPATH="$PXC_PYDIR${PYTHONPATH:+:$PYTHONPATH}" \
+		"$PYTHON" - "$@"
 }
 
 [ "${BASH_SOURCE[0]}" = "$0" ] || return 0
