@@ -72,6 +72,12 @@ def until(s, end):
     return got
 
 
+def ask(s, data, end=b"\r\n"):
+    """Sends DATA on S and reads the reply up to END (see until())."""
+    s.sendall(data)
+    return until(s, end)
+
+
 def stat(name):
     """The server's "stats" value NAME as an int, -1 when absent."""
     s = conn()
