@@ -29,46 +29,12 @@ heavy=0
 # The shared Python part: latency clients, idle and slow connections, the
 # memory sampler.  Each phase is a function picked by argv[1].
 cat >"$PXC_TMP/load.py" <<'EOF'
-import os, random, selectors, socket, sys, threading, time
+import os, random, selectors, sys, threading, time
+import pxtap
+from pxtap import check, check_mem, conn, memory, note
 
-port = int(os.environ["PORT"])
-pid = os.environ["PID"]
-n = int(os.environ.get("N0", "0"))
-
-def check(name, cond, detail=""):
-    global n
-    n += 1
-    print(("ok %d %s" if cond else "not ok %d %s") % (n, name))
-    if not cond and detail:
-        print("# %s" % (detail,))
-    sys.stdout.flush()
-
-def check_mem(name, cond, detail=""):
-    """A memory bound: meaningless under ASan (shadow, quarantine)."""
-    global n
-    if os.environ.get("SANITIZED"):
-        n += 1
-        print("ok %d # SKIP %s: memory under a sanitizer" % (n, name))
-        return
-    check(name, cond, detail)
-
-def note(s):
-    print("# " + s)
-    sys.stdout.flush()
-
-def memory():
-    """Process memory in KiB: Rss plus hugetlb pages."""
-    kib = 0
-    for line in open("/proc/%s/smaps_rollup" % pid):
-        w = line.split()
-        if w[0] in ("Rss:", "Shared_Hugetlb:", "Private_Hugetlb:"):
-            kib += int(w[1])
-    return kib
-
-def conn():
-    s = socket.create_connection(("127.0.0.1", port))
-    s.settimeout(30)
-    return s
+pxtap.CONN_TIMEOUT = 30
+pid = pxtap.PID
 
 def ask(s, req, end):
     s.sendall(req)
