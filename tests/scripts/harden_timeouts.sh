@@ -25,46 +25,11 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 2200 ]; then
 fi
 
 cat >"$PXC_TMP/slow.py" <<'EOF'
-import os, selectors, socket, sys, threading, time
+import os, selectors, sys, threading, time
+import pxtap
+from pxtap import check, check_mem, conn, memory, note, stat
 
-port = int(os.environ["PORT"])
-pid = os.environ["PID"]
-n = int(os.environ.get("N0", "0"))
-
-def check(name, cond, detail=""):
-    global n
-    n += 1
-    print(("ok %d %s" if cond else "not ok %d %s") % (n, name))
-    if not cond:
-        print("# %s" % (detail,))
-    sys.stdout.flush()
-
-def check_mem(name, cond, detail=""):
-    """A memory bound: meaningless under ASan (shadow, quarantine)."""
-    global n
-    if os.environ.get("SANITIZED"):
-        n += 1
-        print("ok %d # SKIP %s: memory under a sanitizer" % (n, name))
-        return
-    check(name, cond, detail)
-
-def note(s):
-    print("# " + s)
-    sys.stdout.flush()
-
-def memory():
-    """Process memory in KiB: Rss plus hugetlb pages."""
-    kib = 0
-    for line in open("/proc/%s/smaps_rollup" % pid):
-        w = line.split()
-        if w[0] in ("Rss:", "Shared_Hugetlb:", "Private_Hugetlb:"):
-            kib += int(w[1])
-    return kib
-
-def conn():
-    s = socket.create_connection(("127.0.0.1", port))
-    s.settimeout(30)
-    return s
+pxtap.CONN_TIMEOUT = 30
 
 def ask(s, req, end):
     s.sendall(req)
@@ -75,16 +40,6 @@ def ask(s, req, end):
             raise OSError("closed")
         got += d
     return got
-
-def stat(name):
-    s = conn()
-    for l in ask(s, b"stats\r\n", b"END\r\n").split(b"\r\n"):
-        w = l.split()
-        if len(w) == 3 and w[1] == name.encode():
-            s.close()
-            return int(w[2])
-    s.close()
-    return -1
 
 class Workers:
     """nclients clients, each one get at a time, in a thread, until
