@@ -18,22 +18,8 @@ echo "1..$NT"
 
 pxc_require_server "$NT" -t 2 -m 32 -c 512 -I 1m
 pxc_py >"$PXC_TMP/out" <<'EOF'
-import os, socket, struct, sys, threading, time
-
-port = int(os.environ["PORT"])
-n = int(os.environ.get("N0", "0"))
-def check(name, cond, detail=""):
-    global n
-    n += 1
-    print(("ok %d %s" if cond else "not ok %d %s") % (n, name))
-    if not cond:
-        print("# %s" % (detail,))
-    sys.stdout.flush()
-
-def conn():
-    s = socket.create_connection(("127.0.0.1", port))
-    s.settimeout(20)
-    return s
+import socket, struct, threading, time
+from pxtap import check, conn, stat
 
 def read_all(s):
     got = b""
@@ -42,19 +28,6 @@ def read_all(s):
         if not d:
             return got
         got += d
-
-def stat(name):
-    s = conn()
-    s.sendall(b"stats\r\n")
-    got = b""
-    while not got.endswith(b"END\r\n"):
-        got += s.recv(65536)
-    s.close()
-    for line in got.split(b"\r\n"):
-        w = line.split()
-        if len(w) == 3 and w[1] == name.encode():
-            return int(w[2])
-    return -1
 
 def rst(s):
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -131,17 +104,9 @@ pxc_check "the server exits 0 after resets and half-closes" [ $? -eq 0 ]
 PXC_WRAP="prlimit --nofile=48:48" pxc_start -t 1 -m 16 -c 1000
 N0=$PXC_N pxc_py "$PXC_PID" "$PXC_TMP/log" >"$PXC_TMP/out" <<'EOF'
 import os, socket, sys, time
+from pxtap import PORT, check, conn
 
-port = int(os.environ["PORT"])
 pid, log = sys.argv[1], sys.argv[2]
-n = int(os.environ.get("N0", "0"))
-def check(name, cond, detail=""):
-    global n
-    n += 1
-    print(("ok %d %s" if cond else "not ok %d %s") % (n, name))
-    if not cond:
-        print("# %s" % (detail,))
-    sys.stdout.flush()
 
 def cpu():
     f = open("/proc/%s/stat" % pid).read().rsplit(")", 1)[1].split()
@@ -151,11 +116,10 @@ def ask(s, req):
     s.sendall(req)
     return s.recv(100)
 
-first = socket.create_connection(("127.0.0.1", port))
-first.settimeout(10)
+first = conn(10)
 ask(first, b"version\r\n")
 # More clients than descriptors: the later ones wait in the accept queue.
-extra = [socket.create_connection(("127.0.0.1", port)) for _ in range(80)]
+extra = [socket.create_connection(("127.0.0.1", PORT)) for _ in range(80)]
 time.sleep(0.5)
 c0, t0, l0 = cpu(), time.time(), os.path.getsize(log)
 time.sleep(2)
@@ -170,8 +134,7 @@ check("emfile_accept_backs_off (cpu %.2f s in %.1f s, log +%d bytes)"
 for s in extra:
     s.close()
 time.sleep(0.5)
-s = socket.create_connection(("127.0.0.1", port))
-s.settimeout(10)
+s = conn(10)
 check("accepts again once descriptors are free",
       ask(s, b"version\r\n").startswith(b"VERSION"))
 EOF
@@ -190,17 +153,10 @@ pxc_check "the server exits 0 after EMFILE" [ $? -eq 0 ]
 # still be right, in order, with no connection lost.
 pxc_start -t 1 -m 16 -c 1000 -o ring_entries=8,ring_cq_entries=16
 PID=$PXC_PID N0=$PXC_N pxc_py >"$PXC_TMP/out" <<'EOF'
-import os, signal, socket, sys, time
+import os, signal, time
+from pxtap import check, conn
 
-port = int(os.environ["PORT"])
 pid = int(os.environ["PID"])
-n = int(os.environ["N0"])
-def check(name, cond, detail=""):
-    global n
-    n += 1
-    print(("ok %d %s" if cond else "not ok %d %s") % (n, name))
-    if not cond:
-        print("# %s" % (detail,))
 
 def recv_n(s, size):
     got = b""
@@ -213,8 +169,7 @@ def recv_n(s, size):
 
 socks = []
 for i in range(500):
-    s = socket.create_connection(("127.0.0.1", port))
-    s.settimeout(30)
+    s = conn(30)
     s.sendall(b"mn\r\n")
     socks.append(s)
 for s in socks:
