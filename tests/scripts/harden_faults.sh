@@ -19,7 +19,7 @@ echo "1..$NT"
 pxc_require_server "$NT" -t 2 -m 32 -c 512 -I 1m
 pxc_py >"$PXC_TMP/out" <<'EOF'
 import socket, struct, threading, time
-from pxtap import check, conn, stat
+from pxtap import check, conn, recv_n, stat
 
 def read_all(s):
     got = b""
@@ -41,12 +41,7 @@ def worker(i):
         v = b"%d-%d" % (i, j)
         s.sendall(b"set w%d 0 0 %d\r\n%s\r\nget w%d\r\n" % (i, len(v), v, i))
         want = b"STORED\r\nVALUE w%d 0 %d\r\n%s\r\nEND\r\n" % (i, len(v), v)
-        got = b""
-        while len(got) < len(want):
-            d = s.recv(65536)
-            if not d:
-                break
-            got += d
+        got = recv_n(s, len(want))
         if got != want:
             errors.append((i, j, got[:80]))
             break
@@ -154,18 +149,9 @@ pxc_check "the server exits 0 after EMFILE" [ $? -eq 0 ]
 pxc_start -t 1 -m 16 -c 1000 -o ring_entries=8,ring_cq_entries=16
 PID=$PXC_PID N0=$PXC_N pxc_py >"$PXC_TMP/out" <<'EOF'
 import os, signal, time
-from pxtap import check, conn
+from pxtap import check, conn, recv_n
 
 pid = int(os.environ["PID"])
-
-def recv_n(s, size):
-    got = b""
-    while len(got) < size:
-        d = s.recv(65536)
-        if not d:
-            break
-        got += d
-    return got
 
 socks = []
 for i in range(500):

@@ -31,20 +31,11 @@ heavy=0
 cat >"$PXC_TMP/load.py" <<'EOF'
 import os, random, selectors, sys, threading, time
 import pxtap
-from pxtap import check, check_mem, conn, memory, note
+from pxtap import check, check_mem, conn, memory, note, recv_n
+from pxtap import ask_strict as ask
 
 pxtap.CONN_TIMEOUT = 30
 pid = pxtap.PID
-
-def ask(s, req, end):
-    s.sendall(req)
-    got = b""
-    while not got.endswith(end):
-        d = s.recv(1 << 20)
-        if not d:
-            raise OSError("closed")
-        got += d
-    return got
 
 def latency(nconn, secs):
     """nconn clients in one loop, one get at a time each; returns the
@@ -221,13 +212,7 @@ def phase_burst():
             s.send(req)
         os.kill(int(pid), signal.SIGCONT)
         for s in socks:
-            got = b""
-            while len(got) < len(want):
-                d = s.recv(65536)
-                if not d:
-                    break
-                got += d
-            bad += got != want
+            bad += recv_n(s, len(want)) != want
     s = conn()
     st = ask(s, b"stats\r\n", b"END\r\n")
     ring = [l.decode()[5:] for l in st.split(b"\r\n")

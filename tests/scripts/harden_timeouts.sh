@@ -27,19 +27,10 @@ fi
 cat >"$PXC_TMP/slow.py" <<'EOF'
 import os, selectors, sys, threading, time
 import pxtap
-from pxtap import check, check_mem, conn, memory, note, stat
+from pxtap import check, check_mem, conn, memory, note, recv_n, stat
+from pxtap import ask_strict as ask
 
 pxtap.CONN_TIMEOUT = 30
-
-def ask(s, req, end):
-    s.sendall(req)
-    got = b""
-    while not got.endswith(end):
-        d = s.recv(1 << 20)
-        if not d:
-            raise OSError("closed")
-        got += d
-    return got
 
 class Workers:
     """nclients clients, each one get at a time, in a thread, until
@@ -179,13 +170,7 @@ def phase_stream():
             s.sendall(data[i:i + 7000])
             time.sleep(0.1)
         want = b"STORED\r\n" * count
-        got = b""
-        while len(got) < len(want):
-            d = s.recv(65536)
-            if not d:
-                break
-            got += d
-        ok = got == want
+        ok = recv_n(s, len(want)) == want
     except OSError as e:
         ok = False
         note("stream: %s" % e)

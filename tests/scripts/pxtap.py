@@ -78,6 +78,29 @@ def ask(s, data, end=b"\r\n"):
     return until(s, end)
 
 
+def ask_strict(s, data, end):
+    """Like ask(), but a close before END raises OSError."""
+    s.sendall(data)
+    got = b""
+    while not got.endswith(end):
+        d = s.recv(1 << 20)
+        if not d:
+            raise OSError("closed")
+        got += d
+    return got
+
+
+def recv_n(s, size):
+    """Reads SIZE bytes from S, or fewer when the peer closes first."""
+    got = b""
+    while len(got) < size:
+        d = s.recv(65536)
+        if not d:
+            break
+        got += d
+    return got
+
+
 def stat(name):
     """The server's "stats" value NAME as an int, -1 when absent."""
     s = conn()
