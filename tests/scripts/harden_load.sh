@@ -232,9 +232,7 @@ case $PXC_BIN in *san-*) sanitized=1 ;; esac
 
 phase() {
 	SANITIZED=$sanitized N0=$PXC_N PID=$PXC_PID pxc_py "$@" <"$PXC_TMP/load.py" >"$PXC_TMP/out" 2>&1
-	cat "$PXC_TMP/out"
-	PXC_N=$((PXC_N + $(grep -c '^\(not \)\?ok' "$PXC_TMP/out")))
-	grep -q '^not ok' "$PXC_TMP/out" && PXC_FAILED=1
+	pxc_tap_out "$PXC_TMP/out"
 }
 
 pxc_require_server "$NT" -t 2 -m 32 -c 2000

@@ -44,9 +44,7 @@ r = ask(b"get\r\nget \r\ngets\r\n")
 check("get without keys is ERROR, in step", r == b"ERROR\r\n" * 3 + b"MN\r\n",
       r)
 EOF
-cat "$PXC_TMP/out"
-PXC_N=$((PXC_N + $(grep -c '^\(not \)\?ok' "$PXC_TMP/out")))
-grep -q '^not ok' "$PXC_TMP/out" && PXC_FAILED=1
+pxc_tap_out "$PXC_TMP/out"
 pxc_stop TERM
 pxc_check "the server exits 0" [ $? -eq 0 ]
 pxc_check "nothing was logged above notice level" \

@@ -107,9 +107,7 @@ if got != (b"STORED\r\nCLIENT_ERROR invalid numeric delta argument\r\n"
 check("lengths, flags, exptimes, cas and deltas near 2^32 and 2^64 are "
       "refused (an incr delta of 2^64-1 wraps, as memcached)", not bad, bad)
 EOF
-cat "$PXC_TMP/out"
-PXC_N=$((PXC_N + $(grep -c '^\(not \)\?ok' "$PXC_TMP/out")))
-grep -q '^not ok' "$PXC_TMP/out" && PXC_FAILED=1
+pxc_tap_out "$PXC_TMP/out"
 pxc_stop TERM
 pxc_check "the server exits 0" [ $? -eq 0 ]
 

@@ -125,6 +125,15 @@ pxc_py() {
 		"$PYTHON" - "$@"
 }
 
+# pxc_tap_out FILE: prints the TAP lines a Python part (pxtap.py, its
+# counter started at N0=$PXC_N) wrote to FILE and counts them, and its
+# failures, into PXC_N and PXC_FAILED.
+pxc_tap_out() {
+	cat "$1"
+	PXC_N=$((PXC_N + $(grep -c '^\(not \)\?ok' "$1")))
+	grep -q '^not ok' "$1" && PXC_FAILED=1
+}
+
 [ "${BASH_SOURCE[0]}" = "$0" ] || return 0
 
 # ---- The tests of this file -------------------------------------------
