@@ -143,18 +143,14 @@ echo "1..13"
 
 busy_client() {
 	pxc_py <<'EOF'
-import os, socket
-s = socket.create_connection(("127.0.0.1", int(os.environ["PORT"])))
+import socket
+from pxtap import PORT, recv_n
+s = socket.create_connection(("127.0.0.1", PORT))
 # A pipelined batch; the reply must arrive whole even though SIGTERM
 # follows at once.
 s.sendall(b"set k 0 0 5\r\nhello\r\n" + b"get k\r\n" * 200)
 want = b"STORED\r\n" + b"VALUE k 0 5\r\nhello\r\nEND\r\n" * 200
-got = b""
-while len(got) < len(want):
-    d = s.recv(65536)
-    if not d:
-        break
-    got += d
+got = recv_n(s, len(want))
 print("busy", "ok" if got == want else "short %d" % len(got))
 EOF
 }
