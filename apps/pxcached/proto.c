@@ -84,12 +84,25 @@ int
 mc_parse_i64(const char *s, size_t n, int64_t *out)
 {
 	bool neg = n > 0 && s[0] == '-';
+	bool sign = n > 0 && (neg || s[0] == '+');
 	uint64_t v;
 
-	if (mc_parse_u64(s + neg, n - neg, &v) < 0 || v > INT64_MAX)
+	if (mc_parse_u64(s + sign, n - sign, &v) < 0 || v > INT64_MAX)
 		return -1;
 	*out = neg ? -(int64_t)v : (int64_t)v;
 	return 0;
+}
+
+/*
+ * A number word as memcached reads it with strtoul/strtoull: an optional
+ * leading '+', then digits.  (A '-' makes it invalid.)
+ */
+static int
+parse_word_u64(const char *s, size_t n, uint64_t *out)
+{
+	bool plus = n > 0 && s[0] == '+';
+
+	return mc_parse_u64(s + plus, n - plus, out);
 }
 
 static int
@@ -97,7 +110,7 @@ parse_u32(const struct mc_tok *t, uint32_t *out)
 {
 	uint64_t v;
 
-	if (mc_parse_u64(t->p, t->n, &v) < 0 || v > UINT32_MAX)
+	if (parse_word_u64(t->p, t->n, &v) < 0 || v > UINT32_MAX)
 		return -1;
 	*out = (uint32_t)v;
 	return 0;
@@ -239,7 +252,7 @@ parse_length(const struct mc_tok *t, size_t *out)
 	uint64_t v;
 
 	/* memcached adds 2 for the CRLF to a signed 32-bit length. */
-	if (mc_parse_u64(t->p, t->n, &v) < 0 || v > INT32_MAX - 2)
+	if (parse_word_u64(t->p, t->n, &v) < 0 || v > INT32_MAX - 2)
 		return -1;
 	*out = (size_t)v;
 	return 0;
@@ -261,7 +274,7 @@ parse_storage(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
 	    parse_length(&l->tok[4], &req->vlen) < 0)
 		return set_error(req, ERR_FORMAT);
 	if (req->cmd == MC_CMD_CAS &&
-	    mc_parse_u64(l->tok[5].p, l->tok[5].n, &req->cas) < 0)
+	    parse_word_u64(l->tok[5].p, l->tok[5].n, &req->cas) < 0)
 		return set_error(req, ERR_FORMAT);
 	take_key(req, &l->tok[1]);
 	return take_value(p, l, req, data, avail);
@@ -339,7 +352,7 @@ parse_arith(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
 		take_noreply(l, req);
 	if (!key_ok(&l->tok[1]))
 		return set_error(req, ERR_FORMAT);
-	if (mc_parse_u64(l->tok[2].p, l->tok[2].n, &req->delta) < 0)
+	if (parse_word_u64(l->tok[2].p, l->tok[2].n, &req->delta) < 0)
 		return set_error(req, ERR_DELTA);
 	take_key(req, &l->tok[1]);
 	return MC_PARSE_REQ;
@@ -376,20 +389,6 @@ parse_flush(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
 }
 
 /*
- * A number word as memcached's strtoul reads it may start with '+': the
- * word without it.  (A '-' stays and makes the number invalid.)
- */
-static struct mc_tok
-skip_plus(struct mc_tok t)
-{
-	if (t.n > 1 && t.p[0] == '+') {
-		t.p++;
-		t.n--;
-	}
-	return t;
-}
-
-/*
  * verbosity <level> [noreply]: memcached reads the first argument only,
  * so "verbosity 1 2" is level 1, and lowers levels above its highest.  A
  * bare "verbosity noreply" is accepted and changes nothing, as memcached
@@ -400,7 +399,6 @@ parse_verbosity(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
 		const char *data, size_t avail)
 {
 	bool verbosity = req->cmd == MC_CMD_VERBOSITY;
-	struct mc_tok v;
 
 	if (l->rest || l->ntok < 2 || l->ntok > 3)
 		return set_error(req, "ERROR");
@@ -412,8 +410,7 @@ parse_verbosity(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
 	if (!verbosity && (l->ntok != 2 || parse_u32(&l->tok[1], &req->level)))
 		return set_error(req, ERR_FORMAT);
 	/* Unlike memcached, refuse levels past 32 bits, not truncate them. */
-	v = skip_plus(l->tok[1]);
-	if (verbosity && parse_u32(&v, &req->level) < 0)
+	if (verbosity && parse_u32(&l->tok[1], &req->level) < 0)
 		return set_error(req, ERR_FORMAT);
 	if (verbosity && req->level > MC_VERBOSITY_MAX)
 		req->level = MC_VERBOSITY_MAX;
@@ -430,14 +427,12 @@ static enum mc_parse_rc
 parse_memlimit(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
 	       const char *data, size_t avail)
 {
-	struct mc_tok v;
 	uint64_t mb;
 
 	if (l->rest || l->ntok < 2 || l->ntok > 3)
 		return set_error(req, "ERROR");
 	take_noreply(l, req);
-	v = skip_plus(l->tok[1]);
-	if (mc_parse_u64(v.p, v.n, &mb) < 0)
+	if (parse_word_u64(l->tok[1].p, l->tok[1].n, &mb) < 0)
 		return set_error(req, "ERROR");
 	req->level = mb > UINT32_MAX ? UINT32_MAX : (uint32_t)mb;
 	return MC_PARSE_REQ;
@@ -518,11 +513,11 @@ meta_token(enum mc_cmd cmd, struct mc_meta *m, char f, const struct mc_tok *t)
 			   : NULL;
 	}
 	case 'C':
-		return mc_parse_u64(s, n, &m->cas_cmp) < 0 ? ERR_TOKEN : NULL;
+		return parse_word_u64(s, n, &m->cas_cmp) < 0 ? ERR_TOKEN : NULL;
 	case 'D':
-		return mc_parse_u64(s, n, &m->delta) < 0 ? ERR_TOKEN : NULL;
+		return parse_word_u64(s, n, &m->delta) < 0 ? ERR_TOKEN : NULL;
 	case 'J':
-		return mc_parse_u64(s, n, &m->initial) < 0 ? ERR_TOKEN : NULL;
+		return parse_word_u64(s, n, &m->initial) < 0 ? ERR_TOKEN : NULL;
 	case 'F': {
 		struct mc_tok v = {s, n};
 

@@ -200,7 +200,10 @@ mc_meta_has(const struct mc_meta *m, char c)
  */
 int mc_parse_u64(const char *s, size_t n, uint64_t *out);
 
-/* mc_parse_i64 - the same, with an optional leading '-'. */
+/*
+ * mc_parse_i64 - the same, with an optional leading '-' or '+' (as
+ * strtol reads it).
+ */
 int mc_parse_i64(const char *s, size_t n, int64_t *out);
 
 #endif

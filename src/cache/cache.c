@@ -12,20 +12,56 @@
  * Lock order: see cache_int.h.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "cache_int.h"
 
 /* ---- Small helpers ---------------------------------------------------- */
 
+/*
+ * The index hash is XXH3-64 seeded with a secret drawn once per process.
+ * Unseeded, it is public: a client could compute keys that all land in
+ * one bucket at every index size (hash flooding) and make each lookup,
+ * and each store under the writer lock, walk one chain of all of them.
+ * Nothing outside the process depends on the hash: the index and the
+ * ghost are rebuilt from keys, and snapshots store keys, not hashes.
+ */
+static uint64_t hash_seed;
+static pthread_once_t hash_seed_once = PTHREAD_ONCE_INIT;
+
+static void
+hash_seed_draw(void)
+{
+	uint64_t s = 0;
+	struct timespec ts;
+
+	if (getrandom(&s, sizeof(s), GRND_NONBLOCK) != (ssize_t)sizeof(s)) {
+		/* No entropy yet (early boot): still unpredictable enough. */
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		s = (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 32 ^
+		    (uint64_t)(uintptr_t)&s ^ (uint64_t)getpid() << 16;
+	}
+	hash_seed = s;
+}
+
+void
+pxc_hash_init(void)
+{
+	pthread_once(&hash_seed_once, hash_seed_draw);
+}
+
 uint64_t
 pxc_hash(const void *key, size_t klen)
 {
-	return XXH3_64bits(key, klen);
+	return XXH3_64bits_withSeed(key, klen, hash_seed);
 }
 
 static int64_t

@@ -406,6 +406,8 @@ bool pxc_pinned(const struct px_cache *c, const struct pxc_item *it);
 
 /* ---- Core (cache.c) -------------------------------------------------- */
 
+/* pxc_hash_init - draw the hash seed once per process (before any pxc_hash). */
+void pxc_hash_init(void);
 uint64_t pxc_hash(const void *key, size_t klen);
 int64_t pxc_now(const struct px_cache *c);
 struct pxc_item *

@@ -217,6 +217,7 @@ px_cache_create(struct px_cache **out, size_t limit,
 	void *mem;
 	int err;
 
+	pxc_hash_init();
 	if (opts)
 		o = *opts;
 	else

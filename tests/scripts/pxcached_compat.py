@@ -173,6 +173,24 @@ def cases(mem_mb):
          b"STORED\r\nVA 2\r\n13\r\n", SAME),
         ("ma decr of '+12'", b"set n 0 0 3\r\n+12\r\nma n MD D5 v\r\n",
          b"STORED\r\nVA 1\r\n7\r\n", SAME),
+        # A number word may start with '+' anywhere memcached reads one
+        # with strtoul/strtol: flags, exptime, length, cas, delta, delay,
+        # and the meta tokens.
+        ("set with +flags +exptime +length",
+         b"set p +3 +0 +2\r\nab\r\nget p\r\n",
+         b"STORED\r\nVALUE p 3 2\r\nab\r\nEND\r\n", SAME),
+        ("incr and decr with a +delta",
+         b"set n 0 0 2\r\n12\r\nincr n +5\r\ndecr n +2\r\n",
+         b"STORED\r\n17\r\n15\r\n", SAME),
+        ("touch and gat with a +exptime",
+         b"set p 0 0 1\r\nx\r\ntouch p +100\r\ngat +100 p\r\n",
+         b"STORED\r\nTOUCHED\r\nVALUE p 0 1\r\nx\r\nEND\r\n", SAME),
+        ("cas with a +cas unique", b"set p 0 0 1\r\nx\r\n"
+         b"cas p 0 0 1 +1\r\ny\r\n", b"STORED\r\nEXISTS\r\n", SAME),
+        ("flush_all +0", b"flush_all +0\r\n", b"OK\r\n", SAME),
+        ("meta tokens with '+'", b"set n 0 0 2\r\n12\r\n"
+         b"ma n D+1 v\r\nmg n T+10 t\r\n",
+         b"STORED\r\nVA 2\r\n13\r\nHD t10\r\n", SAME),
         # Documented differences: no space padding; no read past a value.
         ("decr 100 to 99 stores '99' without padding",
          b"set n 0 0 3\r\n100\r\ndecr n 1\r\nget n\r\n",

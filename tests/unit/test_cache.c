@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <xxhash.h>
 #include <urcu/urcu-memb.h>
 
 #include <patinox/cache.h>
@@ -1643,6 +1644,32 @@ test_cache_model_random_ops(void **state)
 	model_run(PX_CACHE_POLICY_LRU, 50, 5);
 }
 
+/*
+ * Keys that share a bucket under the public, unseeded XXH3-64 (low 6 bits
+ * zero) must not share one in the index: the index hash is seeded per
+ * process, so a client cannot flood one chain.  With a seed, each key
+ * lands in bucket 0 of 64 with probability 1/64; 16 of 64 is beyond chance.
+ */
+static void
+test_cache_hash_is_seeded(void **state)
+{
+	struct px_cache *c;
+	char key[32];
+	int found = 0, same = 0;
+
+	assert_int_equal(px_cache_create(&c, 4 << 20, NULL), 0);
+	for (unsigned i = 0; found < 64; i++) {
+		int n = snprintf(key, sizeof(key), "flood%u", i);
+
+		if (XXH3_64bits(key, (size_t)n) & 63)
+			continue;
+		found++;
+		same += (pxc_hash(key, (size_t)n) & 63) == 0;
+	}
+	assert_true(same < 16);
+	px_cache_destroy(c);
+}
+
 int
 main(void)
 {
@@ -1689,6 +1716,7 @@ main(void)
 	    cmocka_unit_test(test_cache_sieve_keeps_visited),
 	    cmocka_unit_test(test_cache_s3fifo_ghost_readmits_to_main),
 	    cmocka_unit_test(test_cache_get_or_load),
+	    cmocka_unit_test(test_cache_hash_is_seeded),
 	    cmocka_unit_test(test_cache_loaded_item_counts_as_fetched),
 	    cmocka_unit_test(test_cache_metrics_table),
 	    cmocka_unit_test(test_cache_model_random_ops),

@@ -240,17 +240,18 @@ test_pxcached_proto_long_keys_refused(void **state)
 static void
 test_pxcached_proto_malformed_lengths(void **state)
 {
-	static const char *const bad[] = {"-1",
-					  "2147483646",
-					  "4294967297",
-					  "4294967296",
-					  "18446744073709551615",
-					  "18446744073709551617",
-					  "99999999999999999999999999",
-					  "1x",
-					  "",
-					  "+1",
-					  " "};
+	static const char *const bad[] = {
+	    "-1",
+	    "2147483646",
+	    "4294967297",
+	    "4294967296",
+	    "18446744073709551615",
+	    "18446744073709551617",
+	    "99999999999999999999999999",
+	    "1x",
+	    "",
+	    "++1", /* memcached takes "+1" (strtol) */
+	    " "};
 	char in[128], want[128];
 
 	snprintf(want, sizeof(want), "[%s][ERROR]", ERR_FORMAT);
@@ -487,6 +488,40 @@ test_pxcached_proto_numbers(void **state)
 	assert_true(i == -INT64_MAX);
 	assert_int_equal(mc_parse_i64("9223372036854775808", 19, &i), -1);
 	assert_int_equal(mc_parse_i64("-", 1, &i), -1);
+	/* strtol takes one '+'; a second sign or a bare '+' is no number. */
+	assert_int_equal(mc_parse_i64("+12", 3, &i), 0);
+	assert_true(i == 12);
+	assert_int_equal(mc_parse_i64("+", 1, &i), -1);
+	assert_int_equal(mc_parse_i64("+-1", 3, &i), -1);
+	assert_int_equal(mc_parse_i64("-+1", 3, &i), -1);
+}
+
+/* Every number word memcached reads with strtoul/strtol may carry a '+'. */
+static void
+test_pxcached_proto_plus_numbers(void **state)
+{
+	struct mc_parser p;
+	struct mc_req req;
+	const char *in = "cas k +3 +10 +2 +77 noreply\r\nhi\r\n";
+
+	mc_parser_init(&p, T_ITEM_MAX, T_LINE_MAX, T_KEY_LINE_MAX);
+	assert_int_equal(mc_parse(&p, in, strlen(in), &req), MC_PARSE_REQ);
+	assert_int_equal(req.cmd, MC_CMD_CAS);
+	assert_int_equal(req.flags, 3);
+	assert_int_equal(req.exptime, 10);
+	assert_int_equal(req.vlen, 2);
+	assert_true(req.cas == 77);
+	in = "incr k +5\r\n";
+	assert_int_equal(mc_parse(&p, in, strlen(in), &req), MC_PARSE_REQ);
+	assert_true(req.delta == 5);
+	in = "ma k D+4 J+6 N+7\r\n";
+	assert_int_equal(mc_parse(&p, in, strlen(in), &req), MC_PARSE_REQ);
+	assert_true(req.meta.delta == 4 && req.meta.initial == 6);
+	assert_int_equal(req.meta.vivify_ttl, 7);
+	expect("incr k ++5\r\nverbosity ++1\r\nset k + 0 1\r\n",
+	       "[CLIENT_ERROR invalid numeric delta argument]"
+	       "[CLIENT_ERROR bad command line format]"
+	       "[CLIENT_ERROR bad command line format]");
 }
 
 int
@@ -509,6 +544,7 @@ main(void)
 	    cmocka_unit_test(test_pxcached_proto_meta_flags),
 	    cmocka_unit_test(test_pxcached_proto_meta_errors),
 	    cmocka_unit_test(test_pxcached_proto_numbers),
+	    cmocka_unit_test(test_pxcached_proto_plus_numbers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
