@@ -322,38 +322,6 @@ b_mc_work(void *obj)
 }
 
 /* ------------------------------------------------------------------ */
-/* memcached                                                            */
-/* ------------------------------------------------------------------ */
-
-static pid_t
-memcached_start(uint16_t port)
-{
-	char p[16];
-	pid_t pid;
-
-	snprintf(p, sizeof(p), "%u", port);
-	pid = fork();
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDWR);
-
-		dup2(null, 1);
-		dup2(null, 2);
-		execl("/usr/bin/memcached", "memcached", "-l", "127.0.0.1",
-		      "-p", p, "-U", "0", "-t", "2", "-c", "4096", "-u", "root",
-		      (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 300; i++) {
-		if (loopback_accepts(port))
-			return pid;
-		usleep(10000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	return -1;
-}
-
-/* ------------------------------------------------------------------ */
 /* Main                                                                 */
 /* ------------------------------------------------------------------ */
 
@@ -431,7 +399,8 @@ bench_memcached(struct px_ring *ring, double secs)
 		return;
 	}
 	mc_port = loopback_free_port();
-	pid = memcached_start(mc_port);
+	pid = loopback_memcached_start(
+	    mc_port, (const char *[]){"-t", "2", "-c", "4096", NULL});
 	if (pid < 0) {
 		LOG_WARN("memcached did not start: skipping the real backend");
 		return;

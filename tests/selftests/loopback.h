@@ -1,21 +1,27 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * 127.0.0.1 sockets for the network selftests and benchmarks: a listener
- * on a free port, a free port, a client connection with TCP_NODELAY, and
- * whether a port accepts connections.  Nothing here reaches any address
- * but the loopback one.  Header-only (static inline): each test program
- * is one file.
+ * on a free port, a free port, a client connection with TCP_NODELAY,
+ * whether a port accepts connections, and a memcached of our own on a
+ * loopback port.  Nothing here reaches any address but the loopback one.
+ * Header-only (static inline): each test program is one file.
  */
 #ifndef PX_TESTS_LOOPBACK_H
 #define PX_TESTS_LOOPBACK_H
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdbool.h>
+#include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#define LOOPBACK_MEMCACHED "/usr/bin/memcached"
 
 /*
  * A listener on 127.0.0.1, a free port; *@port receives it.  -1 on error.
@@ -84,6 +90,48 @@ loopback_accepts(uint16_t port)
 		return false;
 	close(fd);
 	return true;
+}
+
+/*
+ * Starts memcached on 127.0.0.1:@port, TCP only, output discarded, with
+ * the options in @more (NULL-terminated, at most 8) last; returns its pid
+ * once it accepts connections, or -1 (not installed, or not up within 3 s:
+ * then killed).  The caller stops it by that pid.
+ */
+static inline pid_t
+loopback_memcached_start(uint16_t port, const char *const *more)
+{
+	const char *argv[20] = {"memcached", "-l", "127.0.0.1", "-p",  NULL,
+				"-U",        "0",  "-u",        "root"};
+	int argc = 9;
+	char p[16];
+	pid_t pid;
+
+	if (access(LOOPBACK_MEMCACHED, X_OK) != 0)
+		return -1;
+	snprintf(p, sizeof(p), "%u", port);
+	argv[4] = p;
+	for (int i = 0; more && more[i] && i < 8; i++)
+		argv[argc++] = more[i];
+	pid = fork();
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+
+		dup2(null, 1);
+		dup2(null, 2);
+		execv(LOOPBACK_MEMCACHED, (char *const *)argv);
+		_exit(127);
+	}
+	for (int i = 0; pid > 0 && i < 300; i++) {
+		if (loopback_accepts(port))
+			return pid;
+		usleep(10000);
+	}
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+	return -1;
 }
 
 #endif /* PX_TESTS_LOOPBACK_H */

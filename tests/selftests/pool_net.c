@@ -30,36 +30,8 @@ mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* memcached on 127.0.0.1:@port, TCP only; returns its pid or -1. */
-static pid_t
-memcached_start(uint16_t port)
-{
-	char p[16];
-	pid_t pid;
-
-	if (access("/usr/bin/memcached", X_OK) != 0)
-		return -1;
-	snprintf(p, sizeof(p), "%u", port);
-	pid = fork();
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDWR);
-
-		dup2(null, 1);
-		dup2(null, 2);
-		execl("/usr/bin/memcached", "memcached", "-l", "127.0.0.1",
-		      "-p", p, "-U", "0", "-t", "1", "-m", "16", "-u", "root",
-		      (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 300; i++) {
-		if (loopback_accepts(port))
-			return pid;
-		usleep(10000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	return -1;
-}
+/* The peer memcached: one thread, 16 MiB (see loopback.h). */
+static const char *const mc_opts[] = {"-t", "1", "-m", "16", NULL};
 
 static void
 memcached_stop(pid_t pid)
@@ -180,7 +152,7 @@ TEST_F_T(net, memcached_killed_and_restarted, 60)
 	uint64_t t0;
 	int ok = 0, ret = -1;
 
-	self->mc = memcached_start(port);
+	self->mc = loopback_memcached_start(port, mc_opts);
 	if (self->mc < 0)
 		SKIP(return, "memcached cannot be started");
 	make_pool(_metadata, self, port, PX_POOL_PROTO_MEMCACHED);
@@ -223,7 +195,7 @@ TEST_F_T(net, memcached_killed_and_restarted, 60)
 	ASSERT_LE(st.create_failed, 15);
 
 	/* Restart on the same port: the pool recovers by itself. */
-	self->mc = memcached_start(port);
+	self->mc = loopback_memcached_start(port, mc_opts);
 	ASSERT_GT(self->mc, 0);
 	t0 = mono_ms();
 	while (mono_ms() - t0 < 5000 && !ok) {
