@@ -2,9 +2,10 @@
 /*
  * 127.0.0.1 sockets for the network selftests and benchmarks: a listener
  * on a free port, a free port, a client connection with TCP_NODELAY,
- * whether a port accepts connections, and a memcached of our own on a
- * loopback port.  Nothing here reaches any address but the loopback one.
- * Header-only (static inline): each test program is one file.
+ * whether a port accepts connections, the descriptor limit raised for
+ * many connections, and a memcached of our own on a loopback port.  Nothing
+ * here reaches any address but the loopback one. Header-only (static inline):
+ * each test program is one file.
  */
 #ifndef PX_TESTS_LOOPBACK_H
 #define PX_TESTS_LOOPBACK_H
@@ -17,6 +18,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -90,6 +92,18 @@ loopback_accepts(uint16_t port)
 		return false;
 	close(fd);
 	return true;
+}
+
+/* Raises the soft descriptor limit to the hard one (many connections). */
+static inline void
+loopback_raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 }
 
 /*

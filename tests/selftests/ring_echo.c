@@ -9,7 +9,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <liburing.h>
 
@@ -133,17 +132,6 @@ client_recv(struct px_ring_conn *conn, struct px_ring_buf *buf, int res,
 		(*c->done)++;
 }
 
-static void
-raise_nofile(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-}
-
 TEST_T(ring_echo_1000_connections, 60)
 {
 	static struct client clients[NR_CONNS];
@@ -153,7 +141,7 @@ TEST_T(ring_echo_1000_connections, 60)
 	uint16_t port;
 	int lfd, done = 0, bad = 0, ret;
 
-	raise_nofile();
+	loopback_raise_nofile();
 	ret = px_ring_create(NULL, &ring);
 	if (ret < 0)
 		SKIP(return, "%s", px_strerror_in(PX_PART_RING, ret));
