@@ -25,6 +25,7 @@
 #include <patinox/region.h>
 
 #include "../apps/common/log.h"
+#include "../tests/selftests/procfs.h"
 
 #define MB        (1UL << 20)
 #define HP_2M_DIR "/sys/kernel/mm/hugepages/hugepages-2048kB/"
@@ -110,35 +111,6 @@ time_dependent(const uint64_t *p, size_t n, uint64_t reads)
 	return (now() - t0) * 1e9 / (double)reads;
 }
 
-static long
-read_long(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	long v = -1;
-
-	if (f) {
-		if (fscanf(f, "%ld", &v) != 1)
-			v = -1;
-		fclose(f);
-	}
-	return v;
-}
-
-static int
-write_long(const char *path, long v)
-{
-	FILE *f = fopen(path, "w");
-	int ret = 0;
-
-	if (!f)
-		return -errno;
-	if (fprintf(f, "%ld\n", v) < 0)
-		ret = -EIO;
-	if (fclose(f) != 0 && ret == 0)
-		ret = -errno;
-	return ret;
-}
-
 /*
  * Makes @need 2 MiB pages free: returns the pages added (0 when enough
  * were free) or -1 with @why filled when the row must be skipped.
@@ -146,8 +118,8 @@ write_long(const char *path, long v)
 static long
 hugetlb_prepare(long need, bool reserve, long *set_to, char *why, size_t len)
 {
-	long free_pages = read_long(HP_2M_DIR "free_hugepages");
-	long nr = read_long(HP_2M_DIR "nr_hugepages");
+	long free_pages = procfs_read_long(HP_2M_DIR "free_hugepages");
+	long nr = procfs_read_long(HP_2M_DIR "nr_hugepages");
 
 	if (free_pages < 0 || nr < 0) {
 		snprintf(why, len, "no 2 MiB hugetlb pool in this kernel");
@@ -163,9 +135,9 @@ hugetlb_prepare(long need, bool reserve, long *set_to, char *why, size_t len)
 		return -1;
 	}
 	/* Pages of our own: the free ones may be someone else's. */
-	if (write_long(HP_2M_DIR "nr_hugepages", nr + need) < 0 ||
-	    read_long(HP_2M_DIR "nr_hugepages") < nr + need) {
-		write_long(HP_2M_DIR "nr_hugepages", nr);
+	if (!procfs_write_long(HP_2M_DIR "nr_hugepages", nr + need) ||
+	    procfs_read_long(HP_2M_DIR "nr_hugepages") < nr + need) {
+		procfs_write_long(HP_2M_DIR "nr_hugepages", nr);
 		snprintf(why, len, "could not reserve %ld 2 MiB pages", need);
 		return -1;
 	}
@@ -182,7 +154,7 @@ hugetlb_prepare(long need, bool reserve, long *set_to, char *why, size_t len)
 static void
 hugetlb_restore(long added, long set_to)
 {
-	long nr = read_long(HP_2M_DIR "nr_hugepages");
+	long nr = procfs_read_long(HP_2M_DIR "nr_hugepages");
 
 	if (added <= 0)
 		return;
@@ -192,7 +164,7 @@ hugetlb_restore(long added, long set_to)
 			 nr, added);
 		return;
 	}
-	write_long(HP_2M_DIR "nr_hugepages", nr - added);
+	procfs_write_long(HP_2M_DIR "nr_hugepages", nr - added);
 	LOG_NOTICE("gave back %ld 2 MiB hugepages", added);
 }
 

@@ -34,6 +34,7 @@
 #include <patinox/ring.h>
 
 #include "../../apps/common/log.h"
+#include "../../tests/selftests/loopback.h"
 #include "bench_pool.h"
 
 static int dummy_obj;
@@ -321,59 +322,6 @@ b_mc_work(void *obj)
 }
 
 /* ------------------------------------------------------------------ */
-/* memcached                                                            */
-/* ------------------------------------------------------------------ */
-
-static uint16_t
-free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	bind(fd, (struct sockaddr *)&a, sizeof(a));
-	getsockname(fd, (struct sockaddr *)&a, &len);
-	close(fd);
-	return ntohs(a.sin_port);
-}
-
-static pid_t
-memcached_start(uint16_t port)
-{
-	char p[16];
-	pid_t pid;
-
-	snprintf(p, sizeof(p), "%u", port);
-	pid = fork();
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDWR);
-
-		dup2(null, 1);
-		dup2(null, 2);
-		execl("/usr/bin/memcached", "memcached", "-l", "127.0.0.1",
-		      "-p", p, "-U", "0", "-t", "2", "-c", "4096", "-u", "root",
-		      (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 300; i++) {
-		struct sockaddr_in a = {.sin_family = AF_INET,
-					.sin_port = htons(port)};
-		int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
-
-		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-		close(fd);
-		if (ok)
-			return pid;
-		usleep(10000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	return -1;
-}
-
-/* ------------------------------------------------------------------ */
 /* Main                                                                 */
 /* ------------------------------------------------------------------ */
 
@@ -450,8 +398,9 @@ bench_memcached(struct px_ring *ring, double secs)
 		LOG_WARN("memcached not installed: skipping the real backend");
 		return;
 	}
-	mc_port = free_port();
-	pid = memcached_start(mc_port);
+	mc_port = loopback_free_port();
+	pid = loopback_memcached_start(
+	    mc_port, (const char *[]){"-t", "2", "-c", "4096", NULL});
 	if (pid < 0) {
 		LOG_WARN("memcached did not start: skipping the real backend");
 		return;

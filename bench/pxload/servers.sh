@@ -1,10 +1,10 @@
 # SPDX-License-Identifier: MIT
 # shellcheck shell=bash
 #
-# Helpers shared by tests/scripts/pxload.sh and bench/bench-server.sh to
-# start memcached-protocol servers on 127.0.0.1 on a free port and stop
-# them by pid.  Source it; it defines functions and no globals but
-# SRV_PID and SRV_PORT, set by srv_start.
+# Helpers shared by tests/scripts/pxload.sh, tests/scripts/nutcracker.sh
+# and bench/bench-server.sh to start memcached-protocol servers on
+# 127.0.0.1 on a free port and stop them by pid.  Source it; it defines
+# functions and no globals but SRV_PID and SRV_PORT, set by srv_start.
 
 # srv_port_open PORT: true when something accepts on 127.0.0.1:PORT.
 srv_port_open() {

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../../tests/selftests/loopback.h"
 #include "echo.h"
 
 #define MAX_SAMPLES (4u << 20)
@@ -39,25 +40,6 @@ struct client {
 	uint64_t ops;
 	bool measuring;
 };
-
-static int
-connect_one(uint16_t port)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET};
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	int one = 1;
-
-	if (fd < 0)
-		return -1;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	a.sin_port = htons(port);
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
-		close(fd);
-		return -1;
-	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	return fd;
-}
 
 /* Changes the interest set only when it differs: no syscall per op. */
 static int
@@ -193,7 +175,7 @@ echo_client_run(const struct echo_server *s, const struct echo_case *c,
 	}
 	memset(cl.msg, 'x', c->msg_size);
 	for (int i = 0; i < c->conns; i++) {
-		k[i].fd = connect_one(s->port);
+		k[i].fd = loopback_connect(s->port);
 		if (k[i].fd < 0 || watch(&cl, &k[i], EPOLL_CTL_ADD, false)) {
 			ret = -ECONNREFUSED;
 			goto out_close;

@@ -15,12 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <patinox/error.h>
 
 #include "../../apps/common/log.h"
+#include "../../tests/selftests/loopback.h"
 #include "echo.h"
 
 #define MAX_LIST 8
@@ -150,17 +150,6 @@ run_case(struct echo_server *srv, const struct echo_case *c, int repeats)
 	return 0;
 }
 
-static void
-raise_nofile(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-}
-
 int
 main(int argc, char **argv)
 {
@@ -179,7 +168,7 @@ main(int argc, char **argv)
 	parse(argc, argv, &o);
 	/* A client closing mid-echo must not kill the benchmark. */
 	signal(SIGPIPE, SIG_IGN);
-	raise_nofile();
+	loopback_raise_nofile();
 	memset(srv, 0, sizeof(srv));
 	echo_server_ring_init(&srv[0]);
 	echo_server_epoll_init(&srv[1]);

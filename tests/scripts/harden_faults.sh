@@ -18,22 +18,8 @@ echo "1..$NT"
 
 pxc_require_server "$NT" -t 2 -m 32 -c 512 -I 1m
 pxc_py >"$PXC_TMP/out" <<'EOF'
-import os, socket, struct, sys, threading, time
-
-port = int(os.environ["PORT"])
-n = int(os.environ.get("N0", "0"))
-def check(name, cond, detail=""):
-    global n
-    n += 1
-    print(("ok %d %s" if cond else "not ok %d %s") % (n, name))
-    if not cond:
-        print("# %s" % (detail,))
-    sys.stdout.flush()
-
-def conn():
-    s = socket.create_connection(("127.0.0.1", port))
-    s.settimeout(20)
-    return s
+import socket, struct, threading, time
+from pxtap import check, conn, recv_n, stat
 
 def read_all(s):
     got = b""
@@ -42,19 +28,6 @@ def read_all(s):
         if not d:
             return got
         got += d
-
-def stat(name):
-    s = conn()
-    s.sendall(b"stats\r\n")
-    got = b""
-    while not got.endswith(b"END\r\n"):
-        got += s.recv(65536)
-    s.close()
-    for line in got.split(b"\r\n"):
-        w = line.split()
-        if len(w) == 3 and w[1] == name.encode():
-            return int(w[2])
-    return -1
 
 def rst(s):
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -68,12 +41,7 @@ def worker(i):
         v = b"%d-%d" % (i, j)
         s.sendall(b"set w%d 0 0 %d\r\n%s\r\nget w%d\r\n" % (i, len(v), v, i))
         want = b"STORED\r\nVALUE w%d 0 %d\r\n%s\r\nEND\r\n" % (i, len(v), v)
-        got = b""
-        while len(got) < len(want):
-            d = s.recv(65536)
-            if not d:
-                break
-            got += d
+        got = recv_n(s, len(want))
         if got != want:
             errors.append((i, j, got[:80]))
             break
@@ -120,9 +88,7 @@ got = read_all(s)
 check("half_closed_client_gets_every_reply (20 x 1 MB after SHUT_WR)",
       got == want, "%d of %d bytes" % (len(got), len(want)))
 EOF
-cat "$PXC_TMP/out"
-PXC_N=$((PXC_N + $(grep -c '^\(not \)\?ok' "$PXC_TMP/out")))
-grep -q '^not ok' "$PXC_TMP/out" && PXC_FAILED=1
+pxc_tap_out "$PXC_TMP/out"
 pxc_stop TERM
 pxc_check "the server exits 0 after resets and half-closes" [ $? -eq 0 ]
 
@@ -131,17 +97,9 @@ pxc_check "the server exits 0 after resets and half-closes" [ $? -eq 0 ]
 PXC_WRAP="prlimit --nofile=48:48" pxc_start -t 1 -m 16 -c 1000
 N0=$PXC_N pxc_py "$PXC_PID" "$PXC_TMP/log" >"$PXC_TMP/out" <<'EOF'
 import os, socket, sys, time
+from pxtap import PORT, check, conn
 
-port = int(os.environ["PORT"])
 pid, log = sys.argv[1], sys.argv[2]
-n = int(os.environ.get("N0", "0"))
-def check(name, cond, detail=""):
-    global n
-    n += 1
-    print(("ok %d %s" if cond else "not ok %d %s") % (n, name))
-    if not cond:
-        print("# %s" % (detail,))
-    sys.stdout.flush()
 
 def cpu():
     f = open("/proc/%s/stat" % pid).read().rsplit(")", 1)[1].split()
@@ -151,11 +109,10 @@ def ask(s, req):
     s.sendall(req)
     return s.recv(100)
 
-first = socket.create_connection(("127.0.0.1", port))
-first.settimeout(10)
+first = conn(10)
 ask(first, b"version\r\n")
 # More clients than descriptors: the later ones wait in the accept queue.
-extra = [socket.create_connection(("127.0.0.1", port)) for _ in range(80)]
+extra = [socket.create_connection(("127.0.0.1", PORT)) for _ in range(80)]
 time.sleep(0.5)
 c0, t0, l0 = cpu(), time.time(), os.path.getsize(log)
 time.sleep(2)
@@ -170,14 +127,11 @@ check("emfile_accept_backs_off (cpu %.2f s in %.1f s, log +%d bytes)"
 for s in extra:
     s.close()
 time.sleep(0.5)
-s = socket.create_connection(("127.0.0.1", port))
-s.settimeout(10)
+s = conn(10)
 check("accepts again once descriptors are free",
       ask(s, b"version\r\n").startswith(b"VERSION"))
 EOF
-cat "$PXC_TMP/out"
-PXC_N=$((PXC_N + $(grep -c '^\(not \)\?ok' "$PXC_TMP/out")))
-grep -q '^not ok' "$PXC_TMP/out" && PXC_FAILED=1
+pxc_tap_out "$PXC_TMP/out"
 : >"$PXC_TMP/log" # the EMFILE flood is not worth printing
 pxc_stop TERM
 pxc_check "the server exits 0 after EMFILE" [ $? -eq 0 ]
@@ -190,31 +144,14 @@ pxc_check "the server exits 0 after EMFILE" [ $? -eq 0 ]
 # still be right, in order, with no connection lost.
 pxc_start -t 1 -m 16 -c 1000 -o ring_entries=8,ring_cq_entries=16
 PID=$PXC_PID N0=$PXC_N pxc_py >"$PXC_TMP/out" <<'EOF'
-import os, signal, socket, sys, time
+import os, signal, time
+from pxtap import check, conn, recv_n
 
-port = int(os.environ["PORT"])
 pid = int(os.environ["PID"])
-n = int(os.environ["N0"])
-def check(name, cond, detail=""):
-    global n
-    n += 1
-    print(("ok %d %s" if cond else "not ok %d %s") % (n, name))
-    if not cond:
-        print("# %s" % (detail,))
-
-def recv_n(s, size):
-    got = b""
-    while len(got) < size:
-        d = s.recv(65536)
-        if not d:
-            break
-        got += d
-    return got
 
 socks = []
 for i in range(500):
-    s = socket.create_connection(("127.0.0.1", port))
-    s.settimeout(30)
+    s = conn(30)
     s.sendall(b"mn\r\n")
     socks.append(s)
 for s in socks:
@@ -250,9 +187,7 @@ check("a 16-entry CQ under 500 connections overflows (ring_overflows %s)"
 check("every reply is right after the overflows: nothing lost", bad == 0,
       bad)
 EOF
-cat "$PXC_TMP/out"
-PXC_N=$((PXC_N + $(grep -c '^\(not \)\?ok' "$PXC_TMP/out")))
-grep -q '^not ok' "$PXC_TMP/out" && PXC_FAILED=1
+pxc_tap_out "$PXC_TMP/out"
 pxc_stop TERM
 pxc_check "the server exits 0 after the overflows" [ $? -eq 0 ]
 

@@ -29,56 +29,13 @@ heavy=0
 # The shared Python part: latency clients, idle and slow connections, the
 # memory sampler.  Each phase is a function picked by argv[1].
 cat >"$PXC_TMP/load.py" <<'EOF'
-import os, random, selectors, socket, sys, threading, time
+import os, random, selectors, sys, threading, time
+import pxtap
+from pxtap import check, check_mem, conn, memory, note, recv_n
+from pxtap import ask_strict as ask
 
-port = int(os.environ["PORT"])
-pid = os.environ["PID"]
-n = int(os.environ.get("N0", "0"))
-
-def check(name, cond, detail=""):
-    global n
-    n += 1
-    print(("ok %d %s" if cond else "not ok %d %s") % (n, name))
-    if not cond and detail:
-        print("# %s" % (detail,))
-    sys.stdout.flush()
-
-def check_mem(name, cond, detail=""):
-    """A memory bound: meaningless under ASan (shadow, quarantine)."""
-    global n
-    if os.environ.get("SANITIZED"):
-        n += 1
-        print("ok %d # SKIP %s: memory under a sanitizer" % (n, name))
-        return
-    check(name, cond, detail)
-
-def note(s):
-    print("# " + s)
-    sys.stdout.flush()
-
-def memory():
-    """Process memory in KiB: Rss plus hugetlb pages."""
-    kib = 0
-    for line in open("/proc/%s/smaps_rollup" % pid):
-        w = line.split()
-        if w[0] in ("Rss:", "Shared_Hugetlb:", "Private_Hugetlb:"):
-            kib += int(w[1])
-    return kib
-
-def conn():
-    s = socket.create_connection(("127.0.0.1", port))
-    s.settimeout(30)
-    return s
-
-def ask(s, req, end):
-    s.sendall(req)
-    got = b""
-    while not got.endswith(end):
-        d = s.recv(1 << 20)
-        if not d:
-            raise OSError("closed")
-        got += d
-    return got
+pxtap.CONN_TIMEOUT = 30
+pid = pxtap.PID
 
 def latency(nconn, secs):
     """nconn clients in one loop, one get at a time each; returns the
@@ -255,13 +212,7 @@ def phase_burst():
             s.send(req)
         os.kill(int(pid), signal.SIGCONT)
         for s in socks:
-            got = b""
-            while len(got) < len(want):
-                d = s.recv(65536)
-                if not d:
-                    break
-                got += d
-            bad += got != want
+            bad += recv_n(s, len(want)) != want
     s = conn()
     st = ask(s, b"stats\r\n", b"END\r\n")
     ring = [l.decode()[5:] for l in st.split(b"\r\n")
@@ -281,9 +232,7 @@ case $PXC_BIN in *san-*) sanitized=1 ;; esac
 
 phase() {
 	SANITIZED=$sanitized N0=$PXC_N PID=$PXC_PID pxc_py "$@" <"$PXC_TMP/load.py" >"$PXC_TMP/out" 2>&1
-	cat "$PXC_TMP/out"
-	PXC_N=$((PXC_N + $(grep -c '^\(not \)\?ok' "$PXC_TMP/out")))
-	grep -q '^not ok' "$PXC_TMP/out" && PXC_FAILED=1
+	pxc_tap_out "$PXC_TMP/out"
 }
 
 pxc_require_server "$NT" -t 2 -m 32 -c 2000

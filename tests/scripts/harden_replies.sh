@@ -13,21 +13,14 @@ echo "1..$NT"
 pxc_require_server "$NT" -t 1 -m 16
 
 N0=$PXC_N pxc_py >"$PXC_TMP/out" <<'EOF'
-import os, socket, sys
+import socket
+import pxtap
+from pxtap import check, conn
 
-port = int(os.environ["PORT"])
-n = int(os.environ["N0"])
-def check(name, cond, detail=b""):
-    global n
-    n += 1
-    print(("ok %d %s" if cond else "not ok %d %s") % (n, name))
-    if not cond:
-        print("# got %r" % (detail,))
-    sys.stdout.flush()
+pxtap.DETAIL = "# got %r"
 
 def ask(req):
-    s = socket.create_connection(("127.0.0.1", port))
-    s.settimeout(5)
+    s = conn(5)
     s.sendall(req + b"mn\r\n")
     got = b""
     try:
@@ -51,9 +44,7 @@ r = ask(b"get\r\nget \r\ngets\r\n")
 check("get without keys is ERROR, in step", r == b"ERROR\r\n" * 3 + b"MN\r\n",
       r)
 EOF
-cat "$PXC_TMP/out"
-PXC_N=$((PXC_N + $(grep -c '^\(not \)\?ok' "$PXC_TMP/out")))
-grep -q '^not ok' "$PXC_TMP/out" && PXC_FAILED=1
+pxc_tap_out "$PXC_TMP/out"
 pxc_stop TERM
 pxc_check "the server exits 0" [ $? -eq 0 ]
 pxc_check "nothing was logged above notice level" \

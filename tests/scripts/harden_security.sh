@@ -25,40 +25,11 @@ pxc_check "no UDP socket ($udp)" [ "$udp" -eq 0 ]
 sanitized=
 case $PXC_BIN in *san-*) sanitized=1 ;; esac
 SANITIZED=$sanitized N0=$PXC_N PID=$PXC_PID pxc_py >"$PXC_TMP/out" <<'EOF'
-import os, socket, sys, time
+import os, time
+import pxtap
+from pxtap import check, conn, memory, until
 
-port = int(os.environ["PORT"])
-pid = os.environ["PID"]
-n = int(os.environ["N0"])
-def check(name, cond, detail=b""):
-    global n
-    n += 1
-    print(("ok %d %s" if cond else "not ok %d %s") % (n, name))
-    if not cond:
-        print("# got %r" % (detail,))
-    sys.stdout.flush()
-
-def conn():
-    s = socket.create_connection(("127.0.0.1", port))
-    s.settimeout(20)
-    return s
-
-def until(s, end):
-    got = b""
-    while not got.endswith(end):
-        d = s.recv(1 << 20)
-        if not d:
-            return got + b"<EOF>"
-        got += d
-    return got
-
-def memory():
-    kib = 0
-    for line in open("/proc/%s/smaps_rollup" % pid):
-        w = line.split()
-        if w[0] in ("Rss:", "Shared_Hugetlb:", "Private_Hugetlb:"):
-            kib += int(w[1])
-    return kib
+pxtap.DETAIL = "# got %r"
 
 # -c 64: the 65th client is told why and closed; a freed slot is reused.
 socks = [conn() for _ in range(64)]
@@ -99,8 +70,7 @@ time.sleep(1)
 per = (memory() - m0) / len(held)
 print("# memory per connection holding a 200 KiB partial line: %.0f KiB" % per)
 if os.environ.get("SANITIZED"):
-    n += 1
-    print("ok %d # SKIP memory under a sanitizer" % n)
+    pxtap.skip("memory under a sanitizer")
 else:
     check("a partial line costs at most its bound rounded up (<= 520 KiB "
           "each)", per <= 520, per)
@@ -137,9 +107,7 @@ if got != (b"STORED\r\nCLIENT_ERROR invalid numeric delta argument\r\n"
 check("lengths, flags, exptimes, cas and deltas near 2^32 and 2^64 are "
       "refused (an incr delta of 2^64-1 wraps, as memcached)", not bad, bad)
 EOF
-cat "$PXC_TMP/out"
-PXC_N=$((PXC_N + $(grep -c '^\(not \)\?ok' "$PXC_TMP/out")))
-grep -q '^not ok' "$PXC_TMP/out" && PXC_FAILED=1
+pxc_tap_out "$PXC_TMP/out"
 pxc_stop TERM
 pxc_check "the server exits 0" [ $? -eq 0 ]
 
@@ -155,13 +123,11 @@ pxc_check "-Y with a missing file: exit $rc, never listening" \
 printf 'alice:s3cret\n' >"$PXC_TMP/auth"
 pxc_start -t 1 -m 16 -Y "$PXC_TMP/auth"
 N0=$PXC_N pxc_py >"$PXC_TMP/out" <<'EOF2'
-import os, socket, sys
-port = int(os.environ["PORT"])
-n = int(os.environ["N0"])
-def conn():
-    s = socket.create_connection(("127.0.0.1", port))
-    s.settimeout(10)
-    return s
+import pxtap
+from pxtap import check, conn
+
+pxtap.CONN_TIMEOUT = 10
+
 def rest(s):
     got = b""
     try:
@@ -188,10 +154,8 @@ c = rest(s)
 ok = (a == b"CLIENT_ERROR unauthenticated\r\n<EOF>" and
       b.startswith(b"CLIENT_ERROR") and
       c == b"STORED\r\nSTORED\r\nVALUE k 0 3\r\nabc\r\nEND\r\n<EOF>")
-print("%s %d -Y: nothing served before credentials, a 10 MB token refused, "
-      "good credentials pipelined" % ("ok" if ok else "not ok", n + 1))
-if not ok:
-    print("# %r" % ((a[:80], b[:80], c[:120]),))
+check("-Y: nothing served before credentials, a 10 MB token refused, "
+      "good credentials pipelined", ok, repr((a[:80], b[:80], c[:120])))
 EOF2
 cat "$PXC_TMP/out"
 PXC_N=$((PXC_N + 1))

@@ -25,66 +25,12 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 2200 ]; then
 fi
 
 cat >"$PXC_TMP/slow.py" <<'EOF'
-import os, selectors, socket, sys, threading, time
+import os, selectors, sys, threading, time
+import pxtap
+from pxtap import check, check_mem, conn, memory, note, recv_n, stat
+from pxtap import ask_strict as ask
 
-port = int(os.environ["PORT"])
-pid = os.environ["PID"]
-n = int(os.environ.get("N0", "0"))
-
-def check(name, cond, detail=""):
-    global n
-    n += 1
-    print(("ok %d %s" if cond else "not ok %d %s") % (n, name))
-    if not cond:
-        print("# %s" % (detail,))
-    sys.stdout.flush()
-
-def check_mem(name, cond, detail=""):
-    """A memory bound: meaningless under ASan (shadow, quarantine)."""
-    global n
-    if os.environ.get("SANITIZED"):
-        n += 1
-        print("ok %d # SKIP %s: memory under a sanitizer" % (n, name))
-        return
-    check(name, cond, detail)
-
-def note(s):
-    print("# " + s)
-    sys.stdout.flush()
-
-def memory():
-    """Process memory in KiB: Rss plus hugetlb pages."""
-    kib = 0
-    for line in open("/proc/%s/smaps_rollup" % pid):
-        w = line.split()
-        if w[0] in ("Rss:", "Shared_Hugetlb:", "Private_Hugetlb:"):
-            kib += int(w[1])
-    return kib
-
-def conn():
-    s = socket.create_connection(("127.0.0.1", port))
-    s.settimeout(30)
-    return s
-
-def ask(s, req, end):
-    s.sendall(req)
-    got = b""
-    while not got.endswith(end):
-        d = s.recv(1 << 20)
-        if not d:
-            raise OSError("closed")
-        got += d
-    return got
-
-def stat(name):
-    s = conn()
-    for l in ask(s, b"stats\r\n", b"END\r\n").split(b"\r\n"):
-        w = l.split()
-        if len(w) == 3 and w[1] == name.encode():
-            s.close()
-            return int(w[2])
-    s.close()
-    return -1
+pxtap.CONN_TIMEOUT = 30
 
 class Workers:
     """nclients clients, each one get at a time, in a thread, until
@@ -224,13 +170,7 @@ def phase_stream():
             s.sendall(data[i:i + 7000])
             time.sleep(0.1)
         want = b"STORED\r\n" * count
-        got = b""
-        while len(got) < len(want):
-            d = s.recv(65536)
-            if not d:
-                break
-            got += d
-        ok = got == want
+        ok = recv_n(s, len(want)) == want
     except OSError as e:
         ok = False
         note("stream: %s" % e)
@@ -279,9 +219,7 @@ case $PXC_BIN in *san-*) sanitized=1 ;; esac
 phase() {
 	SANITIZED=$sanitized N0=$PXC_N PID=$PXC_PID pxc_py "$@" \
 		<"$PXC_TMP/slow.py" >"$PXC_TMP/out" 2>&1
-	cat "$PXC_TMP/out"
-	PXC_N=$((PXC_N + $(grep -c '^\(not \)\?ok' "$PXC_TMP/out")))
-	grep -q '^not ok' "$PXC_TMP/out" && PXC_FAILED=1
+	pxc_tap_out "$PXC_TMP/out"
 }
 
 pxc_require_server "$NT" -t 2 -m 32 -c 2000 -o partial_timeout=3

@@ -29,26 +29,14 @@ esac
 export PXC_START_TIMEOUT=60
 PXC_WRAP="valgrind --error-exitcode=9 --leak-check=full --fair-sched=yes" \
 	pxc_require_server "$NT" -t 1 -m 16 --hugepages off -c 64
-PORT=$PXC_PORT PID=$PXC_PID N0=$PXC_N timeout 120 "$PYTHON" - >"$PXC_TMP/out" 2>&1 <<'EOF' &
-import os, signal, socket, struct, sys, threading, time
+PORT=$PXC_PORT PID=$PXC_PID N0=$PXC_N PYTHONPATH=$PXC_PYDIR \
+	timeout 120 "$PYTHON" - >"$PXC_TMP/out" 2>&1 <<'EOF' &
+import os, signal, socket, struct, threading, time
+import pxtap
+from pxtap import check, conn
+from pxtap import ask_strict as ask
 
-port = int(os.environ["PORT"])
-n = int(os.environ["N0"])
-
-def conn():
-    s = socket.create_connection(("127.0.0.1", port))
-    s.settimeout(60)
-    return s
-
-def ask(s, req, end):
-    s.sendall(req)
-    got = b""
-    while not got.endswith(end):
-        d = s.recv(1 << 20)
-        if not d:
-            raise OSError("closed")
-        got += d
-    return got
+pxtap.CONN_TIMEOUT = 60
 
 bad = []
 s = conn()
@@ -76,9 +64,7 @@ time.sleep(0.2)
 r.close()
 if not ask(s, b"stats\r\n", b"END\r\n").startswith(b"STAT pid"):
     bad.append("stats")
-print("ok %d every reply right under valgrind" % (n + 1) if not bad else
-      "not ok %d every reply right under valgrind\n# %s" % (n + 1, bad))
-sys.stdout.flush()
+check("every reply right under valgrind", not bad, bad)
 # SIGTERM while a client keeps the worker busy (see the header).
 stop = threading.Event()
 def hammer():

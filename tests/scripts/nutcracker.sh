@@ -23,22 +23,14 @@ NPID=
 NPORT=
 STATS_PORT=
 
-stop_pid() { # SIGTERM, SIGKILL after 5 s, then reap
-	local pid=$1 i
-	[ -n "$pid" ] || return 0
-	kill -TERM "$pid" 2>/dev/null || return 0
-	for i in $(seq 1 50); do
-		kill -0 "$pid" 2>/dev/null || break
-		[ "$i" -lt 50 ] && sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	return 0
-}
+# srv_stop PID (SIGTERM, SIGKILL after 5 s, then reap) and
+# srv_port_open PORT, shared with pxload.sh and bench-server.sh.
+# shellcheck source=../../bench/pxload/servers.sh
+. bench/pxload/servers.sh
 cleanup() {
 	local i
-	stop_pid "$NPID"
-	for i in 0 1 2; do stop_pid "${SPID[$i]:-}"; done
+	srv_stop "$NPID"
+	for i in 0 1 2; do srv_stop "${SPID[$i]:-}"; done
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -86,18 +78,17 @@ esac
 [ -x "$NUTCRACKER" ] || skip_all "nutcracker missing (Debian package nutcracker)"
 echo "1..$PLAN"
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # Ports below the kernel's ephemeral range: a port some client connection
-# holds as its local port is not open (port_open says free) yet cannot be
-# bound, and a busy machine (10,000 idle connections of another test)
-# holds thousands of them: five tries in a row failed that way.
+# holds as its local port is not open (srv_port_open says free) yet
+# cannot be bound, and a busy machine (10,000 idle connections of another
+# test) holds thousands of them: five tries in a row failed that way.
 EPH_LOW=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
 [ "${EPH_LOW:-0}" -gt 21000 ] 2>/dev/null || EPH_LOW=60000
 random_port() {
 	local p
 	while :; do
 		p=$((20000 + (RANDOM * 32768 + RANDOM) % (EPH_LOW - 20000)))
-		port_open "$p" || { echo "$p"; return; }
+		srv_port_open "$p" || { echo "$p"; return; }
 	done
 }
 # wait_port PORT PID: true once PORT accepts (10 s at most, generous for
@@ -105,7 +96,7 @@ random_port() {
 wait_port() {
 	local i
 	for i in $(seq 1 200); do
-		port_open "$1" && return 0
+		srv_port_open "$1" && return 0
 		kill -0 "$2" 2>/dev/null || return 1
 		sleep 0.05
 	done
@@ -124,7 +115,7 @@ start_server() {
 			SPORT[i]=$port
 			return 0
 		fi
-		stop_pid "${SPID[i]}"
+		srv_stop "${SPID[i]}"
 		SPID[i]=
 		[ -n "${2:-}" ] && sleep 0.5 # the same port: wait and retry
 	done
@@ -167,7 +158,7 @@ start_all() {
 		NPID=$!
 		wait_port "$NPORT" "$NPID" && wait_port "$STATS_PORT" "$NPID" &&
 			return 0
-		stop_pid "$NPID"
+		srv_stop "$NPID"
 		NPID=
 	done
 	cat "$tmp/nutcracker.log"
@@ -294,7 +285,7 @@ BEFORE=
 eject() {
 	local try r e
 	read -r -a BEFORE < <(items_all)
-	stop_pid "${SPID[1]}"
+	srv_stop "${SPID[1]}"
 	SPID[1]=
 	for try in $(seq 1 20); do
 		r=$(mc set "$NPORT" b "$KEYS" 2>/dev/null)
@@ -338,8 +329,8 @@ check "s1 restarted on its port: nutcracker sends it keys again" comes_back
 
 all_stopped() {
 	local i pids=("$NPID" "${SPID[@]}")
-	stop_pid "$NPID"
-	for i in 0 1 2; do stop_pid "${SPID[$i]:-}"; done
+	srv_stop "$NPID"
+	for i in 0 1 2; do srv_stop "${SPID[$i]:-}"; done
 	for i in "${pids[@]}"; do
 		[ -n "$i" ] && kill -0 "$i" 2>/dev/null && { echo "$i alive"; return 1; }
 	done

@@ -14,20 +14,13 @@ printf 'alice:secret\nbob:pw2\n' >"$PXC_TMP/auth"
 pxc_require_server "$NT" -t 2 -m 16 -Y "$PXC_TMP/auth"
 
 pxc_py <<'EOF'
-import os, socket, sys
-port = int(os.environ["PORT"])
-n = 0
-def check(name, cond, detail=b""):
-    global n
-    n += 1
-    print(("ok %d %s" if cond else "not ok %d %s") % (n, name))
-    if not cond:
-        print("# got %r" % (detail,))
-    sys.stdout.flush()
+import pxtap
+from pxtap import check, conn
+
+pxtap.DETAIL = "# got %r"
 
 def run(data):
-    s = socket.create_connection(("127.0.0.1", port))
-    s.settimeout(10)
+    s = conn(10)
     s.sendall(data)
     out = b""
     while True:

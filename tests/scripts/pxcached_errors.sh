@@ -16,32 +16,12 @@ echo "1..$NT"
 pxc_require_server "$NT" -t 2 -m 32 -c 64 -I 1m
 
 pxc_py <<'EOF'
-import os, socket, sys, time, threading
+import socket, time, threading
+import pxtap
+from pxtap import ask, check, conn
 
-port = int(os.environ["PORT"])
-n = 0
-def check(name, cond, detail=b""):
-    global n
-    n += 1
-    print(("ok %d %s" if cond else "not ok %d %s") % (n, name))
-    if not cond:
-        print("# got %r" % (detail[:300],))
-    sys.stdout.flush()
-
-def conn():
-    s = socket.create_connection(("127.0.0.1", port))
-    s.settimeout(20)
-    return s
-
-def ask(s, data, want_end):
-    s.sendall(data)
-    got = b""
-    while not got.endswith(want_end):
-        d = s.recv(1 << 20)
-        if not d:
-            return got + b"<EOF>"
-        got += d
-    return got
+pxtap.DETAIL = "# got %r"
+pxtap.DETAIL_MAX = 300
 
 FMT = b"CLIENT_ERROR bad command line format\r\n"
 s = conn()

@@ -15,35 +15,11 @@ pxc_require_server "$NT" -t 2 -m 16 -c 100 --snapshot "$PXC_TMP/snap" \
 	--snapshot-interval 1
 
 PXC_LOG=$PXC_TMP/log pxc_py <<'EOF' || PXC_FAILED=1
-import os, socket, sys, time
+import os, sys, time
+import pxtap
+from pxtap import ask, check, conn
 
-port = int(os.environ["PORT"])
 log = os.environ["PXC_LOG"]
-n = 0
-failed = 0
-def check(name, cond, detail=""):
-    global n, failed
-    n += 1
-    failed += not cond
-    print(("ok %d %s" if cond else "not ok %d %s") % (n, name))
-    if not cond:
-        print("# %s" % (detail,))
-    sys.stdout.flush()
-
-def conn():
-    s = socket.create_connection(("127.0.0.1", port))
-    s.settimeout(20)
-    return s
-
-def ask(s, data, end=b"\r\n"):
-    s.sendall(data)
-    got = b""
-    while not got.endswith(end):
-        d = s.recv(65536)
-        if not d:
-            return got + b"<EOF>"
-        got += d
-    return got
 
 def logged(what):
     return open(log).read().count(what)
@@ -105,7 +81,7 @@ time.sleep(2.5)
 check("verbosity 0 noreply: the info lines stop",
       logged("periodic snapshot") <= before + 1 and
       setting(c, "verbosity") == 0, (before, logged("periodic snapshot")))
-sys.exit(1 if failed else 0)
+sys.exit(1 if pxtap.failed else 0)
 EOF
 PXC_N=$NT
 pxc_stop TERM || { echo "# server exit status $?"; exit 1; }

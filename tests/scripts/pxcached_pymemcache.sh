@@ -14,18 +14,12 @@ echo "1..11"
 pxc_require_server 11 -t 2 -m 128
 
 pxc_py <<'EOF'
-import os, sys
+import os
 from pymemcache.client.base import Client
+from pxtap import PORT, check
 
-port = int(os.environ["PORT"])
-c = Client(("127.0.0.1", port), connect_timeout=10, timeout=30,
+c = Client(("127.0.0.1", PORT), connect_timeout=10, timeout=30,
            default_noreply=False)
-n = 0
-def check(name, cond):
-    global n
-    n += 1
-    print(("ok %d %s" if cond else "not ok %d %s") % (n, name))
-    sys.stdout.flush()
 
 N = 10000
 keys = ["key:%d" % i for i in range(N)]

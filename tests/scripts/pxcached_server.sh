@@ -117,9 +117,21 @@ pxc_require_server() {
 	fi
 }
 
-# pxc_py SCRIPT: runs Python with PORT in the environment.
+# pxc_py SCRIPT: runs Python with PORT in the environment and
+# tests/scripts on PYTHONPATH (for pxtap.py, the shared TAP helpers).
+PXC_PYDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 pxc_py() {
-	PORT=$PXC_PORT "$PYTHON" - "$@"
+	PORT=$PXC_PORT PYTHONPATH="$PXC_PYDIR${PYTHONPATH:+:$PYTHONPATH}" \
+		"$PYTHON" - "$@"
+}
+
+# pxc_tap_out FILE: prints the TAP lines a Python part (pxtap.py, its
+# counter started at N0=$PXC_N) wrote to FILE and counts them, and its
+# failures, into PXC_N and PXC_FAILED.
+pxc_tap_out() {
+	cat "$1"
+	PXC_N=$((PXC_N + $(grep -c '^\(not \)\?ok' "$1")))
+	grep -q '^not ok' "$1" && PXC_FAILED=1
 }
 
 [ "${BASH_SOURCE[0]}" = "$0" ] || return 0
@@ -131,18 +143,14 @@ echo "1..13"
 
 busy_client() {
 	pxc_py <<'EOF'
-import os, socket
-s = socket.create_connection(("127.0.0.1", int(os.environ["PORT"])))
+import socket
+from pxtap import PORT, recv_n
+s = socket.create_connection(("127.0.0.1", PORT))
 # A pipelined batch; the reply must arrive whole even though SIGTERM
 # follows at once.
 s.sendall(b"set k 0 0 5\r\nhello\r\n" + b"get k\r\n" * 200)
 want = b"STORED\r\n" + b"VALUE k 0 5\r\nhello\r\nEND\r\n" * 200
-got = b""
-while len(got) < len(want):
-    d = s.recv(65536)
-    if not d:
-        break
-    got += d
+got = recv_n(s, len(want))
 print("busy", "ok" if got == want else "short %d" % len(got))
 EOF
 }

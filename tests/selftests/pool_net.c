@@ -19,6 +19,7 @@
 #include <patinox/ring.h>
 
 #include "harness.h"
+#include "loopback.h"
 
 static uint64_t
 mono_ms(void)
@@ -29,76 +30,8 @@ mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* A loopback listener on a free port; *port receives the port. */
-static int
-listener(int backlog, uint16_t *port)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-	    listen(fd, backlog) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&a, &len) < 0)
-		return -1;
-	*port = ntohs(a.sin_port);
-	return fd;
-}
-
-static uint16_t
-free_port(void)
-{
-	uint16_t port = 0;
-	int fd = listener(1, &port);
-
-	close(fd);
-	return port;
-}
-
-static bool
-can_connect(uint16_t port)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	bool ok;
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-	close(fd);
-	return ok;
-}
-
-/* memcached on 127.0.0.1:@port, TCP only; returns its pid or -1. */
-static pid_t
-memcached_start(uint16_t port)
-{
-	char p[16];
-	pid_t pid;
-
-	if (access("/usr/bin/memcached", X_OK) != 0)
-		return -1;
-	snprintf(p, sizeof(p), "%u", port);
-	pid = fork();
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDWR);
-
-		dup2(null, 1);
-		dup2(null, 2);
-		execl("/usr/bin/memcached", "memcached", "-l", "127.0.0.1",
-		      "-p", p, "-U", "0", "-t", "1", "-m", "16", "-u", "root",
-		      (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 300; i++) {
-		if (can_connect(port))
-			return pid;
-		usleep(10000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	return -1;
-}
+/* The peer memcached: one thread, 16 MiB (see loopback.h). */
+static const char *const mc_opts[] = {"-t", "1", "-m", "16", NULL};
 
 static void
 memcached_stop(pid_t pid)
@@ -213,13 +146,13 @@ make_pool(struct __test_meta *_metadata, FIXTURE_DATA(net) * self,
 
 TEST_F_T(net, memcached_killed_and_restarted, 60)
 {
-	uint16_t port = free_port();
+	uint16_t port = loopback_free_port();
 	struct got g[4], one;
 	struct px_pool_stats st;
 	uint64_t t0;
 	int ok = 0, ret = -1;
 
-	self->mc = memcached_start(port);
+	self->mc = loopback_memcached_start(port, mc_opts);
 	if (self->mc < 0)
 		SKIP(return, "memcached cannot be started");
 	make_pool(_metadata, self, port, PX_POOL_PROTO_MEMCACHED);
@@ -262,7 +195,7 @@ TEST_F_T(net, memcached_killed_and_restarted, 60)
 	ASSERT_LE(st.create_failed, 15);
 
 	/* Restart on the same port: the pool recovers by itself. */
-	self->mc = memcached_start(port);
+	self->mc = loopback_memcached_start(port, mc_opts);
 	ASSERT_GT(self->mc, 0);
 	t0 = mono_ms();
 	while (mono_ms() - t0 < 5000 && !ok) {
@@ -286,7 +219,8 @@ TEST_F(net, silent_listener_is_bounded_by_recycle_timeout)
 	struct px_pool_stats st;
 	uint64_t t0, dt;
 
-	self->lfd = listener(16, &port); /* accepts (backlog), never answers */
+	self->lfd =
+	    loopback_listen(16, &port); /* accepts (backlog), never answers */
 	ASSERT_GE(self->lfd, 0);
 	make_pool(_metadata, self, port, PX_POOL_PROTO_MEMCACHED);
 	ASSERT_EQ(get_sync(self->ring, self->pool, &one, 2000), 0);
@@ -306,7 +240,7 @@ TEST_F(net, silent_listener_is_bounded_by_recycle_timeout)
 
 TEST_F(net, port_without_listener_is_refused)
 {
-	uint16_t port = free_port();
+	uint16_t port = loopback_free_port();
 	struct got one;
 
 	make_pool(_metadata, self, port, PX_POOL_PROTO_NONE);
@@ -341,7 +275,7 @@ TEST_F(net, connect_timeout_on_full_accept_queue)
 	int fds[16], n;
 	uint64_t t0, dt;
 
-	self->lfd = listener(0, &port);
+	self->lfd = loopback_listen(0, &port);
 	ASSERT_GE(self->lfd, 0);
 	n = fill_accept_queue(port, fds, 16);
 	if (n == 16)
@@ -390,7 +324,7 @@ TEST_F(net, connections_are_closed_through_the_guard)
 	struct got one[3];
 
 	ASSERT_EQ(px_guard_create(self->ring, &g), 0);
-	self->lfd = listener(16, &port);
+	self->lfd = loopback_listen(16, &port);
 	self->no.guard = g;
 	make_pool(_metadata, self, port, PX_POOL_PROTO_NONE);
 	for (int i = 0; i < 3; i++)
@@ -426,7 +360,7 @@ TEST_F(net, bytes_after_put_skip_the_callback_and_break_the_conn)
 	struct px_pool_conn *pc;
 	int cfd;
 
-	self->lfd = listener(4, &port);
+	self->lfd = loopback_listen(4, &port);
 	ASSERT_GE(self->lfd, 0);
 	self->o.min_idle = 0;
 	self->o.max_size = 1;

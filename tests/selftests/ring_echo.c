@@ -9,7 +9,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <liburing.h>
 
@@ -17,6 +16,7 @@
 #include <patinox/ring.h>
 
 #include "harness.h"
+#include "loopback.h"
 
 #define NR_CONNS  1000
 #define ROUNDS    3
@@ -43,44 +43,6 @@ struct client {
 	int *done;
 	bool bad;
 };
-
-static int
-listen_loopback(uint16_t *port)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -1;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) || listen(fd, 4096) ||
-	    getsockname(fd, (struct sockaddr *)&a, &len)) {
-		close(fd);
-		return -1;
-	}
-	*port = ntohs(a.sin_port);
-	return fd;
-}
-
-static int
-connect_loopback(uint16_t port)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET};
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	int one = 1;
-
-	if (fd < 0)
-		return -1;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	a.sin_port = htons(port);
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
-		close(fd);
-		return -1;
-	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	return fd;
-}
 
 /* The echo sends the received buffer itself and returns it when sent. */
 static void
@@ -170,17 +132,6 @@ client_recv(struct px_ring_conn *conn, struct px_ring_buf *buf, int res,
 		(*c->done)++;
 }
 
-static void
-raise_nofile(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-}
-
 TEST_T(ring_echo_1000_connections, 60)
 {
 	static struct client clients[NR_CONNS];
@@ -190,17 +141,17 @@ TEST_T(ring_echo_1000_connections, 60)
 	uint16_t port;
 	int lfd, done = 0, bad = 0, ret;
 
-	raise_nofile();
+	loopback_raise_nofile();
 	ret = px_ring_create(NULL, &ring);
 	if (ret < 0)
 		SKIP(return, "%s", px_strerror_in(PX_PART_RING, ret));
 	srv.ring = ring;
-	lfd = listen_loopback(&port);
+	lfd = loopback_listen(4096, &port);
 	ASSERT_GE(lfd, 0);
 	ASSERT_EQ(px_ring_accept(ring, lfd, 0, server_accept, &srv, NULL), 0);
 
 	for (int i = 0; i < NR_CONNS; i++) {
-		int fd = connect_loopback(port);
+		int fd = loopback_connect(port);
 
 		ASSERT_GE(fd, 0);
 		clients[i].done = &done;
@@ -253,13 +204,13 @@ small_echo(struct __test_meta *_metadata, const struct px_ring_opts *o,
 	if (ret < 0)
 		SKIP(return, "%s", px_strerror_in(PX_PART_RING, ret));
 	EXPECT_EQ(px_ring_setup_flags(ring) & want_setup, want_setup);
-	lfd = listen_loopback(&port);
+	lfd = loopback_listen(4096, &port);
 	ASSERT_GE(lfd, 0);
 	ASSERT_EQ(
 	    px_ring_accept(ring, lfd, accept_flags, server_accept, &srv, NULL),
 	    0);
 	for (int i = 0; i < SMALL_CONNS; i++) {
-		int fd = connect_loopback(port);
+		int fd = loopback_connect(port);
 
 		ASSERT_GE(fd, 0);
 		clients[i].done = &done;
