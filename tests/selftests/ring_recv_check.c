@@ -9,8 +9,6 @@
  * so the recv is still armed from the ring's point of view, which is
  * the state a parked recv leaves behind.  TCP on 127.0.0.1.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -19,6 +17,7 @@
 #include <patinox/ring.h>
 
 #include "harness.h"
+#include "loopback.h"
 
 #define WAIT_NS (1000 * 1000000LL)
 
@@ -51,29 +50,19 @@ seen_recv(struct px_ring_conn *conn, struct px_ring_buf *buf, int res,
 static int
 tcp_pair(int *srv, int *cli)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET};
-	socklen_t len = sizeof(a);
-	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	int ret = -1;
+	uint16_t port;
+	int lfd = loopback_listen(1, &port);
 
 	if (lfd < 0)
 		return -1;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(lfd, (struct sockaddr *)&a, sizeof(a)) || listen(lfd, 1) ||
-	    getsockname(lfd, (struct sockaddr *)&a, &len))
-		goto out_close_listener;
-	*cli = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (*cli < 0)
-		goto out_close_listener;
-	if (connect(*cli, (struct sockaddr *)&a, sizeof(a)) == 0) {
-		*srv = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-		ret = *srv < 0 ? -1 : 0;
-	}
-	if (ret < 0)
-		close(*cli);
-out_close_listener:
+	*cli = loopback_connect(port);
+	*srv = *cli < 0 ? -1 : accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	close(lfd);
-	return ret;
+	if (*srv >= 0)
+		return 0;
+	if (*cli >= 0)
+		close(*cli);
+	return -1;
 }
 
 /* Waits (without the ring) until the kernel shows the socket's end. */
