@@ -18,6 +18,7 @@
  *   close path runs from deferred work and from completions.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,15 +160,30 @@ recv_continue(struct px_ring_conn *c)
 	recv_arm_or_wait(c);
 }
 
+/* The cancel of px_ring_conn_recv_check() ends the recv: arm a new one. */
+static void
+recv_ended_or_restart(struct px_ring_conn *c, int res, bool restart)
+{
+	if (restart && res == -ECANCELED && c->state == CONN_OPEN &&
+	    c->recv_wanted && !c->recv_stopping) {
+		recv_arm_or_wait(c);
+		return;
+	}
+	recv_end(c, res);
+}
+
 static void
 recv_handler(struct px_ring *r, struct px_ring_op *op,
 	     const struct io_uring_cqe *cqe)
 {
 	struct px_ring_conn *c = conn_of(op, recv_op);
 	bool more = cqe->flags & IORING_CQE_F_MORE;
+	bool restart = false;
 
 	if (!more) {
 		c->recv_armed = false;
+		restart = c->recv_restart;
+		c->recv_restart = false;
 		conn_op_ended(c);
 	}
 	if (cqe->res > 0) {
@@ -181,7 +197,7 @@ recv_handler(struct px_ring *r, struct px_ring_op *op,
 			wait_add(c);
 		}
 	} else if (!more) {
-		recv_end(c, cqe->res);
+		recv_ended_or_restart(c, cqe->res, restart);
 	}
 	if (c->state == CONN_CLOSING)
 		close_progress(c);
@@ -220,6 +236,36 @@ px_ring_conn_recv_stop(struct px_ring_conn *conn)
 	/* Not in the kernel: the wait-list pass reports the end. */
 	wait_add(conn);
 	return 0;
+}
+
+/* The socket ended (error, hangup, peer shutdown): its recv must end. */
+static bool
+sock_ended(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
+
+	if (poll(&p, 1, 0) <= 0)
+		return false;
+	return p.revents & (POLLERR | POLLHUP | POLLRDHUP);
+}
+
+int
+px_ring_conn_recv_check(struct px_ring_conn *conn)
+{
+	int ret;
+
+	if (conn->state != CONN_OPEN || !conn->recv_armed || conn->fixed ||
+	    conn->recv_stopping || conn->recv_restart)
+		return 0;
+	if (!sock_ended(conn->fd))
+		return 0;
+	ret = ring_cancel_submit(conn->ring, op_user_data(&conn->recv_op), -1,
+				 0, NULL, NULL);
+	if (ret < 0)
+		return ret;
+	conn->recv_restart = true;
+	RING_STAT_ADD(conn->ring, recv_restarts, 1);
+	return 1;
 }
 
 /* ---- send records ---- */

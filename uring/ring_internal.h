@@ -115,6 +115,7 @@ struct px_ring_conn {
 	bool recv_armed;  /* the multishot recv is in the kernel */
 	bool recv_stopping;
 	bool recv_waiting; /* waits for buffers after -ENOBUFS */
+	bool recv_restart; /* cancelled by recv_check: arm it again */
 	bool send_retry;   /* the SQ was full when a send was due */
 	bool on_wait;      /* on ring->wait_head */
 	struct px_ring_conn *wait_next;

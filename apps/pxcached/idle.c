@@ -10,6 +10,10 @@
  *    closed, however slowly its bytes keep arriving (partial_kicks).
  * A connection with replies in flight, or whose reading is paused until
  * the client reads its replies, is busy, not idle: its stamps move on.
+ * The sweep runs with both timeouts off too: the recv of a connection
+ * that received nothing for a whole period is checked (one poll
+ * system call), since some kernels leave a multishot recv parked after
+ * the peer reset the socket, and that connection would never close.
  *
  * Why a sweep and not a timeout per connection: a linked timeout per
  * recv would cost a submission and a cancellation for every received
@@ -45,6 +49,17 @@ expired(const struct pxc_conn *c, uint32_t now, uint32_t idle_n,
 	return -1;
 }
 
+/* A recv that missed its socket's reset or EOF is restarted. */
+static void
+recv_check(struct pxc_worker *w, struct pxc_conn *c)
+{
+	if (px_ring_conn_recv_check(c->rc) > 0)
+		LOG_DEBUG(
+		    "worker %u: restarted a recv that missed its socket's "
+		    "end",
+		    w->id);
+}
+
 /* Walks the connections; returns how many it closed. */
 static unsigned
 sweep(struct pxc_worker *w, uint32_t idle_n, uint32_t part_n)
@@ -58,6 +73,8 @@ sweep(struct pxc_worker *w, uint32_t idle_n, uint32_t part_n)
 		next = c->next;
 		if (c->state != PXC_CONN_OPEN)
 			continue;
+		if (c->recv_on && now - c->heard_at >= 2)
+			recv_check(w, c);
 		if (c->sends || c->throttled) {
 			c->active_at = c->partial_at = now;
 			continue;
@@ -95,10 +112,6 @@ on_sweep(struct px_ring *ring, int res, bool more, void *ctx)
 int
 pxc_idle_start(struct pxc_worker *w)
 {
-	const struct pxc_opts *o = &w->srv->opts;
-
-	if (!o->idle_timeout && !o->partial_timeout)
-		return 0;
 	return px_ring_timer(w->ring, SWEEP_NS, PX_RING_TIMER_PERIODIC,
 			     on_sweep, w, &w->sweep_op);
 }

@@ -6,7 +6,10 @@
  * received buffer it stamps the connection with that counter when a
  * request finished, or when an unfinished one began.  One periodic ring
  * timer per worker (idle.c) advances the counter and closes the
- * connections whose stamps are too old.  All on the worker's thread.
+ * connections whose stamps are too old.  The same sweep checks the
+ * sockets of connections that received nothing for a period, because a
+ * kernel can leave their multishot recv parked past a reset
+ * (px_ring_conn_recv_check()).  All on the worker's thread.
  */
 #ifndef PXCACHED_IDLE_H
 #define PXCACHED_IDLE_H
@@ -38,6 +41,7 @@ pxc_idle_recv(struct pxc_conn *c, struct pxc_idle_mark m, size_t len)
 	bool done = c->ilen < m.held + len && !(m.swallowing && swallowing);
 	bool partial = c->ilen != 0 || swallowing;
 
+	c->heard_at = c->w->sweeps;
 	if (done)
 		c->active_at = c->w->sweeps;
 	if (partial && (done || !c->partial))
@@ -49,13 +53,14 @@ pxc_idle_recv(struct pxc_conn *c, struct pxc_idle_mark m, size_t len)
 static inline void
 pxc_idle_accept(struct pxc_conn *c)
 {
-	c->active_at = c->w->sweeps;
+	c->active_at = c->heard_at = c->w->sweeps;
 	c->partial = false;
 }
 
 /*
- * pxc_idle_start - arm the worker's sweep timer when a timeout is on.
- * Returns 0 (also when both timeouts are off) or the ring's -errno.
+ * pxc_idle_start - arm the worker's sweep timer (always: besides the
+ * timeouts it looks for recvs that slept through their socket's end).
+ * Returns 0 or the ring's -errno.
  */
 int pxc_idle_start(struct pxc_worker *w);
 

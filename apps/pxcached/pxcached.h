@@ -136,6 +136,7 @@ struct pxc_conn {
 	bool partial;   /* part of a request is held (idle.h) */
 	uint32_t active_at;  /* idle.h: sweep count of the last request */
 	uint32_t partial_at; /* idle.h: when the unfinished one began */
+	uint32_t heard_at;   /* idle.h: sweep count of the last input */
 };
 
 struct pxc_worker {

@@ -408,6 +408,23 @@ PX_API int px_ring_conn_recv_start(struct px_ring_conn *conn);
 PX_API int px_ring_conn_recv_stop(struct px_ring_conn *conn);
 
 /*
+ * px_ring_conn_recv_check - restart a multishot recv that slept through
+ * the end of its socket.  Some kernels (seen on 6.18) can leave a
+ * multishot recv parked after its data was delivered although the peer
+ * then reset or shut down the socket: no completion ever comes, and the
+ * connection would stay open forever.  This looks at the socket without
+ * waiting (poll); when it reports an error, a hangup or the peer's
+ * shutdown while the recv is in the kernel, the recv is cancelled and
+ * armed again, and the fresh recv reads what is left, then the end, in
+ * order.  The owner sees nothing of the restart.  Meant for a periodic
+ * check of quiet connections (one poll system call each).  Returns 1
+ * when it restarted the recv, 0 when nothing was wrong (or no recv
+ * runs, or the fd is a fixed file, which poll cannot see), -EBUSY when
+ * the cancel found no room in the SQ (call again later).
+ */
+PX_API int px_ring_conn_recv_check(struct px_ring_conn *conn);
+
+/*
  * px_ring_conn_send - queue a send of @iovcnt iovecs.
  * @iov:    copied (the array, not the bytes); the bytes must stay valid
  *          and unchanged until @done is called
@@ -463,7 +480,8 @@ PX_API uint32_t px_ring_conn_sends_pending(const struct px_ring_conn *conn);
 	X(short_sends, "sends resubmitted after a short write")              \
 	X(cancels, "cancel requests submitted")                              \
 	X(conns, "connections open")                                         \
-	X(msgs_in, "messages received from other rings")
+	X(msgs_in, "messages received from other rings")                     \
+	X(recv_restarts, "recvs restarted: socket ended, no completion yet")
 
 struct px_ring_stats {
 #define PX_RING_STAT_FIELD(name, desc) uint64_t name;
