@@ -12,7 +12,7 @@
 #include <time.h>
 
 #include "../common/log.h"
-#include "fmt.h"
+#include "../common/fmt.h"
 #include "pxcached.h"
 
 typedef void (*pxc_cmd_fn)(struct pxc_conn *c, const struct mc_req *req);
@@ -142,18 +142,18 @@ static void
 value_line(struct pxc_conn *c, const char *key, size_t nkey,
 	   const struct px_cache_ref *ref, bool cas)
 {
-	char nums[3 * (PXC_FMT_U64_MAX + 1) + 2];
+	char nums[3 * (FMT_U64_MAX + 1) + 2];
 	char *p = nums;
 
 	pxc_out_lit(c, "VALUE ");
 	pxc_out_text(c, key, nkey);
 	*p++ = ' ';
-	p += pxc_fmt_u64(p, ref->flags);
+	p += fmt_u64(p, ref->flags);
 	*p++ = ' ';
-	p += pxc_fmt_u64(p, ref->vlen);
+	p += fmt_u64(p, ref->vlen);
 	if (cas) {
 		*p++ = ' ';
-		p += pxc_fmt_u64(p, ref->cas);
+		p += fmt_u64(p, ref->cas);
 	}
 	*p++ = '\r';
 	*p++ = '\n';

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "../../apps/common/fmt.h"
 #include "proto.h"
 
 struct word {
@@ -139,22 +140,6 @@ mc_parse_reply(const char *buf, size_t len, struct mc_reply *out)
 	return (int)line_end(buf, n);
 }
 
-/* Writes @v in decimal at @dst; returns the digits written. */
-static size_t
-put_u64(char *dst, uint64_t v)
-{
-	char tmp[20];
-	size_t n = 0, i;
-
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	for (i = 0; i < n; i++)
-		dst[i] = tmp[n - 1 - i];
-	return n;
-}
-
 static size_t
 put_str(char *dst, const char *s)
 {
@@ -171,7 +156,7 @@ mc_format_get(char *dst, const char *prefix, uint64_t id)
 
 	n += put_str(dst + n, "get ");
 	n += put_str(dst + n, prefix);
-	n += put_u64(dst + n, id);
+	n += fmt_u64(dst + n, id);
 	n += put_str(dst + n, "\r\n");
 	return n;
 }
@@ -184,9 +169,9 @@ mc_format_set(char *dst, const char *prefix, uint64_t id, const char *value,
 
 	n += put_str(dst + n, "set ");
 	n += put_str(dst + n, prefix);
-	n += put_u64(dst + n, id);
+	n += fmt_u64(dst + n, id);
 	n += put_str(dst + n, " 0 0 ");
-	n += put_u64(dst + n, vlen);
+	n += fmt_u64(dst + n, vlen);
 	if (noreply)
 		n += put_str(dst + n, " noreply");
 	n += put_str(dst + n, "\r\n");

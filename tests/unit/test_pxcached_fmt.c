@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
- * Unit tests of pxcached's hot-path number formatter (apps/pxcached/
- * fmt.h), which writes the numbers of a get hit's VALUE line: each value
- * is checked against snprintf's "%" PRIu64, including the edges of every
- * digit count, and the bytes after the digits must stay untouched.
+ * Unit tests of the hot-path number formatter (apps/common/fmt.h) that
+ * writes the numbers of pxcached's VALUE lines and pxload's requests:
+ * each value is checked against snprintf's "%" PRIu64, including the
+ * edges of every digit count, and the bytes after the digits must stay
+ * untouched.
  */
 #include <inttypes.h>
 #include <setjmp.h>
@@ -14,21 +15,21 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "../../apps/pxcached/fmt.h"
+#include "../../apps/common/fmt.h"
 
 /* Formats @v both ways and compares; the guard bytes must survive. */
 static void
 check(uint64_t v)
 {
-	char want[32], got[PXC_FMT_U64_MAX + 4];
+	char want[32], got[FMT_U64_MAX + 4];
 	size_t n;
 
 	snprintf(want, sizeof(want), "%" PRIu64, v);
 	memset(got, '#', sizeof(got));
-	n = pxc_fmt_u64(got, v);
+	n = fmt_u64(got, v);
 	assert_int_equal(n, strlen(want));
 	assert_memory_equal(got, want, n);
-	assert_true(n <= PXC_FMT_U64_MAX);
+	assert_true(n <= FMT_U64_MAX);
 	for (size_t i = n; i < sizeof(got); i++)
 		assert_int_equal(got[i], '#');
 }
