@@ -84,9 +84,13 @@ bound_port(int fd)
 	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
-/* One listening socket; @port 0 lets the kernel choose (first one). */
+/*
+ * A TCP socket bound to @port on the listen address (0: the kernel
+ * chooses), with SO_REUSEADDR and, if @reuseport, SO_REUSEPORT.  Returns
+ * the fd or -errno.
+ */
 static int
-listen_on(const struct pxc_opts *o, int port)
+bound_socket(const struct pxc_opts *o, int port, bool reuseport)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -99,14 +103,27 @@ listen_on(const struct pxc_opts *o, int port)
 	if (fd < 0)
 		return -errno;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-	    bind(fd, (struct sockaddr *)&ss, len) < 0 ||
-	    listen(fd, CONFIG_PX_PXCACHED_BACKLOG) < 0) {
+	    (reuseport &&
+	     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
+	    bind(fd, (struct sockaddr *)&ss, len) < 0) {
 		rc = -errno;
 		close(fd);
 		return rc;
 	}
 	return fd;
+}
+
+/* One listening socket; @port 0 lets the kernel choose (first one). */
+static int
+listen_on(const struct pxc_opts *o, int port)
+{
+	int fd = bound_socket(o, port, true), rc;
+
+	if (fd < 0 || listen(fd, CONFIG_PX_PXCACHED_BACKLOG) == 0)
+		return fd;
+	rc = -errno;
+	close(fd);
+	return rc;
 }
 
 /*
@@ -118,22 +135,12 @@ listen_on(const struct pxc_opts *o, int port)
 static int
 port_probe(const struct pxc_opts *o, int port)
 {
-	struct sockaddr_storage ss;
-	socklen_t len;
-	int fd, one = 1, rc;
+	int fd = bound_socket(o, port, false);
 
-	rc = resolve(o, port, &ss, &len);
-	if (rc < 0)
-		return rc;
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return -errno;
-	rc = 0;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(fd, (struct sockaddr *)&ss, len) < 0)
-		rc = -errno;
+		return fd;
 	close(fd);
-	return rc;
+	return 0;
 }
 
 static int
