@@ -412,7 +412,7 @@ pxc_remove_locked(struct px_cache *c, struct pxc_item *it,
 /*
  * pxc_dead - 0 if @it is live at @now, else the cause (EXPIRED or
  * FLUSHED).  A pending delayed flush that is due kills every item a reader
- * can find: a writer applies it (apply_flush) before handing out any cas
+ * can find: a writer applies it (pxc_apply_flush) before handing out any cas
  * id after that instant, and the item's publication happens before this
  * load of flush_at.
  */
@@ -432,8 +432,8 @@ pxc_dead(const struct px_cache *c, const struct pxc_item *it, int64_t now)
 	return 0;
 }
 
-static void
-apply_flush(struct px_cache *c, int64_t now)
+void
+pxc_apply_flush(struct px_cache *c, int64_t now)
 {
 	int64_t at = atomic_load_explicit(&c->flush_at, memory_order_relaxed);
 
@@ -797,7 +797,7 @@ store_req_locked(struct px_cache *c, struct pxc_req *r, struct pxc_item **out)
 	int err;
 
 	*out = NULL;
-	apply_flush(c, r->now);
+	pxc_apply_flush(c, r->now);
 	old = find_live_locked(c, r->h, r->key, r->klen, r->now);
 	err = check_mode(r, old);
 	if (err)
@@ -928,7 +928,7 @@ lock_live(struct px_cache *c, const void *key, size_t klen, int64_t *now)
 
 	pxc_lock(c);
 	*now = pxc_now(c);
-	apply_flush(c, *now);
+	pxc_apply_flush(c, *now);
 	it = find_live_locked(c, pxc_hash(key, klen), key, klen, *now);
 	if (!it)
 		pxc_unlock(c);
@@ -1141,8 +1141,9 @@ px_cache_flush_all(struct px_cache *c, int64_t delay)
 		at = now;
 	else if (__builtin_add_overflow(now, delay, &at))
 		at = INT64_MAX;
+	pxc_apply_flush(c, now); /* a pending flush already due still counts */
 	atomic_store_explicit(&c->flush_at, at, memory_order_release);
-	apply_flush(c, now);
+	pxc_apply_flush(c, now);
 	pxc_unlock(c);
 	return 0;
 }
@@ -1330,7 +1331,7 @@ px_cache_maintain(struct px_cache *c, size_t work)
 		n = work - done < PXC_SWEEP_SLICE ? work - done
 						  : PXC_SWEEP_SLICE;
 		pxc_lock(c);
-		apply_flush(c, pxc_now(c));
+		pxc_apply_flush(c, pxc_now(c));
 		reclaimed += sweep(c, n, pxc_now(c));
 		pxc_unlock(c);
 		done += n;

@@ -413,6 +413,8 @@ int64_t pxc_now(const struct px_cache *c);
 struct pxc_item *
 pxc_find(const struct px_cache *c, uint64_t h, const void *key, size_t klen);
 int pxc_dead(const struct px_cache *c, const struct pxc_item *it, int64_t now);
+/* Turns a due delayed flush into the cas floor; writer lock held. */
+void pxc_apply_flush(struct px_cache *c, int64_t now);
 void pxc_remove_locked(struct px_cache *c, struct pxc_item *it,
 		       enum px_cache_cause cause);
 int

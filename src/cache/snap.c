@@ -458,6 +458,7 @@ px_cache_flush_at(struct px_cache *c, int64_t at)
 	if (at <= 0)
 		return -EINVAL;
 	pxc_lock(c);
+	pxc_apply_flush(c, pxc_now(c)); /* a pending one already due counts */
 	/* Writers apply a due flush before handing out a newer cas id, and
 	 * readers treat every item as flushed from @at on. */
 	atomic_store_explicit(&c->flush_at, at, memory_order_release);

@@ -392,6 +392,23 @@ test_cache_flush_all_now_and_delayed(void **state)
 	px_cache_destroy(c);
 }
 
+/*
+ * A delayed flush that fell due, with no store since to apply it, still
+ * holds when a new delayed flush_all replaces it (found by fuzz_cache).
+ */
+static void
+test_cache_flush_all_keeps_a_due_flush_it_replaces(void **state)
+{
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_DEFAULT, 0);
+
+	assert_int_equal(set_s(c, "a", "1", 0), 0);
+	assert_int_equal(px_cache_flush_all(c, 4), 0);
+	fake_now += 4;
+	assert_int_equal(px_cache_flush_all(c, 4), 0);
+	assert_null(get_s(c, "a"));
+	px_cache_destroy(c);
+}
+
 /* A delay that overflows the clock saturates: nothing is flushed. */
 static void
 test_cache_flush_all_far_future_delay_flushes_nothing(void **state)
@@ -1684,6 +1701,8 @@ main(void)
 	    cmocka_unit_test(test_cache_ttl_boundaries),
 	    cmocka_unit_test(test_cache_touch_and_gat),
 	    cmocka_unit_test(test_cache_flush_all_now_and_delayed),
+	    cmocka_unit_test(
+		test_cache_flush_all_keeps_a_due_flush_it_replaces),
 	    cmocka_unit_test(
 		test_cache_flush_all_far_future_delay_flushes_nothing),
 	    cmocka_unit_test(
