@@ -54,6 +54,17 @@ record(void *arg, const void *key, size_t klen, enum px_cache_cause cause)
 	e->cause = cause;
 }
 
+/* How many recorded events name @key with @cause. */
+static unsigned
+count_events(const char *key, enum px_cache_cause cause)
+{
+	unsigned i, n = 0;
+
+	for (i = 0; i < nevents && i < 4096; i++)
+		n += !strcmp(events[i].key, key) && events[i].cause == cause;
+	return n;
+}
+
 static struct px_cache *
 make(size_t limit, enum px_cache_policy pol, size_t max_items)
 {
@@ -382,12 +393,16 @@ test_cache_flush_all_now_and_delayed(void **state)
 	assert_int_equal(set_s(c, "d", "4", 0), 0);
 	assert_string_equal(get_s(c, "d"), "4");
 	assert_int_equal(store_s(c, PX_CACHE_ADD, "b", "5", 0), 0);
-	/* reclamation reports them as flushed */
-	nevents = 0;
-	assert_int_equal(px_cache_maintain(c, 0), 2); /* a and c */
-	assert_int_equal(nevents, 2);
-	assert_int_equal(events[0].cause, PX_CACHE_CAUSE_FLUSHED);
-	assert_int_equal(events[1].cause, PX_CACHE_CAUSE_FLUSHED);
+	/*
+	 * Each dead item is reported once as flushed, whoever reclaims it:
+	 * a store's sweep (which buckets it visits depends on the per-process
+	 * hash seed), the add of "b", or maintain.
+	 */
+	assert_true(px_cache_maintain(c, 0) <= 2);
+	assert_int_equal(nevents, 3);
+	assert_int_equal(count_events("a", PX_CACHE_CAUSE_FLUSHED), 1);
+	assert_int_equal(count_events("b", PX_CACHE_CAUSE_FLUSHED), 1);
+	assert_int_equal(count_events("c", PX_CACHE_CAUSE_FLUSHED), 1);
 	assert_int_equal(px_cache_items(c), 2);
 	px_cache_destroy(c);
 }
