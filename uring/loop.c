@@ -29,7 +29,7 @@ ring_flush(struct px_ring *r)
 	ring_buf_publish(r);
 	if (!io_uring_sq_ready(&r->uring))
 		return 0;
-	ret = io_uring_submit(&r->uring);
+	ret = ring_submit_flush(&r->uring);
 	if (ret > 0)
 		RING_STAT_ADD(r, submissions, ret);
 	RING_STAT_ADD(r, enters, 1);

@@ -275,6 +275,35 @@ timer_arm(struct px_ring *r, struct px_ring_op *op, uint64_t delay_ns)
 	return 0;
 }
 
+static void timer_rearm(struct px_ring *r, struct px_ring_op *op);
+
+static void
+timer_rearm_deferred(struct px_ring *r, struct ring_defer *d)
+{
+	timer_rearm(r,
+		    (struct px_ring_op *)((char *)d -
+					  offsetof(struct px_ring_op, defer)));
+}
+
+/*
+ * Arm a periodic timer's next tick.  A full SQ the kernel refuses to
+ * take (-EBUSY while the CQ overflows) does not end the timer: the arm
+ * is retried at the end of the loop's turn, once completions are reaped.
+ */
+static void
+timer_rearm(struct px_ring *r, struct px_ring_op *op)
+{
+	if (op->flags & OP_CANCELLED || r->destroying) {
+		op_finish(r, op, -ECANCELED);
+		return;
+	}
+	if (timer_arm(r, op, 0) == 0)
+		return;
+	RING_STAT_ADD(r, timer_rearm_retries, 1);
+	op->defer.run = timer_rearm_deferred;
+	ring_defer_add(r, &op->defer);
+}
+
 static void
 timer_handler(struct px_ring *r, struct px_ring_op *op,
 	      const struct io_uring_cqe *cqe)
@@ -288,8 +317,7 @@ timer_handler(struct px_ring *r, struct px_ring_op *op,
 		return;
 	}
 	op->fn(r, 0, true, op->ctx);
-	if (op->flags & OP_CANCELLED || r->destroying || timer_arm(r, op, 0))
-		op_finish(r, op, -ECANCELED);
+	timer_rearm(r, op);
 }
 
 int

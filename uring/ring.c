@@ -193,6 +193,13 @@ out_free:
 	return ret;
 }
 
+int
+ring_submit_flush(struct io_uring *uring)
+{
+	return ring_hooks.flush ? ring_hooks.flush(uring)
+				: io_uring_submit(uring);
+}
+
 static uint64_t
 destroy_now_ns(void)
 {

@@ -217,6 +217,9 @@ void ring_defer_add(struct px_ring *ring, struct ring_defer *d);
 void ring_defer_remove(struct px_ring *ring, struct ring_defer *d);
 uint64_t ring_now_ns(void);
 
+/* ring.c: io_uring_submit(), or the test hook that replaces it */
+int ring_submit_flush(struct io_uring *uring);
+
 /* ops.c */
 int ring_cancel_submit(struct px_ring *ring, uint64_t key, int fd,
 		       unsigned int flags, px_ring_fn fn, void *ctx);

@@ -43,6 +43,7 @@
 struct px_ring;
 struct px_ring_op;
 struct px_ring_conn;
+struct io_uring;
 struct io_uring_params;
 
 /* ------------------------------------------------------------------ */
@@ -123,14 +124,17 @@ PX_API const struct px_features *px_ring_features(void);
  * Hooks for the system calls tests need to fail.  setup() replaces
  * io_uring_setup(2): returns the ring fd or -errno.  destroy_now_ns()
  * replaces the monotonic clock (ns) px_ring_destroy() measures its wait
- * with, so a test can make that wait run out.  NULL members keep the
- * real call.  px_ring_hooks_set(NULL) restores everything.  Not thread
- * safe: set hooks before creating rings (or, for destroy_now_ns, before
- * destroying one).
+ * with, so a test can make that wait run out.  flush() replaces the
+ * io_uring_submit() the ring makes when its SQ is full (returns the
+ * number submitted or -errno, as the kernel's -EBUSY with a full CQ).
+ * NULL members keep the real call.  px_ring_hooks_set(NULL) restores
+ * everything.  Not thread safe: set hooks before creating rings (or, for
+ * destroy_now_ns and flush, while no other thread uses a ring).
  */
 struct px_ring_hooks {
 	int (*setup)(uint32_t entries, struct io_uring_params *p);
 	uint64_t (*destroy_now_ns)(void);
+	int (*flush)(struct io_uring *uring);
 };
 
 PX_API void px_ring_hooks_set(const struct px_ring_hooks *hooks);
@@ -481,7 +485,8 @@ PX_API uint32_t px_ring_conn_sends_pending(const struct px_ring_conn *conn);
 	X(cancels, "cancel requests submitted")                              \
 	X(conns, "connections open")                                         \
 	X(msgs_in, "messages received from other rings")                     \
-	X(recv_restarts, "recvs restarted: socket ended, no completion yet")
+	X(recv_restarts, "recvs restarted: socket ended, no completion yet") \
+	X(timer_rearm_retries, "periodic timer ticks re-armed a turn late")
 
 struct px_ring_stats {
 #define PX_RING_STAT_FIELD(name, desc) uint64_t name;

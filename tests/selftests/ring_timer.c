@@ -4,6 +4,7 @@
  * early; a periodic timer keeps to start + k * period even when each
  * callback spends time working, so the error does not grow with k.
  */
+#include <errno.h>
 #include <time.h>
 
 #include <patinox/error.h>
@@ -268,6 +269,93 @@ TEST(ring_cq_overflow_loses_no_completion)
 	TH_LOG("overflow drained %llu times", (unsigned long long)st.overflows);
 	EXPECT_GT(st.overflows, 0);
 	EXPECT_EQ(st.in_flight, 0);
+	px_ring_destroy(ring);
+}
+
+static int flush_refusals;
+
+/* The kernel's answer to a submit while the CQ overflows. */
+static int
+refusing_flush(struct io_uring *uring)
+{
+	(void)uring;
+	flush_refusals++;
+	return -EBUSY;
+}
+
+struct busy_tick {
+	struct px_ring_op *pending[8];
+	int ticks;
+	int ends;
+	int end_res;
+	struct burst b;
+};
+
+/*
+ * On its first tick, fill the SQ with one-shot timers while every flush
+ * is refused, so the periodic timer finds no SQE for its next tick.
+ */
+static void
+busy_tick(struct px_ring *ring, int res, bool more, void *ctx)
+{
+	static const struct px_ring_hooks refuse = {.flush = refusing_flush};
+	struct busy_tick *t = ctx;
+
+	if (!more) {
+		t->ends++;
+		t->end_res = res;
+		return;
+	}
+	if (t->ticks++ != 0)
+		return;
+	px_ring_hooks_set(&refuse);
+	for (int i = 0; i < 8; i++)
+		if (px_ring_timer(ring, MS, 0, burst_fired, &t->b, NULL) < 0)
+			break;
+}
+
+/*
+ * A periodic timer whose next tick cannot be queued (SQ full, submit
+ * refused) is not ended: it re-arms on the loop's next turn and keeps
+ * ticking (pxcached's timeout sweep depends on it).  Before, it ended
+ * with -ECANCELED.
+ */
+TEST(ring_periodic_timer_survives_a_refused_submit)
+{
+	struct busy_tick t = {0};
+	struct px_ring_opts o;
+	struct px_ring_stats st;
+	struct px_ring_op *op;
+	struct px_ring *ring;
+	uint64_t t0;
+	int ret;
+
+	px_ring_opts_init(&o);
+	o.sq_entries = 4;
+	o.flags |= PX_RING_NO_BUF_RING;
+	ret = px_ring_create(&o, &ring);
+	if (ret < 0)
+		SKIP(return, "%s", px_strerror_in(PX_PART_RING, ret));
+	ASSERT_EQ(px_ring_timer(ring, 2 * MS, PX_RING_TIMER_PERIODIC, busy_tick,
+				&t, &op),
+		  0);
+	t0 = now_ns();
+	while (t.ticks < 1 && now_ns() - t0 < 2000 * MS)
+		ASSERT_GE(px_ring_run_once(ring, 100 * MS), 0);
+	px_ring_hooks_set(NULL);
+	ASSERT_EQ(t.ticks, 1);
+	EXPECT_GT(flush_refusals, 0);
+	while (t.ticks < 5 && !t.ends && now_ns() - t0 < 5000 * MS)
+		ASSERT_GE(px_ring_run_once(ring, 100 * MS), 0);
+	EXPECT_EQ(t.ends, 0);
+	EXPECT_GE(t.ticks, 5);
+	px_ring_stats_get(ring, &st);
+	EXPECT_GT(st.timer_rearm_retries, 0);
+	ASSERT_EQ(px_ring_cancel(ring, op), 0);
+	while (!t.ends || t.b.fired + t.b.other < 4)
+		ASSERT_GE(px_ring_run_once(ring, 100 * MS), 0);
+	EXPECT_EQ(t.end_res, -ECANCELED);
+	EXPECT_EQ(t.b.other, 0);
 	px_ring_destroy(ring);
 }
 
