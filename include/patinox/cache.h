@@ -192,7 +192,8 @@ enum px_cache_mode {
  * Every successful store gives the item a new cas id from one counter
  * that only grows.  A store with a negative (or past absolute) ttl
  * succeeds and removes the old item (cause REPLACED) without storing the
- * new one, as a later get would miss anyway.  Memory: evicts by policy
+ * new one, as a later get would miss anyway; it still takes a cas id (in
+ * @cas_out), as memcached's does.  Memory: evicts by policy
  * until the item fits; never fails for lack of memory while items remain
  * that are not pinned by references.  Returns the codes in the table at
  * the top of this file.  Thread safe (takes the writer lock).

@@ -828,6 +828,17 @@ store_req_locked(struct px_cache *c, struct pxc_req *r, struct pxc_item **out)
 	return 0;
 }
 
+/* A new cas id for no item (a store that was dead on arrival). */
+static uint64_t
+cas_take(struct px_cache *c)
+{
+	uint64_t cas =
+	    atomic_load_explicit(&c->cas_next, memory_order_relaxed) + 1;
+
+	atomic_store_explicit(&c->cas_next, cas, memory_order_relaxed);
+	return cas;
+}
+
 /*
  * pxc_store_locked - px_cache_store() with the writer lock held; *@out is
  * the stored item (NULL when a dead ttl stored nothing).
@@ -870,7 +881,7 @@ px_cache_store(struct px_cache *c, enum px_cache_mode mode, const void *key,
 	err = pxc_store_locked(c, mode, key, klen, val, vlen, flags, ttl, cas,
 			       &it);
 	if (!err && cas_out)
-		*cas_out = it ? pxc_cas(it) : 0;
+		*cas_out = it ? pxc_cas(it) : cas_take(c);
 	pxc_unlock(c);
 
 	if (!err)

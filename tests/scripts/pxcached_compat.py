@@ -37,6 +37,12 @@ def stats(reply):
     return dict(re.findall(rb"STAT (\S+) (\S+)\r\n", reply))
 
 
+def dead_store_cas(reply):
+    """A store dead on arrival reports a real cas id, below the next's."""
+    c = [int(x) for x in re.findall(rb"HD c(\d+)\r\n", reply)]
+    return (len(c) == 2 and 0 < c[0] < c[1]) or "cas ids %r" % (c,)
+
+
 def has(*parts):
     return lambda r: all(p in r for p in parts)
 
@@ -198,6 +204,9 @@ def cases(mem_mb):
         ("meta tokens with '+'", b"set n 0 0 2\r\n12\r\n"
          b"ma n D+1 v\r\nmg n T+10 t\r\n",
          b"STORED\r\nVA 2\r\n13\r\nHD t10\r\n", SAME),
+        ("ms with a past TTL still takes a cas id",
+         b"ms dk 1 T-1 c\r\nx\r\nms dk2 1 c\r\ny\r\n", dead_store_cas,
+         SAME),
         # Documented differences: no space padding; no read past a value.
         ("decr 100 to 99 stores '99' without padding",
          b"set n 0 0 3\r\n100\r\ndecr n 1\r\nget n\r\n",

@@ -342,6 +342,7 @@ test_cache_touch_and_gat(void **state)
 {
 	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_DEFAULT, 0);
 	struct px_cache_info info;
+	uint64_t cas1, cas2;
 	struct px_cache_ref ref;
 	char buf[8];
 
@@ -362,6 +363,13 @@ test_cache_touch_and_gat(void **state)
 	assert_null(ref.priv);
 	fake_now += 3;
 	assert_int_equal(px_cache_gat(c, "k", 1, 0, buf, 8, NULL), -ENOENT);
+	/* a store dead on arrival still takes a cas id, as memcached's */
+	assert_int_equal(
+	    px_cache_store(c, PX_CACHE_SET, "d", 1, "v", 1, 0, -1, 0, &cas1),
+	    0);
+	assert_int_equal(
+	    px_cache_store(c, PX_CACHE_SET, "e", 1, "v", 1, 0, 0, 0, &cas2), 0);
+	assert_true(cas1 > 0 && cas1 < cas2);
 	/* touch with a negative ttl expires the item */
 	assert_int_equal(set_s(c, "t", "v", 0), 0);
 	assert_int_equal(px_cache_touch(c, "t", 1, -1), 0);
