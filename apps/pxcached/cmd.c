@@ -564,7 +564,7 @@ cmd_md(struct pxc_conn *c, const struct mc_req *req)
 /* ma's arithmetic, creating the key first when N asks for it. */
 static int
 ma_apply(struct pxc_conn *c, const struct mc_req *req, uint64_t *val,
-	 uint64_t *cas)
+	 uint64_t *cas, bool *created)
 {
 	const struct mc_meta *m = &req->meta;
 	bool incr = m->mode == MC_MODE_INCR;
@@ -581,6 +581,7 @@ ma_apply(struct pxc_conn *c, const struct mc_req *req, uint64_t *val,
 				    0, cas);
 		if (rc != -EEXIST) {
 			*val = m->initial;
+			*created = rc == 0;
 			return rc;
 		}
 		/* Someone created it meanwhile: apply to theirs. */
@@ -615,10 +616,11 @@ cmd_ma(struct pxc_conn *c, const struct mc_req *req)
 	const struct mc_meta *m = &req->meta;
 	bool incr = m->mode == MC_MODE_INCR;
 	uint64_t val = 0, cas = 0;
+	bool created = false;
 	int rc;
 
 	count(c, PXC_ST_cmd_meta);
-	rc = ma_apply(c, req, &val, &cas);
+	rc = ma_apply(c, req, &val, &cas, &created);
 	if (rc == -ENOENT) {
 		count(c, incr ? PXC_ST_incr_misses : PXC_ST_decr_misses);
 		meta_status(c, req, "NF");
@@ -635,7 +637,11 @@ cmd_ma(struct pxc_conn *c, const struct mc_req *req)
 	count(c, incr ? PXC_ST_incr_hits : PXC_ST_decr_hits);
 	if (mc_meta_has(m, 'T'))
 		px_cache_touch(cache_of(c), req->key, req->nkey, m->ttl);
-	if (mc_meta_has(m, 'q') && !mc_meta_has(m, 'v'))
+	/*
+	 * As in memcached, q silences a change to an existing number, its
+	 * value included, but not a number that N has just created.
+	 */
+	if (mc_meta_has(m, 'q') && !created)
 		return;
 	if (mc_meta_has(m, 'v')) {
 		char num[24];

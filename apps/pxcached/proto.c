@@ -48,7 +48,13 @@ static const char ERR_DELTA[] = "CLIENT_ERROR invalid numeric delta argument";
 static const char ERR_CHUNK[] = "CLIENT_ERROR bad data chunk";
 static const char ERR_TOKEN[] = "CLIENT_ERROR bad token in command line format";
 static const char ERR_FLAG[] = "CLIENT_ERROR invalid flag";
+/* The same words, for a flag word that does not start with a letter. */
+static const char ERR_NOT_LETTER[] = "CLIENT_ERROR invalid flag";
 static const char ERR_DUP[] = "CLIENT_ERROR duplicate flag";
+/* ma and md say this for any malformed flag word, as memcached does. */
+static const char ERR_FLAG_OR_DUP[] = "CLIENT_ERROR invalid or duplicate flag";
+static const char ERR_OPAQUE[] = "CLIENT_ERROR opaque token too long";
+static const char ERR_M_LEN[] = "CLIENT_ERROR incorrect length for M token";
 static const char ERR_DELETE[] =
     "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]";
 
@@ -450,6 +456,18 @@ parse_plain(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
 	return MC_PARSE_REQ;
 }
 
+/*
+ * shutdown [anything]: memcached refuses it with its own words unless it
+ * runs with -A; pxcached has no such switch (stats settings says
+ * shutdown_command no), so it always refuses, even with noreply.
+ */
+static enum mc_parse_rc
+parse_shutdown(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
+	       const char *data, size_t avail)
+{
+	return set_error(req, "ERROR: shutdown not enabled");
+}
+
 /* stats [group]: the handler decides which groups exist. */
 static enum mc_parse_rc
 parse_stats(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
@@ -471,16 +489,16 @@ static const char *const meta_allowed[] = {
 static int
 meta_mode(enum mc_cmd cmd, char c, enum mc_meta_mode *out)
 {
-	static const char ms_modes[] = "SEAPRseapr";
+	static const char ms_modes[] = "SEAPR";
 	static const enum mc_meta_mode ms_map[] = {
 	    MC_MODE_SET, MC_MODE_ADD, MC_MODE_APPEND, MC_MODE_PREPEND,
 	    MC_MODE_REPLACE};
 	const char *hit;
 
 	if (cmd == MC_CMD_MA) {
-		if (c == 'I' || c == 'i' || c == '+')
+		if (c == 'I' || c == '+')
 			*out = MC_MODE_INCR;
-		else if (c == 'D' || c == 'd' || c == '-')
+		else if (c == 'D' || c == '-')
 			*out = MC_MODE_DECR;
 		else
 			return -1;
@@ -489,7 +507,7 @@ meta_mode(enum mc_cmd cmd, char c, enum mc_meta_mode *out)
 	hit = c ? strchr(ms_modes, c) : NULL;
 	if (!hit)
 		return -1;
-	*out = ms_map[(hit - ms_modes) % 5];
+	*out = ms_map[hit - ms_modes];
 	return 0;
 }
 
@@ -502,8 +520,9 @@ meta_token(enum mc_cmd cmd, struct mc_meta *m, char f, const struct mc_tok *t)
 
 	switch (f) {
 	case 'O':
-		if (n > MC_OPAQUE_MAX)
-			return "CLIENT_ERROR opaque token too long";
+		/* memcached bounds the whole word, the letter included. */
+		if (t->n > MC_OPAQUE_MAX)
+			return ERR_OPAQUE;
 		m->opaque = s;
 		m->nopaque = (uint8_t)n;
 		return NULL;
@@ -527,7 +546,9 @@ meta_token(enum mc_cmd cmd, struct mc_meta *m, char f, const struct mc_tok *t)
 		return parse_u32(&v, &m->client_flags) < 0 ? ERR_FORMAT : NULL;
 	}
 	case 'M':
-		if (n != 1 || meta_mode(cmd, *s, &m->mode) < 0)
+		if (n != 1)
+			return ERR_M_LEN;
+		if (meta_mode(cmd, *s, &m->mode) < 0)
 			return cmd == MC_CMD_MA
 				   ? "CLIENT_ERROR invalid mode for ma M token"
 				   : "CLIENT_ERROR invalid mode for ms M token";
@@ -543,6 +564,24 @@ is_flag_letter(char c)
 	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
 }
 
+/*
+ * memcached's ma and md check every flag word before they run and answer
+ * any fault found there (a word that is not a letter, a duplicate, a bad
+ * number, an M word of the wrong length) with one message.  The opaque's
+ * length and the mode letter are checked later, with their own messages;
+ * a letter only pxcached refuses keeps "invalid flag" (docs/pxcached.md).
+ */
+static const char *
+meta_flag_error(enum mc_cmd cmd, const char *err)
+{
+	if (cmd != MC_CMD_MA && cmd != MC_CMD_MD)
+		return err;
+	if (err == ERR_NOT_LETTER || err == ERR_DUP || err == ERR_TOKEN ||
+	    err == ERR_M_LEN)
+		return ERR_FLAG_OR_DUP;
+	return err;
+}
+
 /* Parses the flag words of a meta command from word @first on. */
 static const char *
 parse_meta_flags(enum mc_cmd cmd, struct mc_line *l, size_t first,
@@ -554,7 +593,9 @@ parse_meta_flags(enum mc_cmd cmd, struct mc_line *l, size_t first,
 		char f = l->tok[i].p[0];
 		const char *err;
 
-		if (!is_flag_letter(f) || !strchr(meta_allowed[cmd], f))
+		if (!is_flag_letter(f))
+			return ERR_NOT_LETTER;
+		if (!strchr(meta_allowed[cmd], f))
 			return ERR_FLAG;
 		if (m->present & MC_META_BIT(f))
 			return ERR_DUP;
@@ -580,7 +621,8 @@ parse_meta(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
 		return set_error(req, ERR_FORMAT);
 	take_key(req, &l->tok[1]);
 	err = parse_meta_flags(req->cmd, l, 2, &req->meta);
-	return err ? set_error(req, err) : MC_PARSE_REQ;
+	return err ? set_error(req, meta_flag_error(req->cmd, err))
+		   : MC_PARSE_REQ;
 }
 
 /*
@@ -594,6 +636,8 @@ parse_ms(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
 	const char *err;
 	enum mc_parse_rc rc;
 
+	if (l->ntok < 2)
+		return set_error(req, "ERROR");
 	if (l->ntok < 3 || l->rest || !key_ok(&l->tok[1]) ||
 	    parse_length(&l->tok[2], &req->vlen) < 0)
 		return set_error(req, ERR_FORMAT);
@@ -638,6 +682,7 @@ static const struct mc_cmd_def mc_cmds[] = {
     CMD("cache_memlimit", MC_CMD_MEMLIMIT, 0, parse_memlimit),
     CMD("quit", MC_CMD_QUIT, 0, parse_plain),
     CMD("stats", MC_CMD_STATS, 1, parse_stats),
+    CMD("shutdown", MC_CMD_ERROR, 1, parse_shutdown),
 };
 
 static const struct mc_cmd_def *
@@ -653,6 +698,8 @@ find_cmd(const char *s, size_t n)
 const char *
 mc_cmd_name(enum mc_cmd cmd)
 {
+	if (cmd == MC_CMD_ERROR)
+		return "error";
 	for (size_t i = 0; i < sizeof(mc_cmds) / sizeof(mc_cmds[0]); i++) {
 		if (mc_cmds[i].cmd == cmd)
 			return mc_cmds[i].name;

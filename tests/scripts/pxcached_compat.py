@@ -207,6 +207,34 @@ def cases(mem_mb):
         ("ms with a past TTL still takes a cas id",
          b"ms dk 1 T-1 c\r\nx\r\nms dk2 1 c\r\ny\r\n", dead_store_cas,
          SAME),
+        # Meta commands: quiet ma, flag errors, opaque and mode bounds.
+        ("ma q silences a change, its value too",
+         b"set qa 0 0 1\r\n5\r\nma qa q v\r\nma qa q\r\nmg qa v\r\n",
+         b"STORED\r\nVA 1\r\n7\r\n", SAME),
+        ("ma q still answers a number N created",
+         b"ma qn q N0\r\nma qv q N0 J4 v\r\n",
+         b"HD\r\nVA 1\r\n4\r\n", SAME),
+        ("ma and md flag faults are 'invalid or duplicate flag'",
+         b"ma fa Dx\r\nma fa v v\r\nma fa 1\r\nma fa M\r\n"
+         b"ma fa N0 J18446744073709551616\r\nmd fa q q\r\nmd fa 1\r\n",
+         b"CLIENT_ERROR invalid or duplicate flag\r\n" * 7, SAME),
+        ("an opaque word of 33 bytes is too long",
+         b"mg nok O" + b"a" * 32 + b"\r\nma nok O" + b"a" * 32 +
+         b"\r\nmg nok O" + b"a" * 31 + b"\r\n",
+         b"CLIENT_ERROR opaque token too long\r\n" * 2 +
+         b"EN O" + b"a" * 31 + b"\r\n", SAME),
+        ("ms M word of the wrong length",
+         b"ms ml 1 MSS\r\na\r\nms ml 1 M\r\na\r\n",
+         b"CLIENT_ERROR incorrect length for M token\r\n" * 2, SAME),
+        ("lowercase modes are refused",
+         b"ms lm 1 Ms\r\na\r\nma lm Mi\r\nma lm Md\r\n",
+         b"CLIENT_ERROR invalid mode for ms M token\r\n" +
+         b"CLIENT_ERROR invalid mode for ma M token\r\n" * 2, SAME),
+        ("ms without a key is ERROR", b"ms\r\nms \r\n",
+         b"ERROR\r\nERROR\r\n", SAME),
+        ("shutdown is not enabled, whatever follows",
+         b"shutdown\r\nshutdown graceful\r\nshutdown noreply\r\n",
+         b"ERROR: shutdown not enabled\r\n" * 3, SAME),
         # Documented differences: no space padding; no read past a value.
         ("decr 100 to 99 stores '99' without padding",
          b"set n 0 0 3\r\n100\r\ndecr n 1\r\nget n\r\n",

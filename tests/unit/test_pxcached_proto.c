@@ -460,8 +460,29 @@ test_pxcached_proto_meta_errors(void **state)
 	       "[CLIENT_ERROR opaque token too long]");
 	expect("mg k Tx\r\nma k Dx\r\nma k Mx\r\n",
 	       "[CLIENT_ERROR bad token in command line format]"
-	       "[CLIENT_ERROR bad token in command line format]"
+	       "[CLIENT_ERROR invalid or duplicate flag]"
 	       "[CLIENT_ERROR invalid mode for ma M token]");
+	/* memcached's ma and md name every flag fault the same way. */
+	expect("ma k v v\r\nma k 1\r\nma k MII\r\nmd k q q\r\nmd k -\r\n",
+	       "[CLIENT_ERROR invalid or duplicate flag]"
+	       "[CLIENT_ERROR invalid or duplicate flag]"
+	       "[CLIENT_ERROR invalid or duplicate flag]"
+	       "[CLIENT_ERROR invalid or duplicate flag]"
+	       "[CLIENT_ERROR invalid or duplicate flag]");
+	/* ... but the letters only pxcached refuses keep their own words. */
+	expect("md k C1\r\n", "[CLIENT_ERROR invalid flag]");
+	/* The opaque word is 32 bytes at most, its O included. */
+	expect("mg k O1234567890123456789012345678901\r\n"
+	       "mg k O12345678901234567890123456789012\r\n",
+	       "[mg k=k][CLIENT_ERROR opaque token too long]");
+	/* Mode words: one upper-case letter. */
+	expect("ms k 1 MSS\r\nz\r\nms k 1 Ms\r\nz\r\nma k Mi\r\n",
+	       "[CLIENT_ERROR incorrect length for M token]"
+	       "[CLIENT_ERROR invalid mode for ms M token]"
+	       "[CLIENT_ERROR invalid mode for ma M token]");
+	expect("ms\r\nshutdown\r\nshutdown graceful noreply\r\n",
+	       "[ERROR][ERROR: shutdown not enabled]"
+	       "[ERROR: shutdown not enabled]");
 	/* A bad flag on ms still consumes the value. */
 	expect("ms k 2 MX\r\nzz\r\nms k 2 Z\r\nzz\r\nmn\r\n",
 	       "[CLIENT_ERROR invalid mode for ms M token]"
