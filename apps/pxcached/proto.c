@@ -731,7 +731,7 @@ find_line(struct mc_parser *p, const char *buf, size_t len, struct mc_line *l,
 	  struct mc_req *req)
 {
 	size_t scan = len < p->key_line_max + 1 ? len : p->key_line_max + 1;
-	const char *nl = memchr(buf, '\n', scan);
+	const char *nl = memchr(buf, '\n', scan), *nul;
 	size_t n = nl ? (size_t)(nl - buf) : len;
 
 	if (n > p->line_max &&
@@ -742,6 +742,14 @@ find_line(struct mc_parser *p, const char *buf, size_t len, struct mc_line *l,
 	l->p = buf;
 	l->total = n + 1;
 	l->n = n > 0 && buf[n - 1] == '\r' ? n - 1 : n;
+	/*
+	 * memcached reads a command line as a C string: it ends at a NUL,
+	 * and what follows up to the newline is ignored.  So a key never
+	 * holds a NUL, and "get a<NUL> b" asks for a only.
+	 */
+	nul = memchr(buf, '\0', l->n);
+	if (nul)
+		l->n = (size_t)(nul - buf);
 	return MC_PARSE_REQ;
 
 overlong:

@@ -235,6 +235,12 @@ def cases(mem_mb):
         ("shutdown is not enabled, whatever follows",
          b"shutdown\r\nshutdown graceful\r\nshutdown noreply\r\n",
          b"ERROR: shutdown not enabled\r\n" * 3, SAME),
+        # A command line ends at a NUL, as a C string does.
+        ("a NUL ends the command line",
+         b"set nu 0 0 1\x00 junk\r\nz\r\nget nu\x00 nc\r\n"
+         b"mg nu\x00 v\r\nversion\x00x\r\n",
+         b"STORED\r\nVALUE nu 0 1\r\nz\r\nEND\r\nHD\r\n"
+         b"VERSION 1.6.18\r\n", SAME),
         # Documented differences: no space padding; no read past a value.
         ("decr 100 to 99 stores '99' without padding",
          b"set n 0 0 3\r\n100\r\ndecr n 1\r\nget n\r\n",

@@ -98,6 +98,16 @@ expect(const char *in, const char *want)
 	assert_string_equal(out, want);
 }
 
+/* expect() for input holding NUL bytes: @len of them. */
+static void
+expect_n(const char *in, size_t len, const char *want)
+{
+	char out[8192];
+
+	feed(in, len, 0, out, sizeof(out));
+	assert_string_equal(out, want);
+}
+
 static void
 test_pxcached_proto_get_set_pipeline(void **state)
 {
@@ -480,6 +490,9 @@ test_pxcached_proto_meta_errors(void **state)
 	       "[CLIENT_ERROR incorrect length for M token]"
 	       "[CLIENT_ERROR invalid mode for ms M token]"
 	       "[CLIENT_ERROR invalid mode for ma M token]");
+	/* A NUL ends the line, as memcached reads it; the value is data. */
+	expect_n("get a\0 b\r\nset k\0 x\r\nset k 0 0 3\0\r\na\0b\r\n", 39,
+		 "[get keys=a][ERROR][set k=k v=a]");
 	expect("ms\r\nshutdown\r\nshutdown graceful noreply\r\n",
 	       "[ERROR][ERROR: shutdown not enabled]"
 	       "[ERROR: shutdown not enabled]");
