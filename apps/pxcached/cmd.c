@@ -492,22 +492,41 @@ ms_mode(const struct mc_meta *m)
 	case MC_MODE_PREPEND:
 		return PX_CACHE_PREPEND;
 	case MC_MODE_REPLACE:
-		return PX_CACHE_REPLACE;
+		/* memcached takes a replace with C as a compare-and-swap. */
+		return mc_meta_has(m, 'C') ? PX_CACHE_CAS : PX_CACHE_REPLACE;
 	default:
 		/* C turns a set into a compare-and-swap. */
 		return mc_meta_has(m, 'C') ? PX_CACHE_CAS : PX_CACHE_SET;
 	}
 }
 
+/*
+ * A failed ms: its code, then k and O echoed, and c as "c0", as
+ * memcached prints the cas of a store that did not happen.
+ */
+static void
+ms_status(struct pxc_conn *c, const struct mc_req *req, const char *code)
+{
+	pxc_out_text(c, code, 2);
+	for (uint8_t i = 0; i < req->meta.norder; i++) {
+		if (req->meta.order[i] == 'c')
+			pxc_out_lit(c, " c0");
+		else
+			meta_echo(c, req, req->meta.order[i]);
+	}
+	pxc_out_lit(c, "\r\n");
+}
+
 static void
 ms_reply(struct pxc_conn *c, const struct mc_req *req, int rc, uint64_t cas)
 {
-	bool is_cas = ms_mode(&req->meta) == PX_CACHE_CAS;
+	enum px_cache_mode mode = ms_mode(&req->meta);
 
+	/* EEXIST: an add found the key, or a compared cas differed. */
 	if (rc == -EEXIST) {
-		meta_status(c, req, is_cas ? "EX" : "NS");
+		ms_status(c, req, mode == PX_CACHE_ADD ? "NS" : "EX");
 	} else if (rc == -ENOENT) {
-		meta_status(c, req, is_cas ? "NF" : "NS");
+		ms_status(c, req, mode == PX_CACHE_CAS ? "NF" : "NS");
 	} else if (rc < 0) {
 		const char *err = store_error(c, rc);
 

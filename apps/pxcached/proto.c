@@ -153,7 +153,11 @@ set_error(struct mc_req *req, const char *msg)
 	return MC_PARSE_REQ;
 }
 
-/* Noreply is the last word, when it is "noreply" (memcached's rule). */
+/*
+ * Noreply is the last word, when it is "noreply" (memcached's rule), even
+ * where that word stands for a required argument: "incr k noreply" is a
+ * bad delta, answered with silence, as memcached does.
+ */
 static void
 take_noreply(struct mc_line *l, struct mc_req *req)
 {
@@ -276,8 +280,9 @@ parse_storage(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
 
 	if (l->rest || (l->ntok != words && l->ntok != words + 1))
 		return set_error(req, "ERROR");
-	if (l->ntok == words + 1)
-		take_noreply(l, req);
+	take_noreply(l, req);
+	if (l->ntok < words) /* noreply took a required argument's place */
+		return set_error(req, ERR_FORMAT);
 	if (!key_ok(&l->tok[1]) || parse_u32(&l->tok[2], &req->flags) < 0 ||
 	    parse_i32(&l->tok[3], &req->exptime) < 0 ||
 	    parse_length(&l->tok[4], &req->vlen) < 0)
@@ -339,7 +344,8 @@ parse_delete(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
 {
 	if (l->rest || l->ntok < 2 || l->ntok > 4)
 		return set_error(req, "ERROR");
-	take_noreply(l, req);
+	if (l->ntok > 2) /* "delete noreply" deletes the key "noreply" */
+		take_noreply(l, req);
 	if (l->ntok == 3 && !tok_is(&l->tok[2], "0"))
 		return set_error(req, ERR_DELETE);
 	if (l->ntok > 3)
@@ -357,11 +363,11 @@ parse_arith(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
 {
 	if (l->rest || (l->ntok != 3 && l->ntok != 4))
 		return set_error(req, "ERROR");
-	if (l->ntok == 4)
-		take_noreply(l, req);
+	take_noreply(l, req);
 	if (!key_ok(&l->tok[1]))
 		return set_error(req, ERR_FORMAT);
-	if (parse_word_u64(l->tok[2].p, l->tok[2].n, &req->delta) < 0)
+	if (l->ntok < 3 ||
+	    parse_word_u64(l->tok[2].p, l->tok[2].n, &req->delta) < 0)
 		return set_error(req, ERR_DELTA);
 	take_key(req, &l->tok[1]);
 	return MC_PARSE_REQ;
@@ -374,11 +380,10 @@ parse_touch(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
 {
 	if (l->rest || (l->ntok != 3 && l->ntok != 4))
 		return set_error(req, "ERROR");
-	if (l->ntok == 4)
-		take_noreply(l, req);
+	take_noreply(l, req);
 	if (!key_ok(&l->tok[1]))
 		return set_error(req, ERR_FORMAT);
-	if (parse_i32(&l->tok[2], &req->exptime) < 0)
+	if (l->ntok < 3 || parse_i32(&l->tok[2], &req->exptime) < 0)
 		return set_error(req, ERR_EXPTIME);
 	take_key(req, &l->tok[1]);
 	return MC_PARSE_REQ;

@@ -235,6 +235,32 @@ def cases(mem_mb):
         ("shutdown is not enabled, whatever follows",
          b"shutdown\r\nshutdown graceful\r\nshutdown noreply\r\n",
          b"ERROR: shutdown not enabled\r\n" * 3, SAME),
+        # ms with C: replace is a compare-and-swap; append and prepend
+        # compare a nonzero cas; a failed store echoes c as c0.
+        ("ms C with a wrong cas changes nothing, in every mode",
+         b"ms cw 1\r\nx\r\nms cw 1 C1 MA\r\na\r\nms cw 1 C1 MP\r\na\r\n"
+         b"ms cw 1 C1 MR\r\na\r\nms cw 1 C1 MS\r\na\r\nmg cw v\r\n",
+         b"HD\r\nEX\r\nEX\r\nEX\r\nEX\r\nVA 1\r\nx\r\n", SAME),
+        ("ms C: replace of a missing key is NF, append NS",
+         b"ms cr 1 C1 MR\r\na\r\nms cr 1 C1 MA\r\na\r\n"
+         b"ms cr 1 C0 MR\r\na\r\n",
+         b"NF\r\nNS\r\nNF\r\n", SAME),
+        ("ms C0 appends without a compare, replaces never",
+         b"ms c0 1\r\nx\r\nms c0 1 C0 MA\r\ny\r\nms c0 1 C0 MR\r\nz\r\n"
+         b"mg c0 v\r\n",
+         b"HD\r\nHD\r\nEX\r\nVA 2\r\nxy\r\n", SAME),
+        ("ms c on a failed store is c0",
+         b"ms cz 1\r\nx\r\nms cz 1 ME c k\r\ny\r\nms czx 1 MR c\r\ny\r\n"
+         b"ms cz 1 C1 c Oo\r\nz\r\nms czy 1 C1 c\r\nz\r\n",
+         b"HD\r\nNS c0 kcz\r\nNS c0\r\nEX c0 Oo\r\nNF c0\r\n", SAME),
+        # noreply is the last word even where an argument was due.
+        ("noreply in an argument's place silences the error",
+         b"set nr 0 0 1\r\n5\r\nset nr 0 0 noreply\r\nincr nr noreply\r\n"
+         b"touch nr noreply\r\ncas nr 0 0 1 noreply\r\nget nr\r\n",
+         b"STORED\r\nVALUE nr 0 1\r\n5\r\nEND\r\n", SAME),
+        ("delete noreply deletes the key noreply",
+         b"set noreply 0 0 1\r\nz\r\ndelete noreply\r\ndelete noreply\r\n",
+         b"STORED\r\nDELETED\r\nNOT_FOUND\r\n", SAME),
         # A command line ends at a NUL, as a C string does.
         ("a NUL ends the command line",
          b"set nu 0 0 1\x00 junk\r\nz\r\nget nu\x00 nc\r\n"

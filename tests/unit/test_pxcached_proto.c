@@ -27,8 +27,9 @@ describe(const struct mc_req *req, char *out, size_t cap)
 	size_t n = strlen(out);
 
 	if (req->cmd == MC_CMD_ERROR) {
-		snprintf(out + n, cap - n, "[%s%s]", req->error,
-			 req->close ? " close" : "");
+		snprintf(out + n, cap - n, "[%s%s%s]", req->error,
+			 req->close ? " close" : "",
+			 req->noreply ? " noreply" : "");
 		return;
 	}
 	n += (size_t)snprintf(out + n, cap - n, "[%s", mc_cmd_name(req->cmd));
@@ -312,7 +313,7 @@ test_pxcached_proto_bad_data_chunk(void **state)
 	expect("set a 0 0 1\r\nxyz\r\nget a\r\n",
 	       "[CLIENT_ERROR bad data chunk][ERROR][get keys=a]");
 	expect("set a 0 0 1 noreply\r\nxyz\r\n",
-	       "[CLIENT_ERROR bad data chunk][ERROR]");
+	       "[CLIENT_ERROR bad data chunk noreply][ERROR]");
 }
 
 static void
@@ -490,6 +491,13 @@ test_pxcached_proto_meta_errors(void **state)
 	       "[CLIENT_ERROR incorrect length for M token]"
 	       "[CLIENT_ERROR invalid mode for ms M token]"
 	       "[CLIENT_ERROR invalid mode for ma M token]");
+	/* noreply in a required argument's place: its error is silent. */
+	expect("incr k noreply\r\ntouch k noreply\r\nset k 0 0 noreply\r\n"
+	       "delete noreply\r\n",
+	       "[CLIENT_ERROR invalid numeric delta argument noreply]"
+	       "[CLIENT_ERROR invalid exptime argument noreply]"
+	       "[CLIENT_ERROR bad command line format noreply][delete "
+	       "k=noreply]");
 	/* A NUL ends the line, as memcached reads it; the value is data. */
 	expect_n("get a\0 b\r\nset k\0 x\r\nset k 0 0 3\0\r\na\0b\r\n", 39,
 		 "[get keys=a][ERROR][set k=k v=a]");
