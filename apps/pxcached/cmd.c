@@ -414,10 +414,36 @@ meta_echo(struct pxc_conn *c, const struct mc_req *req, char f)
 	}
 }
 
-/* Return flags of a hit, in the order the client gave them. */
+/*
+ * Whether t comes before T in the flags: memcached applies T where it
+ * stands in the list, so such a t reports the TTL from before the touch.
+ */
+static bool
+t_before_touch(const struct mc_meta *m)
+{
+	const char *t = memchr(m->order, 't', m->norder);
+	const char *touch = memchr(m->order, 'T', m->norder);
+
+	return t && touch && t < touch;
+}
+
+/* The expiry time of a key now (0: none or missing), for such a t. */
+static int64_t
+exptime_now(struct pxc_conn *c, const struct mc_req *req)
+{
+	struct px_cache_info info = {0};
+
+	px_cache_get(cache_of(c), req->key, req->nkey, NULL, 0, &info);
+	return info.exptime;
+}
+
+/*
+ * Return flags of a hit, in the order the client gave them; @t_exptime is
+ * the expiry time the t flag reports.
+ */
 static void
 meta_item_flags(struct pxc_conn *c, const struct mc_req *req,
-		const struct px_cache_ref *ref)
+		const struct px_cache_ref *ref, int64_t t_exptime)
 {
 	for (uint8_t i = 0; i < req->meta.norder; i++) {
 		char f = req->meta.order[i];
@@ -429,7 +455,7 @@ meta_item_flags(struct pxc_conn *c, const struct mc_req *req,
 		else if (f == 's')
 			pxc_out_printf(c, " s%zu", ref->vlen);
 		else if (f == 't')
-			pxc_out_printf(c, " t%" PRId64, ttl_left(ref->exptime));
+			pxc_out_printf(c, " t%" PRId64, ttl_left(t_exptime));
 		else
 			meta_echo(c, req, f);
 	}
@@ -450,6 +476,8 @@ cmd_mg(struct pxc_conn *c, const struct mc_req *req)
 {
 	const struct mc_meta *m = &req->meta;
 	bool touch = mc_meta_has(m, 'T');
+	bool t_old = touch && t_before_touch(m);
+	int64_t old_exptime = t_old ? exptime_now(c, req) : 0;
 	struct px_cache_ref ref;
 	int rc;
 
@@ -471,7 +499,7 @@ cmd_mg(struct pxc_conn *c, const struct mc_req *req)
 		pxc_out_printf(c, "VA %zu", ref.vlen);
 	else
 		pxc_out_lit(c, "HD");
-	meta_item_flags(c, req, &ref);
+	meta_item_flags(c, req, &ref, t_old ? old_exptime : ref.exptime);
 	pxc_out_lit(c, "\r\n");
 	if (!mc_meta_has(m, 'v')) {
 		px_cache_ref_put(cache_of(c), &ref);
@@ -608,21 +636,18 @@ ma_apply(struct pxc_conn *c, const struct mc_req *req, uint64_t *val,
 	return rc;
 }
 
-/* ma's return flags: c, t, k, O (t needs one more read). */
+/* ma's return flags: c, t (at @t_exptime), k, O. */
 static void
-ma_flags(struct pxc_conn *c, const struct mc_req *req, uint64_t cas)
+ma_flags(struct pxc_conn *c, const struct mc_req *req, uint64_t cas,
+	 int64_t t_exptime)
 {
-	struct px_cache_info info = {0};
-
 	for (uint8_t i = 0; i < req->meta.norder; i++) {
 		char f = req->meta.order[i];
 
 		if (f == 'c') {
 			pxc_out_printf(c, " c%" PRIu64, cas);
 		} else if (f == 't') {
-			px_cache_get(cache_of(c), req->key, req->nkey, NULL, 0,
-				     &info);
-			pxc_out_printf(c, " t%" PRId64, ttl_left(info.exptime));
+			pxc_out_printf(c, " t%" PRId64, ttl_left(t_exptime));
 		} else {
 			meta_echo(c, req, f);
 		}
@@ -636,6 +661,7 @@ cmd_ma(struct pxc_conn *c, const struct mc_req *req)
 	bool incr = m->mode == MC_MODE_INCR;
 	uint64_t val = 0, cas = 0;
 	bool created = false;
+	int64_t t_exptime = 0;
 	int rc;
 
 	count(c, PXC_ST_cmd_meta);
@@ -654,8 +680,12 @@ cmd_ma(struct pxc_conn *c, const struct mc_req *req)
 		return;
 	}
 	count(c, incr ? PXC_ST_incr_hits : PXC_ST_decr_hits);
+	if (t_before_touch(m))
+		t_exptime = exptime_now(c, req);
 	if (mc_meta_has(m, 'T'))
 		px_cache_touch(cache_of(c), req->key, req->nkey, m->ttl);
+	if (mc_meta_has(m, 't') && !t_before_touch(m))
+		t_exptime = exptime_now(c, req);
 	/*
 	 * As in memcached, q silences a change to an existing number, its
 	 * value included, but not a number that N has just created.
@@ -667,12 +697,12 @@ cmd_ma(struct pxc_conn *c, const struct mc_req *req)
 		int n = snprintf(num, sizeof(num), "%" PRIu64, val);
 
 		pxc_out_printf(c, "VA %d", n);
-		ma_flags(c, req, cas);
+		ma_flags(c, req, cas, t_exptime);
 		pxc_out_printf(c, "\r\n%s\r\n", num);
 		return;
 	}
 	pxc_out_lit(c, "HD");
-	ma_flags(c, req, cas);
+	ma_flags(c, req, cas, t_exptime);
 	pxc_out_lit(c, "\r\n");
 }
 

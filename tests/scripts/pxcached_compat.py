@@ -214,6 +214,11 @@ def cases(mem_mb):
         ("ma q still answers a number N created",
          b"ma qn q N0\r\nma qv q N0 J4 v\r\n",
          b"HD\r\nVA 1\r\n4\r\n", SAME),
+        ("t before T reports the TTL from before the touch",
+         b"set tt 0 0 1\r\n1\r\nmg tt t T50\r\nmg tt t\r\n"
+         b"ma tt c t T60 v\r\nma tn N30 t T70\r\nmg tn T80 t\r\n",
+         has(b"STORED\r\nHD t-1\r\nHD t50\r\nVA 1 c", b" t50\r\n2\r\n"
+             b"HD t30\r\nHD t80\r\n"), SAME),
         ("ma and md flag faults are 'invalid or duplicate flag'",
          b"ma fa Dx\r\nma fa v v\r\nma fa 1\r\nma fa M\r\n"
          b"ma fa N0 J18446744073709551616\r\nmd fa q q\r\nmd fa 1\r\n",
