@@ -48,8 +48,14 @@ static const char ERR_DELTA[] = "CLIENT_ERROR invalid numeric delta argument";
 static const char ERR_CHUNK[] = "CLIENT_ERROR bad data chunk";
 static const char ERR_TOKEN[] = "CLIENT_ERROR bad token in command line format";
 static const char ERR_FLAG[] = "CLIENT_ERROR invalid flag";
-/* The same words, for a flag word that does not start with a letter. */
+/* The same words, for a flag memcached itself does not know. */
 static const char ERR_NOT_LETTER[] = "CLIENT_ERROR invalid flag";
+/*
+ * Every flag letter memcached 1.6.18 knows, with a number (CDFJMNRT) or
+ * without.  The ones a command here refuses keep pxcached's own "invalid
+ * flag"; the others get memcached's own answer.
+ */
+#define MC_META_KNOWN "bcfhklqstuvILOPCDFJMNRT"
 static const char ERR_DUP[] = "CLIENT_ERROR duplicate flag";
 /* ma and md say this for any malformed flag word, as memcached does. */
 static const char ERR_FLAG_OR_DUP[] = "CLIENT_ERROR invalid or duplicate flag";
@@ -571,7 +577,7 @@ is_flag_letter(char c)
 
 /*
  * memcached's ma and md check every flag word before they run and answer
- * any fault found there (a word that is not a letter, a duplicate, a bad
+ * any fault found there (a letter it does not know, a duplicate, a bad
  * number, an M word of the wrong length) with one message.  The opaque's
  * length and the mode letter are checked later, with their own messages;
  * a letter only pxcached refuses keeps "invalid flag" (docs/pxcached.md).
@@ -598,7 +604,7 @@ parse_meta_flags(enum mc_cmd cmd, struct mc_line *l, size_t first,
 		char f = l->tok[i].p[0];
 		const char *err;
 
-		if (!is_flag_letter(f))
+		if (!is_flag_letter(f) || !strchr(MC_META_KNOWN, f))
 			return ERR_NOT_LETTER;
 		if (!strchr(meta_allowed[cmd], f))
 			return ERR_FLAG;

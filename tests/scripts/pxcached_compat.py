@@ -221,8 +221,9 @@ def cases(mem_mb):
              b"HD t30\r\nHD t80\r\n"), SAME),
         ("ma and md flag faults are 'invalid or duplicate flag'",
          b"ma fa Dx\r\nma fa v v\r\nma fa 1\r\nma fa M\r\n"
-         b"ma fa N0 J18446744073709551616\r\nmd fa q q\r\nmd fa 1\r\n",
-         b"CLIENT_ERROR invalid or duplicate flag\r\n" * 7, SAME),
+         b"ma fa N0 J18446744073709551616\r\nmd fa q q\r\nmd fa 1\r\n"
+         b"ma fa z\r\nmd fa noreply\r\nmd fa E\r\n",
+         b"CLIENT_ERROR invalid or duplicate flag\r\n" * 10, SAME),
         ("an opaque word of 33 bytes is too long",
          b"mg nok O" + b"a" * 32 + b"\r\nma nok O" + b"a" * 32 +
          b"\r\nmg nok O" + b"a" * 31 + b"\r\n",

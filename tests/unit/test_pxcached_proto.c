@@ -480,8 +480,15 @@ test_pxcached_proto_meta_errors(void **state)
 	       "[CLIENT_ERROR invalid or duplicate flag]"
 	       "[CLIENT_ERROR invalid or duplicate flag]"
 	       "[CLIENT_ERROR invalid or duplicate flag]");
+	/* ... letters memcached does not know too (z, E, x) ... */
+	expect("ma k z\r\nmd k E\r\nmd k x\r\nmg k z\r\n",
+	       "[CLIENT_ERROR invalid or duplicate flag]"
+	       "[CLIENT_ERROR invalid or duplicate flag]"
+	       "[CLIENT_ERROR invalid or duplicate flag]"
+	       "[CLIENT_ERROR invalid flag]");
 	/* ... but the letters only pxcached refuses keep their own words. */
-	expect("md k C1\r\n", "[CLIENT_ERROR invalid flag]");
+	expect("md k C1\r\nma k b\r\n",
+	       "[CLIENT_ERROR invalid flag][CLIENT_ERROR invalid flag]");
 	/* The opaque word is 32 bytes at most, its O included. */
 	expect("mg k O1234567890123456789012345678901\r\n"
 	       "mg k O12345678901234567890123456789012\r\n",
