@@ -63,6 +63,17 @@ store_error(struct pxc_conn *c, int rc)
 	}
 }
 
+/*
+ * An append or prepend whose result would be over -I: memcached cannot
+ * allocate the grown item and answers NOT_STORED (NS), keeping the old.
+ */
+static bool
+grown_too_large(enum px_cache_mode mode, int rc)
+{
+	return rc == -E2BIG &&
+	       (mode == PX_CACHE_APPEND || mode == PX_CACHE_PREPEND);
+}
+
 static enum px_cache_mode
 store_mode(enum mc_cmd cmd)
 {
@@ -130,6 +141,8 @@ cmd_store(struct pxc_conn *c, const struct mc_req *req)
 	else if (rc == -ENOENT)
 		reply(c, req,
 		      mode == PX_CACHE_CAS ? "NOT_FOUND" : "NOT_STORED");
+	else if (grown_too_large(mode, rc))
+		reply(c, req, "NOT_STORED");
 	else
 		reply(c, req, store_error(c, rc));
 }
@@ -555,6 +568,8 @@ ms_reply(struct pxc_conn *c, const struct mc_req *req, int rc, uint64_t cas)
 		ms_status(c, req, mode == PX_CACHE_ADD ? "NS" : "EX");
 	} else if (rc == -ENOENT) {
 		ms_status(c, req, mode == PX_CACHE_CAS ? "NF" : "NS");
+	} else if (grown_too_large(mode, rc)) {
+		ms_status(c, req, "NS");
 	} else if (rc < 0) {
 		const char *err = store_error(c, rc);
 

@@ -322,6 +322,14 @@ def cases(mem_mb):
          unfetched_run, unfetched_delta, OURS),
         ("stats detail is not offered", b"stats detail on\r\n",
          b"ERROR\r\n", OURS),
+        # An append that would grow the value over -I is not stored.
+        # Last: its big item gives memcached more slab classes.
+        ("append and prepend over -I: NOT_STORED, NS, old value kept",
+         b"set ag 0 0 921600\r\n" + b"a" * 921600 + b"\r\n"
+         b"append ag 0 0 204800\r\n" + b"b" * 204800 + b"\r\n"
+         b"prepend ag 0 0 204800 noreply\r\n" + b"b" * 204800 + b"\r\n"
+         b"ms ag 204800 MA\r\n" + b"b" * 204800 + b"\r\nmg ag s\r\n",
+         b"STORED\r\nNOT_STORED\r\nNS\r\nHD s921600\r\n", SAME),
     ]
 
 
