@@ -28,11 +28,13 @@ struct bench_opts {
 	double zipf_theta; /* throughput key skew */
 	int get_pct;       /* share of gets in the mixed runs */
 	bool huge, small;  /* throughput: hugepage run, 4 KiB run */
-	enum px_cache_policy policy; /* throughput policy */
-	const char *traces;          /* trace folder, NULL if absent */
-	size_t trace_limit;          /* requests per trace, 0 for all */
-	size_t mem_items;            /* memory section: items */
-	size_t mem_value;            /* memory section: value bytes */
+	enum px_cache_policy policy;       /* throughput policy */
+	const char *traces;                /* trace folder, NULL if absent */
+	size_t trace_limit;                /* requests per trace, 0 for all */
+	size_t hr_objects[BENCH_MAX_LIST]; /* hit ratio: sizes in objects */
+	int nhr_objects;  /* 0: 1%, 5% and 10% of the footprint */
+	size_t mem_items; /* memory section: items */
+	size_t mem_value; /* memory section: value bytes */
 	const char *out_dir;
 	bool run_throughput, run_hitratio, run_memory;
 };

@@ -43,17 +43,20 @@ hr_capacity(uint32_t footprint, double pct)
 	return cap ? cap : 1;
 }
 
-/* One table row: one trace at one size, every policy. */
+/*
+ * One table row: one trace at @cap objects (@pct of its footprint),
+ * every policy.
+ */
 static int
-hr_row(const struct trace *t, double pct, FILE *dat)
+hr_row(const struct trace *t, uint32_t cap, double pct, FILE *dat)
 {
-	uint32_t cap = hr_capacity(t->nunique, pct);
 	struct trace_cache_result r;
 	double t0 = bench_now(), win;
 	int ret;
 
-	printf("%-16s %9u %4.0f%% %7u", t->name, t->nunique, pct, cap);
-	fprintf(dat, "%s %.0f %u", t->name, pct, cap);
+	printf("%-16s %9u %4.*f%% %7u", t->name, t->nunique,
+	       pct == (double)(int)pct ? 0 : 1, pct, cap);
+	fprintf(dat, "%s %g %u", t->name, pct, cap);
 	for (int p = 0; p < HR_POLICIES; p++) {
 		double ref = ref_miss_ratio(hr_policies[p].ref, t, cap, 0);
 
@@ -90,8 +93,12 @@ hr_trace(const struct bench_opts *o, const char *file, FILE *dat)
 	if (t.truncated)
 		printf("# %s: first %zu requests only (--trace-limit)\n",
 		       t.name, t.n);
-	for (int s = 0; s < HR_SIZES && ret == 0; s++)
-		ret = hr_row(&t, hr_pct[s], dat);
+	for (int s = 0; s < HR_SIZES && !o->nhr_objects && ret == 0; s++)
+		ret = hr_row(&t, hr_capacity(t.nunique, hr_pct[s]), hr_pct[s],
+			     dat);
+	for (int s = 0; s < o->nhr_objects && ret == 0; s++)
+		ret = hr_row(&t, (uint32_t)o->hr_objects[s],
+			     100.0 * (double)o->hr_objects[s] / t.nunique, dat);
 	trace_free(&t);
 	return ret;
 }
@@ -116,8 +123,9 @@ hr_plot(const struct bench_opts *o, char **names, int n, const char *dat)
 		"reference)'\n"
 		"set xlabel 'cache size (%% of footprint)'\n"
 		"set ylabel 'miss ratio'\nset key bottom left\n"
-		"set xrange [0:11]\n",
-		420 * cols, 340 * rows, png, rows, cols);
+		"set xrange [%s]\n",
+		420 * cols, 340 * rows, png, rows, cols,
+		o->nhr_objects ? "*:*" : "0:11");
 	for (int i = 0; i < n; i++) {
 		char name[TRACE_NAME_MAX];
 		struct trace t = {0};

@@ -41,6 +41,9 @@ usage(FILE *f, const char *prog)
 		"      --traces DIR      trace folder ($PX_TRACE_DIR, "
 		"../shared/traces)\n"
 		"      --trace-limit N   requests per trace (all)\n"
+		"      --hr-objects LIST hit ratio at these sizes in objects "
+		"(1%%,5%%,10%%\n"
+		"                        of each trace's footprint)\n"
 		"      --mem-items N     memory section items (1M)\n"
 		"      --mem-value N     memory section value bytes (100)\n"
 		"  -o, --out DIR         plot and data folder (build/bench)\n"
@@ -103,6 +106,19 @@ parse_threads(const char *arg, struct bench_opts *o)
 		if (v[i] > BENCH_MAX_LIST)
 			return -EINVAL;
 		o->threads[i] = (int)v[i];
+	}
+	return ret;
+}
+
+/* Hit-ratio sizes: the replay counts capacity in 32 bits. */
+static int
+parse_objects(const char *arg, struct bench_opts *o)
+{
+	int ret = parse_sizes(arg, o->hr_objects, &o->nhr_objects);
+
+	for (int i = 0; i < o->nhr_objects && ret == 0; i++) {
+		if (o->hr_objects[i] > UINT32_MAX)
+			return -EINVAL;
 	}
 	return ret;
 }
@@ -192,6 +208,7 @@ static const struct option long_opts[] = {
     {"policy", required_argument, NULL, 'P'},
     {"traces", required_argument, NULL, 'T'},
     {"trace-limit", required_argument, NULL, 'L'},
+    {"hr-objects", required_argument, NULL, 'H'},
     {"mem-items", required_argument, NULL, 'M'},
     {"mem-value", required_argument, NULL, 'W'},
     {"out", required_argument, NULL, 'o'},
@@ -241,6 +258,8 @@ parse_one(int c, const char *arg, struct bench_opts *o)
 	case 'L':
 		o->trace_limit = parse_count(arg);
 		return 0;
+	case 'H':
+		return parse_objects(arg, o);
 	case 'M':
 		o->mem_items = parse_count(arg);
 		return o->mem_items ? 0 : -EINVAL;

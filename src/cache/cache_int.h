@@ -352,6 +352,7 @@ pxc_hot(const struct pxc_item *it)
 }
 
 void pxc_set_hot(struct pxc_item *it, unsigned v);
+void pxc_hot_add(struct pxc_item *it, int d);
 
 static inline size_t
 pxc_units_for(size_t klen, size_t vlen, uint32_t flags, uint32_t exptime)

@@ -80,6 +80,28 @@ pxc_set_hot(struct pxc_item *it, unsigned v)
 	    &it->meta, &m, n, memory_order_relaxed, memory_order_relaxed));
 }
 
+/*
+ * pxc_hot_add - add @d (+1 or -1) to the 0..3 hot counter in one atomic
+ * step relative to its current value; nothing happens where the result
+ * would leave 0..3.  A reader's hit and the writer's reinsertion may
+ * race: each keeps the other's change, so the counter is what some
+ * order of the two would give (the paper's serial semantics).
+ */
+void
+pxc_hot_add(struct pxc_item *it, int d)
+{
+	uint32_t m = pxc_meta(it), n;
+	int v;
+
+	do {
+		v = (int)((m & PXC_M_HOT_MASK) >> PXC_M_HOT_SHIFT) + d;
+		if (v < 0 || v > 3)
+			return;
+		n = (m & ~PXC_M_HOT_MASK) | ((uint32_t)v << PXC_M_HOT_SHIFT);
+	} while (!atomic_compare_exchange_weak_explicit(
+	    &it->meta, &m, n, memory_order_relaxed, memory_order_relaxed));
+}
+
 static void
 set_main(struct pxc_item *it, bool main)
 {
@@ -299,11 +321,10 @@ s3fifo_main_victim(struct px_cache *c)
 {
 	struct pxc_list *m = &c->pol.q[1];
 	struct pxc_item *it;
-	unsigned f;
 
-	while ((it = pxc_item(c, m->tail)) && (f = pxc_hot(it)) > 0) {
+	while ((it = pxc_item(c, m->tail)) && pxc_hot(it) > 0) {
 		list_unlink(c, m, it);
-		pxc_set_hot(it, f - 1);
+		pxc_hot_add(it, -1); /* keeps a hit landing meanwhile */
 		list_push(c, m, it);
 		PXC_COUNT(c, s3fifo_reinserts, 1);
 	}
@@ -383,7 +404,7 @@ pxc_policy_hit(struct px_cache *c, struct pxc_item *it)
 		break;
 	case PX_CACHE_POLICY_S3FIFO:
 		if (hot < 3)
-			pxc_set_hot(it, hot + 1);
+			pxc_hot_add(it, 1);
 		break;
 	default:
 		if (pthread_mutex_trylock(&c->lock)) {

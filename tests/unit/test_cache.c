@@ -1355,6 +1355,57 @@ test_cache_s3fifo_ghost_readmits_to_main(void **state)
 	px_cache_destroy(c);
 }
 
+/* Hits (+1) and reinsertions (-1) racing on one item's hot counter. */
+#define HOT_RACE_ROUNDS 1000000
+
+static pthread_barrier_t hot_race_start;
+
+static void *
+hot_race_main(void *arg)
+{
+	struct pxc_item *it = arg;
+
+	pthread_barrier_wait(&hot_race_start); /* overlap the two loops */
+	for (int i = 0; i < HOT_RACE_ROUNDS; i++) {
+		pxc_hot_add(it, 1);
+		pxc_hot_add(it, -1);
+	}
+	return NULL;
+}
+
+static void
+test_cache_s3fifo_hot_counter_keeps_racing_updates(void **state)
+{
+	uint32_t other = PXC_M_MAIN | PXC_M_LINKED | 5; /* klen 5 */
+	_Alignas(8) char buf[sizeof(struct pxc_item) + 8] = {0};
+	struct pxc_item *it = (struct pxc_item *)buf;
+	pthread_t a, b;
+
+	/* Serially: +1 and -1, clamped to 0..3, other meta bits kept. */
+	atomic_store(&it->meta, other);
+	pxc_hot_add(it, -1);
+	assert_int_equal(pxc_hot(it), 0);
+	for (int i = 0; i < 5; i++)
+		pxc_hot_add(it, 1);
+	assert_int_equal(pxc_hot(it), 3);
+	pxc_hot_add(it, -1);
+	assert_int_equal(pxc_hot(it), 2);
+	pxc_set_hot(it, 0);
+	/*
+	 * Two threads each add one and take it back: the counter stays in
+	 * 0..2, never clamps, and ends at 0 only if no update overwrote
+	 * another (an absolute store of a stale value would leave it off).
+	 */
+	assert_int_equal(pthread_barrier_init(&hot_race_start, NULL, 2), 0);
+	assert_int_equal(pthread_create(&a, NULL, hot_race_main, it), 0);
+	assert_int_equal(pthread_create(&b, NULL, hot_race_main, it), 0);
+	pthread_join(a, NULL);
+	pthread_join(b, NULL);
+	pthread_barrier_destroy(&hot_race_start);
+	assert_int_equal(pxc_hot(it), 0);
+	assert_int_equal(pxc_meta(it) & ~PXC_M_HOT_MASK, other);
+}
+
 /* ---- Loads, counters -------------------------------------------------- */
 
 static int load_calls;
@@ -1789,6 +1840,8 @@ main(void)
 	    cmocka_unit_test(test_cache_lru_evicts_least_recent),
 	    cmocka_unit_test(test_cache_sieve_keeps_visited),
 	    cmocka_unit_test(test_cache_s3fifo_ghost_readmits_to_main),
+	    cmocka_unit_test(
+		test_cache_s3fifo_hot_counter_keeps_racing_updates),
 	    cmocka_unit_test(test_cache_get_or_load),
 	    cmocka_unit_test(test_cache_hash_is_seeded),
 	    cmocka_unit_test(test_cache_loaded_item_counts_as_fetched),
