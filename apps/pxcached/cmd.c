@@ -63,6 +63,17 @@ store_error(struct pxc_conn *c, int rc)
 	}
 }
 
+/*
+ * An append or prepend whose result would be over -I: memcached cannot
+ * allocate the grown item and answers NOT_STORED (NS), keeping the old.
+ */
+static bool
+grown_too_large(enum px_cache_mode mode, int rc)
+{
+	return rc == -E2BIG &&
+	       (mode == PX_CACHE_APPEND || mode == PX_CACHE_PREPEND);
+}
+
 static enum px_cache_mode
 store_mode(enum mc_cmd cmd)
 {
@@ -130,6 +141,8 @@ cmd_store(struct pxc_conn *c, const struct mc_req *req)
 	else if (rc == -ENOENT)
 		reply(c, req,
 		      mode == PX_CACHE_CAS ? "NOT_FOUND" : "NOT_STORED");
+	else if (grown_too_large(mode, rc))
+		reply(c, req, "NOT_STORED");
 	else
 		reply(c, req, store_error(c, rc));
 }
@@ -414,10 +427,36 @@ meta_echo(struct pxc_conn *c, const struct mc_req *req, char f)
 	}
 }
 
-/* Return flags of a hit, in the order the client gave them. */
+/*
+ * Whether t comes before T in the flags: memcached applies T where it
+ * stands in the list, so such a t reports the TTL from before the touch.
+ */
+static bool
+t_before_touch(const struct mc_meta *m)
+{
+	const char *t = memchr(m->order, 't', m->norder);
+	const char *touch = memchr(m->order, 'T', m->norder);
+
+	return t && touch && t < touch;
+}
+
+/* The expiry time of a key now (0: none or missing), for such a t. */
+static int64_t
+exptime_now(struct pxc_conn *c, const struct mc_req *req)
+{
+	struct px_cache_info info = {0};
+
+	px_cache_get(cache_of(c), req->key, req->nkey, NULL, 0, &info);
+	return info.exptime;
+}
+
+/*
+ * Return flags of a hit, in the order the client gave them; @t_exptime is
+ * the expiry time the t flag reports.
+ */
 static void
 meta_item_flags(struct pxc_conn *c, const struct mc_req *req,
-		const struct px_cache_ref *ref)
+		const struct px_cache_ref *ref, int64_t t_exptime)
 {
 	for (uint8_t i = 0; i < req->meta.norder; i++) {
 		char f = req->meta.order[i];
@@ -429,7 +468,7 @@ meta_item_flags(struct pxc_conn *c, const struct mc_req *req,
 		else if (f == 's')
 			pxc_out_printf(c, " s%zu", ref->vlen);
 		else if (f == 't')
-			pxc_out_printf(c, " t%" PRId64, ttl_left(ref->exptime));
+			pxc_out_printf(c, " t%" PRId64, ttl_left(t_exptime));
 		else
 			meta_echo(c, req, f);
 	}
@@ -450,6 +489,8 @@ cmd_mg(struct pxc_conn *c, const struct mc_req *req)
 {
 	const struct mc_meta *m = &req->meta;
 	bool touch = mc_meta_has(m, 'T');
+	bool t_old = touch && t_before_touch(m);
+	int64_t old_exptime = t_old ? exptime_now(c, req) : 0;
 	struct px_cache_ref ref;
 	int rc;
 
@@ -471,7 +512,7 @@ cmd_mg(struct pxc_conn *c, const struct mc_req *req)
 		pxc_out_printf(c, "VA %zu", ref.vlen);
 	else
 		pxc_out_lit(c, "HD");
-	meta_item_flags(c, req, &ref);
+	meta_item_flags(c, req, &ref, t_old ? old_exptime : ref.exptime);
 	pxc_out_lit(c, "\r\n");
 	if (!mc_meta_has(m, 'v')) {
 		px_cache_ref_put(cache_of(c), &ref);
@@ -492,22 +533,43 @@ ms_mode(const struct mc_meta *m)
 	case MC_MODE_PREPEND:
 		return PX_CACHE_PREPEND;
 	case MC_MODE_REPLACE:
-		return PX_CACHE_REPLACE;
+		/* memcached takes a replace with C as a compare-and-swap. */
+		return mc_meta_has(m, 'C') ? PX_CACHE_CAS : PX_CACHE_REPLACE;
 	default:
 		/* C turns a set into a compare-and-swap. */
 		return mc_meta_has(m, 'C') ? PX_CACHE_CAS : PX_CACHE_SET;
 	}
 }
 
+/*
+ * A failed ms: its code, then k and O echoed, and c as "c0", as
+ * memcached prints the cas of a store that did not happen.
+ */
+static void
+ms_status(struct pxc_conn *c, const struct mc_req *req, const char *code)
+{
+	pxc_out_text(c, code, 2);
+	for (uint8_t i = 0; i < req->meta.norder; i++) {
+		if (req->meta.order[i] == 'c')
+			pxc_out_lit(c, " c0");
+		else
+			meta_echo(c, req, req->meta.order[i]);
+	}
+	pxc_out_lit(c, "\r\n");
+}
+
 static void
 ms_reply(struct pxc_conn *c, const struct mc_req *req, int rc, uint64_t cas)
 {
-	bool is_cas = ms_mode(&req->meta) == PX_CACHE_CAS;
+	enum px_cache_mode mode = ms_mode(&req->meta);
 
+	/* EEXIST: an add found the key, or a compared cas differed. */
 	if (rc == -EEXIST) {
-		meta_status(c, req, is_cas ? "EX" : "NS");
+		ms_status(c, req, mode == PX_CACHE_ADD ? "NS" : "EX");
 	} else if (rc == -ENOENT) {
-		meta_status(c, req, is_cas ? "NF" : "NS");
+		ms_status(c, req, mode == PX_CACHE_CAS ? "NF" : "NS");
+	} else if (grown_too_large(mode, rc)) {
+		ms_status(c, req, "NS");
 	} else if (rc < 0) {
 		const char *err = store_error(c, rc);
 
@@ -564,7 +626,7 @@ cmd_md(struct pxc_conn *c, const struct mc_req *req)
 /* ma's arithmetic, creating the key first when N asks for it. */
 static int
 ma_apply(struct pxc_conn *c, const struct mc_req *req, uint64_t *val,
-	 uint64_t *cas)
+	 uint64_t *cas, bool *created)
 {
 	const struct mc_meta *m = &req->meta;
 	bool incr = m->mode == MC_MODE_INCR;
@@ -581,6 +643,7 @@ ma_apply(struct pxc_conn *c, const struct mc_req *req, uint64_t *val,
 				    0, cas);
 		if (rc != -EEXIST) {
 			*val = m->initial;
+			*created = rc == 0;
 			return rc;
 		}
 		/* Someone created it meanwhile: apply to theirs. */
@@ -588,21 +651,18 @@ ma_apply(struct pxc_conn *c, const struct mc_req *req, uint64_t *val,
 	return rc;
 }
 
-/* ma's return flags: c, t, k, O (t needs one more read). */
+/* ma's return flags: c, t (at @t_exptime), k, O. */
 static void
-ma_flags(struct pxc_conn *c, const struct mc_req *req, uint64_t cas)
+ma_flags(struct pxc_conn *c, const struct mc_req *req, uint64_t cas,
+	 int64_t t_exptime)
 {
-	struct px_cache_info info = {0};
-
 	for (uint8_t i = 0; i < req->meta.norder; i++) {
 		char f = req->meta.order[i];
 
 		if (f == 'c') {
 			pxc_out_printf(c, " c%" PRIu64, cas);
 		} else if (f == 't') {
-			px_cache_get(cache_of(c), req->key, req->nkey, NULL, 0,
-				     &info);
-			pxc_out_printf(c, " t%" PRId64, ttl_left(info.exptime));
+			pxc_out_printf(c, " t%" PRId64, ttl_left(t_exptime));
 		} else {
 			meta_echo(c, req, f);
 		}
@@ -615,10 +675,12 @@ cmd_ma(struct pxc_conn *c, const struct mc_req *req)
 	const struct mc_meta *m = &req->meta;
 	bool incr = m->mode == MC_MODE_INCR;
 	uint64_t val = 0, cas = 0;
+	bool created = false;
+	int64_t t_exptime = 0;
 	int rc;
 
 	count(c, PXC_ST_cmd_meta);
-	rc = ma_apply(c, req, &val, &cas);
+	rc = ma_apply(c, req, &val, &cas, &created);
 	if (rc == -ENOENT) {
 		count(c, incr ? PXC_ST_incr_misses : PXC_ST_decr_misses);
 		meta_status(c, req, "NF");
@@ -633,21 +695,29 @@ cmd_ma(struct pxc_conn *c, const struct mc_req *req)
 		return;
 	}
 	count(c, incr ? PXC_ST_incr_hits : PXC_ST_decr_hits);
+	if (t_before_touch(m))
+		t_exptime = exptime_now(c, req);
 	if (mc_meta_has(m, 'T'))
 		px_cache_touch(cache_of(c), req->key, req->nkey, m->ttl);
-	if (mc_meta_has(m, 'q') && !mc_meta_has(m, 'v'))
+	if (mc_meta_has(m, 't') && !t_before_touch(m))
+		t_exptime = exptime_now(c, req);
+	/*
+	 * As in memcached, q silences a change to an existing number, its
+	 * value included, but not a number that N has just created.
+	 */
+	if (mc_meta_has(m, 'q') && !created)
 		return;
 	if (mc_meta_has(m, 'v')) {
 		char num[24];
 		int n = snprintf(num, sizeof(num), "%" PRIu64, val);
 
 		pxc_out_printf(c, "VA %d", n);
-		ma_flags(c, req, cas);
+		ma_flags(c, req, cas, t_exptime);
 		pxc_out_printf(c, "\r\n%s\r\n", num);
 		return;
 	}
 	pxc_out_lit(c, "HD");
-	ma_flags(c, req, cas);
+	ma_flags(c, req, cas, t_exptime);
 	pxc_out_lit(c, "\r\n");
 }
 

@@ -408,6 +408,9 @@ parse_one(struct pxc_opts *o, int c, const char *arg, char *err, size_t errlen)
 		o->port_file = arg;
 		return 0;
 	case OPT_SNAPSHOT:
+		if (!*arg)
+			return opt_fail(err, errlen,
+					"--snapshot: needs a file name");
 		o->snapshot = arg;
 		return 0;
 	case OPT_SNAPSHOT_INTERVAL:

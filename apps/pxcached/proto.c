@@ -48,7 +48,19 @@ static const char ERR_DELTA[] = "CLIENT_ERROR invalid numeric delta argument";
 static const char ERR_CHUNK[] = "CLIENT_ERROR bad data chunk";
 static const char ERR_TOKEN[] = "CLIENT_ERROR bad token in command line format";
 static const char ERR_FLAG[] = "CLIENT_ERROR invalid flag";
+/* The same words, for a flag memcached itself does not know. */
+static const char ERR_NOT_LETTER[] = "CLIENT_ERROR invalid flag";
+/*
+ * Every flag letter memcached 1.6.18 knows, with a number (CDFJMNRT) or
+ * without.  The ones a command here refuses keep pxcached's own "invalid
+ * flag"; the others get memcached's own answer.
+ */
+#define MC_META_KNOWN "bcfhklqstuvILOPCDFJMNRT"
 static const char ERR_DUP[] = "CLIENT_ERROR duplicate flag";
+/* ma and md say this for any malformed flag word, as memcached does. */
+static const char ERR_FLAG_OR_DUP[] = "CLIENT_ERROR invalid or duplicate flag";
+static const char ERR_OPAQUE[] = "CLIENT_ERROR opaque token too long";
+static const char ERR_M_LEN[] = "CLIENT_ERROR incorrect length for M token";
 static const char ERR_DELETE[] =
     "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]";
 
@@ -147,7 +159,11 @@ set_error(struct mc_req *req, const char *msg)
 	return MC_PARSE_REQ;
 }
 
-/* Noreply is the last word, when it is "noreply" (memcached's rule). */
+/*
+ * Noreply is the last word, when it is "noreply" (memcached's rule), even
+ * where that word stands for a required argument: "incr k noreply" is a
+ * bad delta, answered with silence, as memcached does.
+ */
 static void
 take_noreply(struct mc_line *l, struct mc_req *req)
 {
@@ -270,8 +286,9 @@ parse_storage(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
 
 	if (l->rest || (l->ntok != words && l->ntok != words + 1))
 		return set_error(req, "ERROR");
-	if (l->ntok == words + 1)
-		take_noreply(l, req);
+	take_noreply(l, req);
+	if (l->ntok < words) /* noreply took a required argument's place */
+		return set_error(req, ERR_FORMAT);
 	if (!key_ok(&l->tok[1]) || parse_u32(&l->tok[2], &req->flags) < 0 ||
 	    parse_i32(&l->tok[3], &req->exptime) < 0 ||
 	    parse_length(&l->tok[4], &req->vlen) < 0)
@@ -333,7 +350,8 @@ parse_delete(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
 {
 	if (l->rest || l->ntok < 2 || l->ntok > 4)
 		return set_error(req, "ERROR");
-	take_noreply(l, req);
+	if (l->ntok > 2) /* "delete noreply" deletes the key "noreply" */
+		take_noreply(l, req);
 	if (l->ntok == 3 && !tok_is(&l->tok[2], "0"))
 		return set_error(req, ERR_DELETE);
 	if (l->ntok > 3)
@@ -351,11 +369,11 @@ parse_arith(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
 {
 	if (l->rest || (l->ntok != 3 && l->ntok != 4))
 		return set_error(req, "ERROR");
-	if (l->ntok == 4)
-		take_noreply(l, req);
+	take_noreply(l, req);
 	if (!key_ok(&l->tok[1]))
 		return set_error(req, ERR_FORMAT);
-	if (parse_word_u64(l->tok[2].p, l->tok[2].n, &req->delta) < 0)
+	if (l->ntok < 3 ||
+	    parse_word_u64(l->tok[2].p, l->tok[2].n, &req->delta) < 0)
 		return set_error(req, ERR_DELTA);
 	take_key(req, &l->tok[1]);
 	return MC_PARSE_REQ;
@@ -368,11 +386,10 @@ parse_touch(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
 {
 	if (l->rest || (l->ntok != 3 && l->ntok != 4))
 		return set_error(req, "ERROR");
-	if (l->ntok == 4)
-		take_noreply(l, req);
+	take_noreply(l, req);
 	if (!key_ok(&l->tok[1]))
 		return set_error(req, ERR_FORMAT);
-	if (parse_i32(&l->tok[2], &req->exptime) < 0)
+	if (l->ntok < 3 || parse_i32(&l->tok[2], &req->exptime) < 0)
 		return set_error(req, ERR_EXPTIME);
 	take_key(req, &l->tok[1]);
 	return MC_PARSE_REQ;
@@ -450,6 +467,18 @@ parse_plain(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
 	return MC_PARSE_REQ;
 }
 
+/*
+ * shutdown [anything]: memcached refuses it with its own words unless it
+ * runs with -A; pxcached has no such switch (stats settings says
+ * shutdown_command no), so it always refuses, even with noreply.
+ */
+static enum mc_parse_rc
+parse_shutdown(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
+	       const char *data, size_t avail)
+{
+	return set_error(req, "ERROR: shutdown not enabled");
+}
+
 /* stats [group]: the handler decides which groups exist. */
 static enum mc_parse_rc
 parse_stats(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
@@ -471,16 +500,16 @@ static const char *const meta_allowed[] = {
 static int
 meta_mode(enum mc_cmd cmd, char c, enum mc_meta_mode *out)
 {
-	static const char ms_modes[] = "SEAPRseapr";
+	static const char ms_modes[] = "SEAPR";
 	static const enum mc_meta_mode ms_map[] = {
 	    MC_MODE_SET, MC_MODE_ADD, MC_MODE_APPEND, MC_MODE_PREPEND,
 	    MC_MODE_REPLACE};
 	const char *hit;
 
 	if (cmd == MC_CMD_MA) {
-		if (c == 'I' || c == 'i' || c == '+')
+		if (c == 'I' || c == '+')
 			*out = MC_MODE_INCR;
-		else if (c == 'D' || c == 'd' || c == '-')
+		else if (c == 'D' || c == '-')
 			*out = MC_MODE_DECR;
 		else
 			return -1;
@@ -489,7 +518,7 @@ meta_mode(enum mc_cmd cmd, char c, enum mc_meta_mode *out)
 	hit = c ? strchr(ms_modes, c) : NULL;
 	if (!hit)
 		return -1;
-	*out = ms_map[(hit - ms_modes) % 5];
+	*out = ms_map[hit - ms_modes];
 	return 0;
 }
 
@@ -502,8 +531,9 @@ meta_token(enum mc_cmd cmd, struct mc_meta *m, char f, const struct mc_tok *t)
 
 	switch (f) {
 	case 'O':
-		if (n > MC_OPAQUE_MAX)
-			return "CLIENT_ERROR opaque token too long";
+		/* memcached bounds the whole word, the letter included. */
+		if (t->n > MC_OPAQUE_MAX)
+			return ERR_OPAQUE;
 		m->opaque = s;
 		m->nopaque = (uint8_t)n;
 		return NULL;
@@ -527,7 +557,9 @@ meta_token(enum mc_cmd cmd, struct mc_meta *m, char f, const struct mc_tok *t)
 		return parse_u32(&v, &m->client_flags) < 0 ? ERR_FORMAT : NULL;
 	}
 	case 'M':
-		if (n != 1 || meta_mode(cmd, *s, &m->mode) < 0)
+		if (n != 1)
+			return ERR_M_LEN;
+		if (meta_mode(cmd, *s, &m->mode) < 0)
 			return cmd == MC_CMD_MA
 				   ? "CLIENT_ERROR invalid mode for ma M token"
 				   : "CLIENT_ERROR invalid mode for ms M token";
@@ -543,6 +575,24 @@ is_flag_letter(char c)
 	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
 }
 
+/*
+ * memcached's ma and md check every flag word before they run and answer
+ * any fault found there (a letter it does not know, a duplicate, a bad
+ * number, an M word of the wrong length) with one message.  The opaque's
+ * length and the mode letter are checked later, with their own messages;
+ * a letter only pxcached refuses keeps "invalid flag" (docs/pxcached.md).
+ */
+static const char *
+meta_flag_error(enum mc_cmd cmd, const char *err)
+{
+	if (cmd != MC_CMD_MA && cmd != MC_CMD_MD)
+		return err;
+	if (err == ERR_NOT_LETTER || err == ERR_DUP || err == ERR_TOKEN ||
+	    err == ERR_M_LEN)
+		return ERR_FLAG_OR_DUP;
+	return err;
+}
+
 /* Parses the flag words of a meta command from word @first on. */
 static const char *
 parse_meta_flags(enum mc_cmd cmd, struct mc_line *l, size_t first,
@@ -554,7 +604,9 @@ parse_meta_flags(enum mc_cmd cmd, struct mc_line *l, size_t first,
 		char f = l->tok[i].p[0];
 		const char *err;
 
-		if (!is_flag_letter(f) || !strchr(meta_allowed[cmd], f))
+		if (!is_flag_letter(f) || !strchr(MC_META_KNOWN, f))
+			return ERR_NOT_LETTER;
+		if (!strchr(meta_allowed[cmd], f))
 			return ERR_FLAG;
 		if (m->present & MC_META_BIT(f))
 			return ERR_DUP;
@@ -580,7 +632,8 @@ parse_meta(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
 		return set_error(req, ERR_FORMAT);
 	take_key(req, &l->tok[1]);
 	err = parse_meta_flags(req->cmd, l, 2, &req->meta);
-	return err ? set_error(req, err) : MC_PARSE_REQ;
+	return err ? set_error(req, meta_flag_error(req->cmd, err))
+		   : MC_PARSE_REQ;
 }
 
 /*
@@ -594,6 +647,8 @@ parse_ms(struct mc_parser *p, struct mc_line *l, struct mc_req *req,
 	const char *err;
 	enum mc_parse_rc rc;
 
+	if (l->ntok < 2)
+		return set_error(req, "ERROR");
 	if (l->ntok < 3 || l->rest || !key_ok(&l->tok[1]) ||
 	    parse_length(&l->tok[2], &req->vlen) < 0)
 		return set_error(req, ERR_FORMAT);
@@ -638,6 +693,7 @@ static const struct mc_cmd_def mc_cmds[] = {
     CMD("cache_memlimit", MC_CMD_MEMLIMIT, 0, parse_memlimit),
     CMD("quit", MC_CMD_QUIT, 0, parse_plain),
     CMD("stats", MC_CMD_STATS, 1, parse_stats),
+    CMD("shutdown", MC_CMD_ERROR, 1, parse_shutdown),
 };
 
 static const struct mc_cmd_def *
@@ -653,6 +709,8 @@ find_cmd(const char *s, size_t n)
 const char *
 mc_cmd_name(enum mc_cmd cmd)
 {
+	if (cmd == MC_CMD_ERROR)
+		return "error";
 	for (size_t i = 0; i < sizeof(mc_cmds) / sizeof(mc_cmds[0]); i++) {
 		if (mc_cmds[i].cmd == cmd)
 			return mc_cmds[i].name;
@@ -684,7 +742,7 @@ find_line(struct mc_parser *p, const char *buf, size_t len, struct mc_line *l,
 	  struct mc_req *req)
 {
 	size_t scan = len < p->key_line_max + 1 ? len : p->key_line_max + 1;
-	const char *nl = memchr(buf, '\n', scan);
+	const char *nl = memchr(buf, '\n', scan), *nul;
 	size_t n = nl ? (size_t)(nl - buf) : len;
 
 	if (n > p->line_max &&
@@ -695,6 +753,14 @@ find_line(struct mc_parser *p, const char *buf, size_t len, struct mc_line *l,
 	l->p = buf;
 	l->total = n + 1;
 	l->n = n > 0 && buf[n - 1] == '\r' ? n - 1 : n;
+	/*
+	 * memcached reads a command line as a C string: it ends at a NUL,
+	 * and what follows up to the newline is ignored.  So a key never
+	 * holds a NUL, and "get a<NUL> b" asks for a only.
+	 */
+	nul = memchr(buf, '\0', l->n);
+	if (nul)
+		l->n = (size_t)(nul - buf);
 	return MC_PARSE_REQ;
 
 overlong:

@@ -26,7 +26,7 @@
 
 /* memcached's key limit; keys are also bounded by the cache's. */
 #define MC_KEY_MAX 250
-/* Longest opaque token of a meta command, as memcached. */
+/* Longest opaque word of a meta command, its O included, as memcached. */
 #define MC_OPAQUE_MAX 32
 /* Most flags one meta command may carry (each letter at most once). */
 #define MC_META_MAX_FLAGS 24

@@ -13,14 +13,62 @@
  * the main thread's blocked SIGTERM/SIGINT.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <patinox/error.h>
 #include <patinox/snapshot.h>
 
 #include "../common/log.h"
 #include "pxcached.h"
+
+/* Whether FILE.tmp can be created (a leftover one written over). */
+static int
+tmp_creatable(const char *tmp)
+{
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+
+	if (fd >= 0) {
+		close(fd);
+		unlink(tmp);
+		return 0;
+	}
+	if (errno != EEXIST)
+		return -errno;
+	/* Left by a save that was cut short: the next save truncates it. */
+	return access(tmp, W_OK) < 0 ? -errno : 0;
+}
+
+/*
+ * Whether a save can work at all: FILE is not a directory and FILE.tmp
+ * can be created beside it.  Without this check a path in a missing or
+ * read-only directory was found out only by the final save, after the
+ * whole session the snapshot was meant to keep.
+ */
+static int
+check_savable(const char *path)
+{
+	size_t n = strlen(path) + sizeof(".tmp");
+	struct stat st;
+	char *tmp;
+	int rc;
+
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		return -EISDIR;
+	tmp = malloc(n);
+	if (!tmp)
+		return -ENOMEM;
+	snprintf(tmp, n, "%s.tmp", path);
+	rc = tmp_creatable(tmp);
+	free(tmp);
+	return rc;
+}
 
 int
 pxc_snap_load(struct pxc_server *s)
@@ -31,6 +79,13 @@ pxc_snap_load(struct pxc_server *s)
 
 	if (!o->snapshot)
 		return 0;
+	rc = check_savable(o->snapshot);
+	if (rc < 0) {
+		LOG_ERROR("snapshot %s cannot be saved: %s (its directory must "
+			  "exist and be writable)",
+			  o->snapshot, strerror(-rc));
+		return rc;
+	}
 	rc = px_snapshot_load(s->cache, o->snapshot, &li);
 	if (rc == 0) {
 		LOG_NOTICE("snapshot %s: loaded %llu items (%llu expired, "

@@ -22,6 +22,8 @@
  *   -EEXIST   ADD (live key exists)         NOT_STORED
  *   -ENOENT   REPLACE/APPEND/PREPEND        NOT_STORED
  *   -EEXIST   CAS (cas id differs)          EXISTS
+ *   -EEXIST   REPLACE/APPEND/PREPEND with   EX (meta set with C)
+ *             a nonzero cas that differs
  *   -ENOENT   CAS (no live key)             NOT_FOUND
  *   -E2BIG    any (value over item_max, or  SERVER_ERROR object too large
  *             can never fit the budget)       for cache
@@ -186,7 +188,10 @@ enum px_cache_mode {
  *           keep the old item's flags and ignore @flags and @ttl, as
  *           memcached does)
  * @ttl:     see the top of this file
- * @cas:     the expected cas id for PX_CACHE_CAS, ignored otherwise
+ * @cas:     the expected cas id for PX_CACHE_CAS; for REPLACE, APPEND
+ *           and PREPEND a nonzero @cas must match the live item's too
+ *           (-EEXIST otherwise: memcached's meta set with C); SET and ADD
+ *           ignore it
  * @cas_out: NULL, or receives the new item's cas id on success
  *
  * Every successful store gives the item a new cas id from one counter

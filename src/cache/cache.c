@@ -666,8 +666,10 @@ check_mode(const struct pxc_req *r, const struct pxc_item *old)
 		if (!old)
 			return -ENOENT;
 		return pxc_cas(old) == r->cas ? 0 : -EEXIST;
-	default:
-		return old ? 0 : -ENOENT;
+	default: /* REPLACE, APPEND, PREPEND: a nonzero cas must match too */
+		if (!old)
+			return -ENOENT;
+		return r->cas && pxc_cas(old) != r->cas ? -EEXIST : 0;
 	}
 }
 

@@ -196,6 +196,8 @@ expect_store(int k, enum px_cache_mode mode, size_t vlen, uint64_t cas)
 	case PX_CACHE_PREPEND:
 		if (!live)
 			return -ENOENT;
+		if (cas && model[k].cas != cas)
+			return -EEXIST;
 		break;
 	case PX_CACHE_CAS:
 		if (!live)

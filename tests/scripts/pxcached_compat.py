@@ -207,6 +207,72 @@ def cases(mem_mb):
         ("ms with a past TTL still takes a cas id",
          b"ms dk 1 T-1 c\r\nx\r\nms dk2 1 c\r\ny\r\n", dead_store_cas,
          SAME),
+        # Meta commands: quiet ma, flag errors, opaque and mode bounds.
+        ("ma q silences a change, its value too",
+         b"set qa 0 0 1\r\n5\r\nma qa q v\r\nma qa q\r\nmg qa v\r\n",
+         b"STORED\r\nVA 1\r\n7\r\n", SAME),
+        ("ma q still answers a number N created",
+         b"ma qn q N0\r\nma qv q N0 J4 v\r\n",
+         b"HD\r\nVA 1\r\n4\r\n", SAME),
+        ("t before T reports the TTL from before the touch",
+         b"set tt 0 0 1\r\n1\r\nmg tt t T50\r\nmg tt t\r\n"
+         b"ma tt c t T60 v\r\nma tn N30 t T70\r\nmg tn T80 t\r\n",
+         has(b"STORED\r\nHD t-1\r\nHD t50\r\nVA 1 c", b" t50\r\n2\r\n"
+             b"HD t30\r\nHD t80\r\n"), SAME),
+        ("ma and md flag faults are 'invalid or duplicate flag'",
+         b"ma fa Dx\r\nma fa v v\r\nma fa 1\r\nma fa M\r\n"
+         b"ma fa N0 J18446744073709551616\r\nmd fa q q\r\nmd fa 1\r\n"
+         b"ma fa z\r\nmd fa noreply\r\nmd fa E\r\n",
+         b"CLIENT_ERROR invalid or duplicate flag\r\n" * 10, SAME),
+        ("an opaque word of 33 bytes is too long",
+         b"mg nok O" + b"a" * 32 + b"\r\nma nok O" + b"a" * 32 +
+         b"\r\nmg nok O" + b"a" * 31 + b"\r\n",
+         b"CLIENT_ERROR opaque token too long\r\n" * 2 +
+         b"EN O" + b"a" * 31 + b"\r\n", SAME),
+        ("ms M word of the wrong length",
+         b"ms ml 1 MSS\r\na\r\nms ml 1 M\r\na\r\n",
+         b"CLIENT_ERROR incorrect length for M token\r\n" * 2, SAME),
+        ("lowercase modes are refused",
+         b"ms lm 1 Ms\r\na\r\nma lm Mi\r\nma lm Md\r\n",
+         b"CLIENT_ERROR invalid mode for ms M token\r\n" +
+         b"CLIENT_ERROR invalid mode for ma M token\r\n" * 2, SAME),
+        ("ms without a key is ERROR", b"ms\r\nms \r\n",
+         b"ERROR\r\nERROR\r\n", SAME),
+        ("shutdown is not enabled, whatever follows",
+         b"shutdown\r\nshutdown graceful\r\nshutdown noreply\r\n",
+         b"ERROR: shutdown not enabled\r\n" * 3, SAME),
+        # ms with C: replace is a compare-and-swap; append and prepend
+        # compare a nonzero cas; a failed store echoes c as c0.
+        ("ms C with a wrong cas changes nothing, in every mode",
+         b"ms cw 1\r\nx\r\nms cw 1 C1 MA\r\na\r\nms cw 1 C1 MP\r\na\r\n"
+         b"ms cw 1 C1 MR\r\na\r\nms cw 1 C1 MS\r\na\r\nmg cw v\r\n",
+         b"HD\r\nEX\r\nEX\r\nEX\r\nEX\r\nVA 1\r\nx\r\n", SAME),
+        ("ms C: replace of a missing key is NF, append NS",
+         b"ms cr 1 C1 MR\r\na\r\nms cr 1 C1 MA\r\na\r\n"
+         b"ms cr 1 C0 MR\r\na\r\n",
+         b"NF\r\nNS\r\nNF\r\n", SAME),
+        ("ms C0 appends without a compare, replaces never",
+         b"ms c0 1\r\nx\r\nms c0 1 C0 MA\r\ny\r\nms c0 1 C0 MR\r\nz\r\n"
+         b"mg c0 v\r\n",
+         b"HD\r\nHD\r\nEX\r\nVA 2\r\nxy\r\n", SAME),
+        ("ms c on a failed store is c0",
+         b"ms cz 1\r\nx\r\nms cz 1 ME c k\r\ny\r\nms czx 1 MR c\r\ny\r\n"
+         b"ms cz 1 C1 c Oo\r\nz\r\nms czy 1 C1 c\r\nz\r\n",
+         b"HD\r\nNS c0 kcz\r\nNS c0\r\nEX c0 Oo\r\nNF c0\r\n", SAME),
+        # noreply is the last word even where an argument was due.
+        ("noreply in an argument's place silences the error",
+         b"set nr 0 0 1\r\n5\r\nset nr 0 0 noreply\r\nincr nr noreply\r\n"
+         b"touch nr noreply\r\ncas nr 0 0 1 noreply\r\nget nr\r\n",
+         b"STORED\r\nVALUE nr 0 1\r\n5\r\nEND\r\n", SAME),
+        ("delete noreply deletes the key noreply",
+         b"set noreply 0 0 1\r\nz\r\ndelete noreply\r\ndelete noreply\r\n",
+         b"STORED\r\nDELETED\r\nNOT_FOUND\r\n", SAME),
+        # A command line ends at a NUL, as a C string does.
+        ("a NUL ends the command line",
+         b"set nu 0 0 1\x00 junk\r\nz\r\nget nu\x00 nc\r\n"
+         b"mg nu\x00 v\r\nversion\x00x\r\n",
+         b"STORED\r\nVALUE nu 0 1\r\nz\r\nEND\r\nHD\r\n"
+         b"VERSION 1.6.18\r\n", SAME),
         # Documented differences: no space padding; no read past a value.
         ("decr 100 to 99 stores '99' without padding",
          b"set n 0 0 3\r\n100\r\ndecr n 1\r\nget n\r\n",
@@ -256,6 +322,14 @@ def cases(mem_mb):
          unfetched_run, unfetched_delta, OURS),
         ("stats detail is not offered", b"stats detail on\r\n",
          b"ERROR\r\n", OURS),
+        # An append that would grow the value over -I is not stored.
+        # Last: its big item gives memcached more slab classes.
+        ("append and prepend over -I: NOT_STORED, NS, old value kept",
+         b"set ag 0 0 921600\r\n" + b"a" * 921600 + b"\r\n"
+         b"append ag 0 0 204800\r\n" + b"b" * 204800 + b"\r\n"
+         b"prepend ag 0 0 204800 noreply\r\n" + b"b" * 204800 + b"\r\n"
+         b"ms ag 204800 MA\r\n" + b"b" * 204800 + b"\r\nmg ag s\r\n",
+         b"STORED\r\nNOT_STORED\r\nNS\r\nHD s921600\r\n", SAME),
     ]
 
 

@@ -15,7 +15,7 @@
 MEM=16
 CASES=$(dirname "$0")/pxcached_compat.py
 NCASES=$("$PYTHON" "$CASES" count)
-NT=$((NCASES + 3))
+NT=$((NCASES + 4))
 echo "TAP version 13"
 echo "1..$NT"
 pxc_require_server "$NT" -t 2 -m "$MEM"
@@ -72,22 +72,49 @@ mc_cleanup() {
 	pxc_cleanup
 }
 trap mc_cleanup EXIT
+# mc_answers PORT PID: PORT accepts and its stats say pid PID, so the
+# server there is the memcached we started.  Without the pid check, a port
+# that another server already held passed for ours (our memcached failed
+# to bind and exited, the port still accepted): the cases, flush_all and
+# stats reset included, went to someone else's server.
+mc_answers() {
+	PORT=$1 PID=$2 "$PYTHON" -c '
+import os, re, socket, sys
+s = socket.create_connection(("127.0.0.1", int(os.environ["PORT"])), 1)
+s.settimeout(2)
+s.sendall(b"stats\r\n")
+got = b""
+while not got.endswith(b"END\r\n"):
+    d = s.recv(65536)
+    if not d:
+        break
+    got += d
+m = re.search(rb"STAT pid (\d+)\r\n", got)
+sys.exit(0 if m and m.group(1) == os.environ["PID"].encode() else 1)' \
+		2>/dev/null
+}
+# mc_port_open PORT: something listens on PORT (no byte is sent to it).
+mc_port_open() {
+	PORT=$1 "$PYTHON" -c '
+import os, socket
+socket.create_connection(("127.0.0.1", int(os.environ["PORT"])), 1)' \
+		2>/dev/null
+}
+# memcached_start [PORT]: one of our own on PORT, or on a free port in
+# 20000-60000; false if none could be started.  A port that already
+# accepts is someone else's: it is never tried.
 memcached_start() {
 	local user=()
 	[ "$(id -u)" -eq 0 ] && user=(-u root)
 	for _ in 1 2 3 4 5 6 7 8; do
-		MC_PORT=$((20000 + RANDOM % 40000))
+		MC_PORT=${1:-$((20000 + RANDOM % 40000))}
+		mc_port_open "$MC_PORT" && continue
 		memcached -l 127.0.0.1 -p "$MC_PORT" -U 0 -t 2 -m "$MEM" \
 			"${user[@]}" >"$PXC_TMP/mc.log" 2>&1 &
 		MC_PID=$!
 		for _ in $(seq 1 50); do
 			kill -0 "$MC_PID" 2>/dev/null || break
-			if PORT=$MC_PORT "$PYTHON" -c '
-import os, socket
-socket.create_connection(("127.0.0.1", int(os.environ["PORT"])), 1)' \
-				2>/dev/null; then
-				return 0
-			fi
+			mc_answers "$MC_PORT" "$MC_PID" && return 0
 			sleep 0.1
 		done
 		kill "$MC_PID" 2>/dev/null
@@ -97,7 +124,35 @@ socket.create_connection(("127.0.0.1", int(os.environ["PORT"])), 1)' \
 	return 1
 }
 
+# taken_port_refused: a port held by another listener (a python one of
+# ours that answers nothing) is not taken for our memcached.
+taken_port_refused() {
+	local port held rc
+	"$PYTHON" -c '
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
+print(s.getsockname()[1], flush=True)
+time.sleep(60)' >"$PXC_TMP/held" 2>/dev/null &
+	held=$!
+	for _ in $(seq 1 50); do
+		[ -s "$PXC_TMP/held" ] && break
+		sleep 0.1
+	done
+	port=$(cat "$PXC_TMP/held")
+	memcached_start "$port"
+	rc=$?
+	kill "$held" 2>/dev/null
+	wait "$held" 2>/dev/null
+	[ -n "$port" ] && [ "$rc" -ne 0 ] && [ -z "$MC_PID" ]
+}
+
 version=$(memcached -V 2>/dev/null)
+if [ "$version" != "memcached 1.6.18" ]; then
+	pxc_ok "memcached on a taken port # SKIP memcached 1.6.18 not installed (${version:-none})"
+else
+	pxc_check "memcached is never assumed on a port another server holds" \
+		taken_port_refused
+fi
 if [ "$version" != "memcached 1.6.18" ]; then
 	pxc_ok "memcached agrees on the shared cases # SKIP memcached 1.6.18 not installed (${version:-none})"
 elif ! memcached_start; then

@@ -12,7 +12,7 @@
 # happens after the restart.  Our own servers on free 127.0.0.1 ports, by pid.
 . "$(dirname "$0")/pxcached_server.sh"
 
-NT=13
+NT=15
 echo "TAP version 13"
 echo "1..$NT"
 SNAP=$PXC_TMP/cache.snap
@@ -209,6 +209,18 @@ pxc_check "kill -9 during writes and saves: the previous snapshot loads ($got)" 
 pxc_stop TERM || { echo "# server exit status $?"; PXC_FAILED=1; }
 pxc_check "--snapshot-interval without --snapshot is refused" bash -c \
 	'"$0" --snapshot-interval 5 2>&1 | grep -q "need --snapshot"' "$PXC_BIN"
+
+# A FILE that no save could write (missing directory, a directory) is
+# refused at start, not found out by the final save after the session.
+for bad in "$PXC_TMP/no/such/dir/snap" "$PXC_TMP"; do
+	timeout 20 "$PXC_BIN" -p 0 -t 1 -m 32 --snapshot "$bad" \
+		>"$PXC_TMP/badlog" 2>&1
+	rc=$?
+	pxc_check "--snapshot $bad that cannot be saved: exit 1 at start ($rc)" \
+		bash -c "[ $rc -eq 1 ] &&
+			grep -q 'cannot be saved' '$PXC_TMP/badlog' &&
+			! grep -q listening '$PXC_TMP/badlog'"
+done
 
 # A delayed flush_all pending when the server stops is in the snapshot:
 # after the restart the item is there until the flush's time, then gone.

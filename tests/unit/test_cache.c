@@ -255,6 +255,35 @@ test_cache_append_prepend(void **state)
 	px_cache_destroy(c);
 }
 
+/* REPLACE, APPEND and PREPEND compare a nonzero cas (meta set's C). */
+static void
+test_cache_replace_append_compare_cas(void **state)
+{
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_DEFAULT, 0);
+	uint64_t cas, cas2;
+
+	assert_int_equal(store_s(c, PX_CACHE_APPEND, "k", "x", 5), -ENOENT);
+	assert_int_equal(
+	    px_cache_store(c, PX_CACHE_SET, "k", 1, "a", 1, 0, 0, 0, &cas), 0);
+	assert_int_equal(store_s(c, PX_CACHE_APPEND, "k", "x", cas + 1),
+			 -EEXIST);
+	assert_int_equal(store_s(c, PX_CACHE_PREPEND, "k", "x", cas + 1),
+			 -EEXIST);
+	assert_int_equal(store_s(c, PX_CACHE_REPLACE, "k", "x", cas + 1),
+			 -EEXIST);
+	assert_string_equal(get_s(c, "k"), "a");
+	assert_int_equal(px_cache_store(c, PX_CACHE_APPEND, "k", 1, "b", 1, 0,
+					0, cas, &cas2),
+			 0);
+	assert_string_equal(get_s(c, "k"), "ab");
+	/* the old cas is stale now; 0 compares nothing */
+	assert_int_equal(store_s(c, PX_CACHE_PREPEND, "k", "x", cas), -EEXIST);
+	assert_int_equal(store_s(c, PX_CACHE_PREPEND, "k", "_", 0), 0);
+	assert_int_equal(store_s(c, PX_CACHE_REPLACE, "k", "z", 0), 0);
+	assert_string_equal(get_s(c, "k"), "z");
+	px_cache_destroy(c);
+}
+
 static void
 test_cache_incr_decr(void **state)
 {
@@ -1549,8 +1578,10 @@ expect_store(enum px_cache_mode m, const struct model_entry *e, uint64_t cas)
 		return live ? -EEXIST : 0;
 	case PX_CACHE_CAS:
 		return !live ? -ENOENT : cas == e->cas ? 0 : -EEXIST;
-	default:
-		return live ? 0 : -ENOENT;
+	default: /* REPLACE, APPEND, PREPEND compare a nonzero cas */
+		if (!live)
+			return -ENOENT;
+		return cas && cas != e->cas ? -EEXIST : 0;
 	}
 }
 
@@ -1771,6 +1802,7 @@ main(void)
 	    cmocka_unit_test(test_cache_add_and_replace),
 	    cmocka_unit_test(test_cache_cas_mismatch_and_missing),
 	    cmocka_unit_test(test_cache_append_prepend),
+	    cmocka_unit_test(test_cache_replace_append_compare_cas),
 	    cmocka_unit_test(test_cache_incr_decr),
 	    cmocka_unit_test(test_cache_ttl_boundaries),
 	    cmocka_unit_test(test_cache_touch_and_gat),

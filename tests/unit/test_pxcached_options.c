@@ -220,6 +220,10 @@ test_pxcached_options_snapshot(void **state)
 	assert_int_equal(parse(&o, err, sizeof(err), "--snapshot", "/tmp/s",
 			       "--snapshot-interval", "-1", NULL),
 			 -EINVAL);
+	/* An empty name could never be saved to. */
+	assert_int_equal(parse(&o, err, sizeof(err), "--snapshot", "", NULL),
+			 -EINVAL);
+	assert_non_null(strstr(err, "file name"));
 }
 
 /* -o: memcached's extended options, comma separated, Kconfig defaults. */

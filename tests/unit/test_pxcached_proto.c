@@ -27,8 +27,9 @@ describe(const struct mc_req *req, char *out, size_t cap)
 	size_t n = strlen(out);
 
 	if (req->cmd == MC_CMD_ERROR) {
-		snprintf(out + n, cap - n, "[%s%s]", req->error,
-			 req->close ? " close" : "");
+		snprintf(out + n, cap - n, "[%s%s%s]", req->error,
+			 req->close ? " close" : "",
+			 req->noreply ? " noreply" : "");
 		return;
 	}
 	n += (size_t)snprintf(out + n, cap - n, "[%s", mc_cmd_name(req->cmd));
@@ -95,6 +96,16 @@ expect(const char *in, const char *want)
 	char out[8192];
 
 	feed(in, strlen(in), 0, out, sizeof(out));
+	assert_string_equal(out, want);
+}
+
+/* expect() for input holding NUL bytes: @len of them. */
+static void
+expect_n(const char *in, size_t len, const char *want)
+{
+	char out[8192];
+
+	feed(in, len, 0, out, sizeof(out));
 	assert_string_equal(out, want);
 }
 
@@ -302,7 +313,7 @@ test_pxcached_proto_bad_data_chunk(void **state)
 	expect("set a 0 0 1\r\nxyz\r\nget a\r\n",
 	       "[CLIENT_ERROR bad data chunk][ERROR][get keys=a]");
 	expect("set a 0 0 1 noreply\r\nxyz\r\n",
-	       "[CLIENT_ERROR bad data chunk][ERROR]");
+	       "[CLIENT_ERROR bad data chunk noreply][ERROR]");
 }
 
 static void
@@ -460,8 +471,46 @@ test_pxcached_proto_meta_errors(void **state)
 	       "[CLIENT_ERROR opaque token too long]");
 	expect("mg k Tx\r\nma k Dx\r\nma k Mx\r\n",
 	       "[CLIENT_ERROR bad token in command line format]"
-	       "[CLIENT_ERROR bad token in command line format]"
+	       "[CLIENT_ERROR invalid or duplicate flag]"
 	       "[CLIENT_ERROR invalid mode for ma M token]");
+	/* memcached's ma and md name every flag fault the same way. */
+	expect("ma k v v\r\nma k 1\r\nma k MII\r\nmd k q q\r\nmd k -\r\n",
+	       "[CLIENT_ERROR invalid or duplicate flag]"
+	       "[CLIENT_ERROR invalid or duplicate flag]"
+	       "[CLIENT_ERROR invalid or duplicate flag]"
+	       "[CLIENT_ERROR invalid or duplicate flag]"
+	       "[CLIENT_ERROR invalid or duplicate flag]");
+	/* ... letters memcached does not know too (z, E, x) ... */
+	expect("ma k z\r\nmd k E\r\nmd k x\r\nmg k z\r\n",
+	       "[CLIENT_ERROR invalid or duplicate flag]"
+	       "[CLIENT_ERROR invalid or duplicate flag]"
+	       "[CLIENT_ERROR invalid or duplicate flag]"
+	       "[CLIENT_ERROR invalid flag]");
+	/* ... but the letters only pxcached refuses keep their own words. */
+	expect("md k C1\r\nma k b\r\n",
+	       "[CLIENT_ERROR invalid flag][CLIENT_ERROR invalid flag]");
+	/* The opaque word is 32 bytes at most, its O included. */
+	expect("mg k O1234567890123456789012345678901\r\n"
+	       "mg k O12345678901234567890123456789012\r\n",
+	       "[mg k=k][CLIENT_ERROR opaque token too long]");
+	/* Mode words: one upper-case letter. */
+	expect("ms k 1 MSS\r\nz\r\nms k 1 Ms\r\nz\r\nma k Mi\r\n",
+	       "[CLIENT_ERROR incorrect length for M token]"
+	       "[CLIENT_ERROR invalid mode for ms M token]"
+	       "[CLIENT_ERROR invalid mode for ma M token]");
+	/* noreply in a required argument's place: its error is silent. */
+	expect("incr k noreply\r\ntouch k noreply\r\nset k 0 0 noreply\r\n"
+	       "delete noreply\r\n",
+	       "[CLIENT_ERROR invalid numeric delta argument noreply]"
+	       "[CLIENT_ERROR invalid exptime argument noreply]"
+	       "[CLIENT_ERROR bad command line format noreply][delete "
+	       "k=noreply]");
+	/* A NUL ends the line, as memcached reads it; the value is data. */
+	expect_n("get a\0 b\r\nset k\0 x\r\nset k 0 0 3\0\r\na\0b\r\n", 39,
+		 "[get keys=a][ERROR][set k=k v=a]");
+	expect("ms\r\nshutdown\r\nshutdown graceful noreply\r\n",
+	       "[ERROR][ERROR: shutdown not enabled]"
+	       "[ERROR: shutdown not enabled]");
 	/* A bad flag on ms still consumes the value. */
 	expect("ms k 2 MX\r\nzz\r\nms k 2 Z\r\nzz\r\nmn\r\n",
 	       "[CLIENT_ERROR invalid mode for ms M token]"
