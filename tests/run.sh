@@ -7,7 +7,8 @@
 # ($OUT/tests/selftests/*) and scripts (tests/scripts/*.sh).  Each prints
 # TAP; every "ok"/"not ok" line counts once, "# SKIP" ones as skipped.  A
 # program that exits non-zero without a "not ok" line counts as one
-# failure.  Usage: tests/run.sh [unit|selftests|scripts] [NAME...]
+# failure.  Usage: tests/run.sh [unit|selftests|scripts] [NAME...]; a unit
+# test's NAME may leave out its test_ prefix.
 set -u
 OUT=${OUT:-build}
 export OUT
@@ -22,7 +23,9 @@ picked() {
 	[ $# -eq 1 ] && return 0
 	local n=$1 want; shift
 	for want in "$@"; do
-		[ "$(basename "$n" .sh)" = "$want" ] && return 0
+		case $(basename "$n" .sh) in
+		"$want" | "test_$want") return 0 ;;
+		esac
 	done
 	return 1
 }
@@ -42,6 +45,13 @@ if want scripts; then
 	for p in tests/scripts/*.sh; do
 		[ -f "$p" ] && picked "$p" "$@" && progs+=("$p")
 	done
+fi
+
+if [ ${#progs[@]} -eq 0 ]; then
+	echo "tests/run.sh: no $kind test program named: $*" \
+		"(build first with make)" >&2
+	echo "0 passed, 0 failed, 0 skipped"
+	exit 1
 fi
 
 pass=0 fail=0 skip=0
