@@ -11,6 +11,22 @@ srv_port_open() {
 	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+# srv_owns_port PID PORT: true when process PID holds a socket listening
+# on 127.0.0.1:PORT or *:PORT.  Something answering on the port is not
+# enough: another program may have taken it between our check that it
+# was free and our server's bind, and then our server exits while the
+# port still answers, and the test would run against a stranger.
+srv_owns_port() {
+	local hex inode
+	hex=$(printf '%04X' "$2")
+	for inode in $(awk -v p=":$hex" '$4 == "0A" && substr($2, 9) == p {
+		print $10 }' /proc/net/tcp); do
+		find "/proc/$1/fd" -lname "socket:\[$inode\]" 2>/dev/null |
+			grep -q . && return 0
+	done
+	return 1
+}
+
 # srv_start LOG CMD ARGS...: runs CMD ARGS... -p PORT on random ports in
 # 20000-60000 until one listens (a taken port makes the server exit).
 # Sets SRV_PID and SRV_PORT; returns 1 when no attempt worked.
@@ -23,7 +39,8 @@ srv_start() {
 		"$@" -p "$port" >"$log" 2>&1 &
 		SRV_PID=$!
 		for i in $(seq 1 100); do
-			if srv_port_open "$port"; then
+			if srv_port_open "$port" &&
+				srv_owns_port "$SRV_PID" "$port"; then
 				SRV_PORT=$port
 				export SRV_PID SRV_PORT
 				return 0

@@ -91,12 +91,13 @@ random_port() {
 		srv_port_open "$p" || { echo "$p"; return; }
 	done
 }
-# wait_port PORT PID: true once PORT accepts (10 s at most, generous for
-# sanitized builds on a loaded machine), false if PID died first.
+# wait_port PORT PID: true once PID listens on PORT (10 s at most,
+# generous for sanitized builds on a loaded machine), false if PID died
+# first.
 wait_port() {
 	local i
 	for i in $(seq 1 200); do
-		srv_port_open "$1" && return 0
+		srv_port_open "$1" && srv_owns_port "$2" "$1" && return 0
 		kill -0 "$2" 2>/dev/null || return 1
 		sleep 0.05
 	done

@@ -128,22 +128,59 @@ run_suite() { # run_suite NAME PORT
 }
 
 echo "TAP version 13"
-echo "1..16"
+echo "1..17"
 if [ ! -x "$PXLOAD" ] || [ ! -x "$REPLAY" ]; then
 	for i in $(seq 1 16); do skip "pxload test $i" "$PXLOAD not built"; done
 	exit 0
 fi
 
 # No server on the port: every connection fails and is counted.
+# hold_port MODE: a socket of ours on a free port, listening (MODE listen)
+# or only bound, so that connecting there is refused and no other
+# program can take the port meanwhile.  Sets HOLD_PORT, and HOLD_PID to
+# the holder's pid (also in PIDS).
+hold_port() {
+	python3 -c '
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0))
+if sys.argv[1] == "listen":
+    s.listen(1)
+print(s.getsockname()[1], flush=True)
+time.sleep(60)
+' "$1" >"$tmp/held" &
+	HOLD_PID=$!
+	PIDS+=("$HOLD_PID")
+	for _ in $(seq 1 50); do [ -s "$tmp/held" ] && break; sleep 0.1; done
+	HOLD_PORT=$(cat "$tmp/held")
+	: >"$tmp/held"
+}
+
 t_refused() {
-	local port
-	port=$((20000 + RANDOM % 40000))
-	srv_port_open "$port" && return 1
-	pxload -p "$port" -c 3 -t 0.2 --connect-timeout 500
+	local ok
+	hold_port bound
+	[ -n "$HOLD_PORT" ] || return 1
+	pxload -p "$HOLD_PORT" -c 3 -t 0.2 --connect-timeout 500
 	[ "$(rc)" = 2 ] && [ "$(field err_conn)" = 3 ] &&
 		[ "$(field ops)" = 0 ]
+	ok=$?
+	srv_stop "$HOLD_PID"
+	return "$ok"
 }
 check "pxload: refused connections are counted as errors" t_refused
+
+# srv_start accepts a port only when its own server listens there: a
+# port that answers for another program is not ours.
+t_owns_port() {
+	local ok
+	hold_port listen
+	[ -n "$HOLD_PORT" ] && srv_port_open "$HOLD_PORT" &&
+		srv_owns_port "$HOLD_PID" "$HOLD_PORT" &&
+		! srv_owns_port $$ "$HOLD_PORT"
+	ok=$?
+	srv_stop "$HOLD_PID"
+	return "$ok"
+}
+check "srv_owns_port tells our listener from another program's" t_owns_port
 
 # fake_server MODE: a one-connection server in python that answers every
 # request line with BOGUS (MODE bogus) or never answers (MODE mute).
