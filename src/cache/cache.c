@@ -752,6 +752,28 @@ publish(struct px_cache *c, uint64_t h, struct pxc_item *old,
 	atomic_store_explicit(bucket_of(c, h), off, memory_order_release);
 }
 
+/*
+ * The first allocation failed while @old was pinned: an item over about
+ * half the budget cannot sit next to its own old version.  When the new
+ * value does not need the old one (all modes but APPEND and PREPEND),
+ * remove it (cause REPLACED, as the store would), unpin it and try again;
+ * *@oldp becomes NULL.  Returns the block, or 0.
+ */
+static uint32_t
+alloc_without_old(struct px_cache *c, const struct pxc_req *r,
+		  struct pxc_item **oldp, size_t units)
+{
+	struct pxc_item *old = *oldp;
+
+	if (r->mode == PX_CACHE_APPEND || r->mode == PX_CACHE_PREPEND)
+		return 0;
+	if (pxc_linked(old))
+		pxc_remove_locked(c, old, PX_CACHE_CAUSE_REPLACED);
+	pxc_unpin(c, old);
+	*oldp = NULL;
+	return alloc_units(c, units, r->now, SIZE_MAX);
+}
+
 /* Build and publish the new item; @old (maybe NULL) was live. */
 static int
 store_new(struct px_cache *c, const struct pxc_req *r, struct pxc_item *old,
@@ -769,6 +791,8 @@ store_new(struct px_cache *c, const struct pxc_req *r, struct pxc_item *old,
 	else
 		make_room_for_one(c, r->now);
 	off = alloc_units(c, units, r->now, SIZE_MAX);
+	if (!off && old && !r->moving)
+		off = alloc_without_old(c, r, &old, units);
 	if (r->moving && !pxc_linked(old)) {
 		/* Evicted to make room for its own move (whether or not
 		 * the room was then found): let it go. */

@@ -284,6 +284,54 @@ test_cache_replace_append_compare_cas(void **state)
 	px_cache_destroy(c);
 }
 
+/*
+ * An item over half the budget cannot sit next to its old version: a
+ * store that does not need the old value (SET, REPLACE, CAS) lets it go
+ * first rather than fail with -ENOMEM (no reference pins anything) and
+ * lose the old item anyway.
+ */
+static unsigned
+gone(const char *key)
+{
+	return count_events(key, PX_CACHE_CAUSE_REPLACED) +
+	       count_events(key, PX_CACHE_CAUSE_EVICTED);
+}
+
+static void
+test_cache_store_over_half_budget_replaces_itself(void **state)
+{
+	size_t vlen = 800 * 1024;
+	char *v = calloc(1, vlen);
+	struct px_cache *c =
+	    make(PX_CACHE_LIMIT_MIN, PX_CACHE_POLICY_DEFAULT, 0);
+	struct px_cache_info info;
+	uint64_t cas;
+
+	assert_non_null(v);
+	assert_int_equal(px_cache_set(c, "k", 1, v, vlen, 0, 0), 0);
+	v[0] = 'a';
+	assert_int_equal(px_cache_set(c, "k", 1, v, vlen, 0, 0), 0);
+	assert_int_equal(px_cache_get(c, "k", 1, NULL, 0, &info), -ENOSPC);
+	assert_int_equal(info.vlen, vlen);
+	/* The old version is reported once (evicted for room or replaced). */
+	assert_int_equal(gone("k"), 1);
+	v[0] = 'b';
+	assert_int_equal(
+	    px_cache_store(c, PX_CACHE_REPLACE, "k", 1, v, vlen, 0, 0, 0, &cas),
+	    0);
+	v[0] = 'c';
+	assert_int_equal(
+	    px_cache_store(c, PX_CACHE_CAS, "k", 1, v, vlen, 0, 0, cas, &cas),
+	    0);
+	assert_int_equal(px_cache_get(c, "k", 1, v, vlen, &info), 0);
+	assert_int_equal(v[0], 'c');
+	assert_int_equal(info.cas, cas);
+	assert_int_equal(gone("k"), 3);
+	assert_int_equal(px_cache_delete(c, "k", 1), 0);
+	px_cache_destroy(c);
+	free(v);
+}
+
 static void
 test_cache_incr_decr(void **state)
 {
@@ -1803,6 +1851,7 @@ main(void)
 	    cmocka_unit_test(test_cache_cas_mismatch_and_missing),
 	    cmocka_unit_test(test_cache_append_prepend),
 	    cmocka_unit_test(test_cache_replace_append_compare_cas),
+	    cmocka_unit_test(test_cache_store_over_half_budget_replaces_itself),
 	    cmocka_unit_test(test_cache_incr_decr),
 	    cmocka_unit_test(test_cache_ttl_boundaries),
 	    cmocka_unit_test(test_cache_touch_and_gat),
