@@ -332,6 +332,27 @@ test_cache_store_over_half_budget_replaces_itself(void **state)
 	free(v);
 }
 
+/* A max_items near SIZE_MAX (no real limit) must not hang creation. */
+static void
+test_cache_huge_max_items_creates(void **state)
+{
+	enum px_cache_policy pols[] = {
+	    PX_CACHE_POLICY_LRU, PX_CACHE_POLICY_SIEVE, PX_CACHE_POLICY_S3FIFO};
+	size_t limits[] = {SIZE_MAX, SIZE_MAX / 2 + 2};
+	unsigned i, j;
+
+	for (i = 0; i < 3; i++) {
+		for (j = 0; j < 2; j++) {
+			struct px_cache *c =
+			    make(PX_CACHE_LIMIT_MIN, pols[i], limits[j]);
+
+			assert_int_equal(set_s(c, "k", "v", 0), 0);
+			assert_string_equal(get_s(c, "k"), "v");
+			px_cache_destroy(c);
+		}
+	}
+}
+
 static void
 test_cache_incr_decr(void **state)
 {
@@ -1852,6 +1873,7 @@ main(void)
 	    cmocka_unit_test(test_cache_append_prepend),
 	    cmocka_unit_test(test_cache_replace_append_compare_cas),
 	    cmocka_unit_test(test_cache_store_over_half_budget_replaces_itself),
+	    cmocka_unit_test(test_cache_huge_max_items_creates),
 	    cmocka_unit_test(test_cache_incr_decr),
 	    cmocka_unit_test(test_cache_ttl_boundaries),
 	    cmocka_unit_test(test_cache_touch_and_gat),
