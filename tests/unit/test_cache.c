@@ -1516,6 +1516,21 @@ test_cache_get_or_load(void **state)
 	px_cache_destroy(c);
 }
 
+/* No loader is refused up front, not called through NULL on a miss. */
+static void
+test_cache_get_or_load_without_loader_is_einval(void **state)
+{
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_DEFAULT, 0);
+	struct px_cache_ref ref;
+
+	assert_int_equal(px_cache_get_or_load(c, "m", 1, NULL, NULL, &ref),
+			 -EINVAL);
+	assert_int_equal(set_s(c, "k", "v", 0), 0);
+	assert_int_equal(px_cache_get_or_load(c, "k", 1, NULL, NULL, &ref),
+			 -EINVAL);
+	px_cache_destroy(c);
+}
+
 /* The caller of get_or_load reads the loaded item: it is not unfetched. */
 static void
 test_cache_loaded_item_counts_as_fetched(void **state)
@@ -1914,6 +1929,7 @@ main(void)
 	    cmocka_unit_test(
 		test_cache_s3fifo_hot_counter_keeps_racing_updates),
 	    cmocka_unit_test(test_cache_get_or_load),
+	    cmocka_unit_test(test_cache_get_or_load_without_loader_is_einval),
 	    cmocka_unit_test(test_cache_hash_is_seeded),
 	    cmocka_unit_test(test_cache_loaded_item_counts_as_fetched),
 	    cmocka_unit_test(test_cache_metrics_table),
