@@ -286,9 +286,9 @@ test_cache_replace_append_compare_cas(void **state)
 
 /*
  * An item over half the budget cannot sit next to its old version: a
- * store that does not need the old value (SET, REPLACE, CAS) lets it go
- * first rather than fail with -ENOMEM (no reference pins anything) and
- * lose the old item anyway.
+ * store lets it go first (APPEND and PREPEND keep a copy of its bytes)
+ * rather than fail with -ENOMEM (no reference pins anything) and lose the
+ * old item anyway.
  */
 static unsigned
 gone(const char *key)
@@ -301,7 +301,7 @@ static void
 test_cache_store_over_half_budget_replaces_itself(void **state)
 {
 	size_t vlen = 800 * 1024;
-	char *v = calloc(1, vlen);
+	char *v = calloc(1, vlen + 2);
 	struct px_cache *c =
 	    make(PX_CACHE_LIMIT_MIN, PX_CACHE_POLICY_DEFAULT, 0);
 	struct px_cache_info info;
@@ -327,6 +327,19 @@ test_cache_store_over_half_budget_replaces_itself(void **state)
 	assert_int_equal(v[0], 'c');
 	assert_int_equal(info.cas, cas);
 	assert_int_equal(gone("k"), 3);
+	/* APPEND and PREPEND keep the old bytes through a private copy. */
+	assert_int_equal(
+	    px_cache_store(c, PX_CACHE_APPEND, "k", 1, "z", 1, 0, 0, 0, NULL),
+	    0);
+	assert_int_equal(
+	    px_cache_store(c, PX_CACHE_PREPEND, "k", 1, "p", 1, 0, 0, 0, NULL),
+	    0);
+	assert_int_equal(px_cache_get(c, "k", 1, v, vlen + 2, &info), 0);
+	assert_int_equal(info.vlen, vlen + 2);
+	assert_int_equal(v[0], 'p');
+	assert_int_equal(v[1], 'c');
+	assert_int_equal(v[vlen + 1], 'z');
+	assert_int_equal(gone("k"), 5);
 	assert_int_equal(px_cache_delete(c, "k", 1), 0);
 	px_cache_destroy(c);
 	free(v);
