@@ -5,6 +5,7 @@
  * context of the part that returned them.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -111,11 +112,22 @@ static const struct px_context_error px_context_errors[] = {
      "they were reported and still complete later"},
 };
 
+/*
+ * The magnitude of @err: negative and positive codes read the same.
+ * INT_MIN has no positive int; it maps to INT_MAX, which is no code.
+ */
+static int
+err_abs(int err)
+{
+	if (err == INT_MIN)
+		return INT_MAX;
+	return err < 0 ? -err : err;
+}
+
 const char *
 px_strerror(int err)
 {
-	if (err < 0)
-		err = -err;
+	err = err_abs(err);
 	if (err == 0)
 		return "success";
 	if (err >= PX_EBASE && err < PX_EMAX)
@@ -130,8 +142,7 @@ px_strerror_in(enum px_part part, int err)
 {
 	size_t i;
 
-	if (err < 0)
-		err = -err;
+	err = err_abs(err);
 	for (i = 0; i < sizeof(px_context_errors) / sizeof(*px_context_errors);
 	     i++) {
 		if (px_context_errors[i].part == part &&

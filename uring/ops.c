@@ -139,6 +139,8 @@ px_ring_accept(struct px_ring *ring, int fd, uint32_t flags, px_ring_fn fn,
 
 	if (ret < 0)
 		return ret;
+	if (flags & ~(uint32_t)PX_RING_ACCEPT_DIRECT)
+		return -EINVAL;
 	op = ring_op_alloc(ring, fn, ctx);
 	if (!op)
 		return -ENOMEM;
@@ -330,6 +332,8 @@ px_ring_timer(struct px_ring *ring, uint64_t ns, uint32_t flags, px_ring_fn fn,
 	if (ret < 0)
 		return ret;
 	if (ns == 0 && flags & PX_RING_TIMER_PERIODIC)
+		return -EINVAL;
+	if (flags & ~(uint32_t)PX_RING_TIMER_PERIODIC)
 		return -EINVAL;
 	op = ring_op_alloc(ring, fn, ctx);
 	if (!op)

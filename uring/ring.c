@@ -71,6 +71,9 @@ opts_resolve(const struct px_ring_opts *in, struct px_ring_opts *o)
 		o->buf_size = def.buf_size;
 	if (o->cq_entries < o->sq_entries)
 		return -EINVAL;
+	if (o->flags & ~(uint32_t)(PX_RING_SQPOLL | PX_RING_NO_DEFER |
+				   PX_RING_NO_REG_FD | PX_RING_NO_BUF_RING))
+		return -EINVAL; /* a flag this library does not know */
 	if (o->buf_count & (o->buf_count - 1) || o->buf_count > 32768)
 		return -EINVAL;
 	return 0;

@@ -355,7 +355,8 @@ typedef int (*px_cache_loader_fn)(void *arg, const void *key, size_t klen,
  * the loading caller and its waiters get -ENOENT.
  * Returns 0 with @ref pinned (put it with px_cache_ref_put()), the
  * loader's error (to the loading caller and every waiter), a store error
- * (-E2BIG, -ENOMEM), -ENOENT as above, or -EINVAL.  Blocks while another
+ * (-E2BIG, -ENOMEM), -ENOENT as above, or -EINVAL (bad key length, or
+ * no @loader, even for a key that is present).  Blocks while another
  * thread loads the key.
  */
 PX_API int px_cache_get_or_load(struct px_cache *c, const void *key,

@@ -87,7 +87,8 @@ PX_API void px_ring_opts_init(struct px_ring_opts *opts);
  * COOP_TASKRUN|TASKRUN_FLAG, then a plain ring; adds SQPOLL when asked;
  * registers the ring fd, the buffer ring and the fixed-file table.
  * Features are probed once per process (px_probe_cached()).
- * Returns 0, -EINVAL for bad options, or the io_uring_setup error as is:
+ * Returns 0, -EINVAL for bad options (unknown flags included), or the
+ * io_uring_setup error as is:
  * -EPERM (blocked by seccomp or kernel.io_uring_disabled), -ENOSYS (no
  * io_uring), -ENOMEM; px_strerror_in(PX_PART_RING, err) explains them.
  * The ring must be used only by the thread that created it.
@@ -216,7 +217,7 @@ enum px_ring_accept_flags {
  * @op:    optional; receives the handle for px_ring_cancel()
  *
  * Returns 0 (the callback will be called at least once) or -errno (it
- * will not be called).
+ * will not be called; -EINVAL for unknown flags).
  */
 PX_API int px_ring_accept(struct px_ring *ring, int fd, uint32_t flags,
 			  px_ring_fn fn, void *ctx, struct px_ring_op **op);
@@ -251,7 +252,8 @@ enum px_ring_timer_flags {
  *         with a last call (-ECANCELED, more == false).  A deadline past
  *         the 64-bit clock (a period of centuries) never comes.
  *
- * Returns 0 or -errno (no callback).
+ * Returns 0 or -errno (no callback): -EINVAL for a periodic @ns of 0 or
+ * unknown flags.
  */
 PX_API int px_ring_timer(struct px_ring *ring, uint64_t ns, uint32_t flags,
 			 px_ring_fn fn, void *ctx, struct px_ring_op **op);

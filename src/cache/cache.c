@@ -16,6 +16,7 @@
 #include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -706,20 +707,27 @@ item_init(struct px_cache *c, struct pxc_item *it, const struct pxc_req *r,
 	memcpy(d, r->key, r->klen);
 }
 
+/* The old value an APPEND or PREPEND keeps, maybe a private copy. */
+struct old_value {
+	const char *p;
+	size_t len;
+	char *copy; /* malloc()ed when the old item had to go first */
+};
+
 static void
-fill_value(struct pxc_item *it, const struct pxc_req *r, struct pxc_item *old)
+fill_value(struct pxc_item *it, const struct pxc_req *r,
+	   const struct old_value *ov)
 {
 	char *v = pxc_value(it);
-	size_t ol = old ? pxc_vlen(old) : 0;
 
 	if (r->mode == PX_CACHE_APPEND) {
-		memcpy(v, pxc_value(old), ol);
-		v += ol;
+		memcpy(v, ov->p, ov->len);
+		v += ov->len;
 	}
 	if (r->vlen)
 		memcpy(v, r->val, r->vlen);
 	if (r->mode == PX_CACHE_PREPEND)
-		memcpy(v + r->vlen, pxc_value(old), ol);
+		memcpy(v + r->vlen, ov->p, ov->len);
 }
 
 /* Put @it in the index in place of @old (if still linked) or new. */
@@ -752,12 +760,41 @@ publish(struct px_cache *c, uint64_t h, struct pxc_item *old,
 	atomic_store_explicit(bucket_of(c, h), off, memory_order_release);
 }
 
+/*
+ * The first allocation failed while @old was pinned: an item over about
+ * half the budget cannot sit next to its own old version.  Remove @old
+ * (cause REPLACED, as the store would; APPEND and PREPEND first copy its
+ * value aside), unpin it and try again; *@oldp becomes NULL.  Returns
+ * the block, or 0.
+ */
+static uint32_t
+alloc_without_old(struct px_cache *c, const struct pxc_req *r,
+		  struct pxc_item **oldp, size_t units, struct old_value *ov)
+{
+	struct pxc_item *old = *oldp;
+
+	if (r->mode == PX_CACHE_APPEND || r->mode == PX_CACHE_PREPEND) {
+		ov->copy = malloc(ov->len ? ov->len : 1);
+		if (!ov->copy)
+			return 0;
+		memcpy(ov->copy, ov->p, ov->len);
+		ov->p = ov->copy;
+	}
+	if (pxc_linked(old))
+		pxc_remove_locked(c, old, PX_CACHE_CAUSE_REPLACED);
+	pxc_unpin(c, old);
+	*oldp = NULL;
+	return alloc_units(c, units, r->now, SIZE_MAX);
+}
+
 /* Build and publish the new item; @old (maybe NULL) was live. */
 static int
 store_new(struct px_cache *c, const struct pxc_req *r, struct pxc_item *old,
 	  size_t vlen, struct pxc_item **out)
 {
 	size_t units = pxc_units_for(r->klen, vlen, r->flags, r->exptime);
+	struct old_value ov = {old ? pxc_value(old) : NULL,
+			       old ? pxc_vlen(old) : 0, NULL};
 	struct pxc_item *it;
 	uint32_t off;
 
@@ -769,6 +806,8 @@ store_new(struct px_cache *c, const struct pxc_req *r, struct pxc_item *old,
 	else
 		make_room_for_one(c, r->now);
 	off = alloc_units(c, units, r->now, SIZE_MAX);
+	if (!off && old && !r->moving)
+		off = alloc_without_old(c, r, &old, units, &ov);
 	if (r->moving && !pxc_linked(old)) {
 		/* Evicted to make room for its own move (whether or not
 		 * the room was then found): let it go. */
@@ -780,8 +819,9 @@ store_new(struct px_cache *c, const struct pxc_req *r, struct pxc_item *old,
 	if (off) {
 		it = pxc_item(c, off);
 		item_init(c, it, r, vlen);
-		fill_value(it, r, old);
+		fill_value(it, r, &ov);
 	}
+	free(ov.copy);
 	if (old)
 		pxc_unpin(c, old);
 	if (!off)

@@ -20,11 +20,14 @@ round_up(size_t v, size_t a)
 	return (v + a - 1) / a * a;
 }
 
+/* The least power of two >= @v, saturating at the largest one. */
 static size_t
 pow2_at_least(size_t v)
 {
 	size_t p = 1;
 
+	if (v > SIZE_MAX / 2)
+		return SIZE_MAX / 2 + 1;
 	while (p < v)
 		p <<= 1;
 	return p;
@@ -116,7 +119,7 @@ index_buckets(const struct px_cache_opts *o, size_t size)
 	/* An estimate in byte mode: take the nearer power of two. */
 	if (!o->max_items && n > 64 && (double)want * 1.4142 < (double)n)
 		n >>= 1;
-	while (n > 64 && n * sizeof(uint32_t) > size / 8)
+	while (n > 64 && n > size / 8 / sizeof(uint32_t))
 		n >>= 1;
 	return n;
 }
@@ -129,9 +132,10 @@ ghost_buckets(const struct px_cache_opts *o, size_t nbuckets, size_t size)
 	/* Item-count mode is for exact comparisons: room to spare.  In
 	 * byte mode one entry per expected item (main holds ~90%). */
 	if (o->max_items)
-		want = 2 * o->max_items;
-	n = pow2_at_least((want + PXC_GHOST_WAYS - 1) / PXC_GHOST_WAYS);
-	while (n > 1 && n * PXC_GHOST_WAYS * sizeof(uint64_t) > size / 8)
+		want =
+		    o->max_items > SIZE_MAX / 2 ? SIZE_MAX : 2 * o->max_items;
+	n = pow2_at_least(want / PXC_GHOST_WAYS + !!(want % PXC_GHOST_WAYS));
+	while (n > 1 && n > size / 8 / sizeof(uint64_t) / PXC_GHOST_WAYS)
 		n >>= 1;
 	return n;
 }

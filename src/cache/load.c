@@ -123,6 +123,8 @@ px_cache_get_or_load(struct px_cache *c, const void *key, size_t klen,
 	struct pxc_load rec = {.key = key, .klen = klen}, *l;
 	int err;
 
+	if (!loader)
+		return -EINVAL; /* a miss would call through NULL */
 	for (;;) {
 		err = px_cache_get_ref(c, key, klen, ref);
 		if (err != -ENOENT)

@@ -231,7 +231,10 @@ pxc_policy_init(struct px_cache *c, enum px_cache_policy kind)
 	p->kind = kind;
 	p->count_mode = c->max_items != 0;
 	p->capacity = p->count_mode ? c->max_items : c->arena.total_units;
-	p->small_cap = p->capacity * CONFIG_PX_CACHE_S3FIFO_SMALL_PCT / 100;
+	/* In two parts: a huge max_items must not overflow. */
+	p->small_cap =
+	    p->capacity / 100 * CONFIG_PX_CACHE_S3FIFO_SMALL_PCT +
+	    p->capacity % 100 * CONFIG_PX_CACHE_S3FIFO_SMALL_PCT / 100;
 	if (!p->small_cap)
 		p->small_cap = 1;
 	p->move_threshold = CONFIG_PX_CACHE_S3FIFO_MOVE_THRESHOLD;

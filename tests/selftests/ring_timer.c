@@ -216,6 +216,27 @@ TEST(ring_periodic_timer_with_a_huge_period_never_fires)
 	px_ring_destroy(ring);
 }
 
+/* Unknown flags are refused with no callback, not silently ignored. */
+TEST(ring_timer_and_accept_refuse_unknown_flags)
+{
+	struct never n = {0};
+	struct px_ring *ring;
+	int ret;
+
+	ret = px_ring_create(NULL, &ring);
+	if (ret < 0)
+		SKIP(return, "%s", px_strerror_in(PX_PART_RING, ret));
+	EXPECT_EQ(px_ring_timer(ring, MS, 1u << 7, never_tick, &n, NULL),
+		  -EINVAL);
+	EXPECT_EQ(px_ring_accept(ring, 0, 1u << 7, never_tick, &n, NULL),
+		  -EINVAL);
+	for (int i = 0; i < 3; i++)
+		ASSERT_GE(px_ring_run_once(ring, 5 * MS), 0);
+	EXPECT_EQ(n.ticks, 0);
+	EXPECT_EQ(n.ends, 0);
+	px_ring_destroy(ring);
+}
+
 struct burst {
 	int fired;
 	int other;

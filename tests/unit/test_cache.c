@@ -284,6 +284,88 @@ test_cache_replace_append_compare_cas(void **state)
 	px_cache_destroy(c);
 }
 
+/*
+ * An item over half the budget cannot sit next to its old version: a
+ * store lets it go first (APPEND and PREPEND keep a copy of its bytes)
+ * rather than fail with -ENOMEM (no reference pins anything) and lose the
+ * old item anyway.
+ */
+static unsigned
+gone(const char *key)
+{
+	return count_events(key, PX_CACHE_CAUSE_REPLACED) +
+	       count_events(key, PX_CACHE_CAUSE_EVICTED);
+}
+
+static void
+test_cache_store_over_half_budget_replaces_itself(void **state)
+{
+	size_t vlen = 800 * 1024;
+	char *v = calloc(1, vlen + 2);
+	struct px_cache *c =
+	    make(PX_CACHE_LIMIT_MIN, PX_CACHE_POLICY_DEFAULT, 0);
+	struct px_cache_info info;
+	uint64_t cas;
+
+	assert_non_null(v);
+	assert_int_equal(px_cache_set(c, "k", 1, v, vlen, 0, 0), 0);
+	v[0] = 'a';
+	assert_int_equal(px_cache_set(c, "k", 1, v, vlen, 0, 0), 0);
+	assert_int_equal(px_cache_get(c, "k", 1, NULL, 0, &info), -ENOSPC);
+	assert_int_equal(info.vlen, vlen);
+	/* The old version is reported once (evicted for room or replaced). */
+	assert_int_equal(gone("k"), 1);
+	v[0] = 'b';
+	assert_int_equal(
+	    px_cache_store(c, PX_CACHE_REPLACE, "k", 1, v, vlen, 0, 0, 0, &cas),
+	    0);
+	v[0] = 'c';
+	assert_int_equal(
+	    px_cache_store(c, PX_CACHE_CAS, "k", 1, v, vlen, 0, 0, cas, &cas),
+	    0);
+	assert_int_equal(px_cache_get(c, "k", 1, v, vlen, &info), 0);
+	assert_int_equal(v[0], 'c');
+	assert_int_equal(info.cas, cas);
+	assert_int_equal(gone("k"), 3);
+	/* APPEND and PREPEND keep the old bytes through a private copy. */
+	assert_int_equal(
+	    px_cache_store(c, PX_CACHE_APPEND, "k", 1, "z", 1, 0, 0, 0, NULL),
+	    0);
+	assert_int_equal(
+	    px_cache_store(c, PX_CACHE_PREPEND, "k", 1, "p", 1, 0, 0, 0, NULL),
+	    0);
+	assert_int_equal(px_cache_get(c, "k", 1, v, vlen + 2, &info), 0);
+	assert_int_equal(info.vlen, vlen + 2);
+	assert_int_equal(v[0], 'p');
+	assert_int_equal(v[1], 'c');
+	assert_int_equal(v[vlen + 1], 'z');
+	assert_int_equal(gone("k"), 5);
+	assert_int_equal(px_cache_delete(c, "k", 1), 0);
+	px_cache_destroy(c);
+	free(v);
+}
+
+/* A max_items near SIZE_MAX (no real limit) must not hang creation. */
+static void
+test_cache_huge_max_items_creates(void **state)
+{
+	enum px_cache_policy pols[] = {
+	    PX_CACHE_POLICY_LRU, PX_CACHE_POLICY_SIEVE, PX_CACHE_POLICY_S3FIFO};
+	size_t limits[] = {SIZE_MAX, SIZE_MAX / 2 + 2};
+	unsigned i, j;
+
+	for (i = 0; i < 3; i++) {
+		for (j = 0; j < 2; j++) {
+			struct px_cache *c =
+			    make(PX_CACHE_LIMIT_MIN, pols[i], limits[j]);
+
+			assert_int_equal(set_s(c, "k", "v", 0), 0);
+			assert_string_equal(get_s(c, "k"), "v");
+			px_cache_destroy(c);
+		}
+	}
+}
+
 static void
 test_cache_incr_decr(void **state)
 {
@@ -1447,6 +1529,21 @@ test_cache_get_or_load(void **state)
 	px_cache_destroy(c);
 }
 
+/* No loader is refused up front, not called through NULL on a miss. */
+static void
+test_cache_get_or_load_without_loader_is_einval(void **state)
+{
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_DEFAULT, 0);
+	struct px_cache_ref ref;
+
+	assert_int_equal(px_cache_get_or_load(c, "m", 1, NULL, NULL, &ref),
+			 -EINVAL);
+	assert_int_equal(set_s(c, "k", "v", 0), 0);
+	assert_int_equal(px_cache_get_or_load(c, "k", 1, NULL, NULL, &ref),
+			 -EINVAL);
+	px_cache_destroy(c);
+}
+
 /* The caller of get_or_load reads the loaded item: it is not unfetched. */
 static void
 test_cache_loaded_item_counts_as_fetched(void **state)
@@ -1803,6 +1900,8 @@ main(void)
 	    cmocka_unit_test(test_cache_cas_mismatch_and_missing),
 	    cmocka_unit_test(test_cache_append_prepend),
 	    cmocka_unit_test(test_cache_replace_append_compare_cas),
+	    cmocka_unit_test(test_cache_store_over_half_budget_replaces_itself),
+	    cmocka_unit_test(test_cache_huge_max_items_creates),
 	    cmocka_unit_test(test_cache_incr_decr),
 	    cmocka_unit_test(test_cache_ttl_boundaries),
 	    cmocka_unit_test(test_cache_touch_and_gat),
@@ -1843,6 +1942,7 @@ main(void)
 	    cmocka_unit_test(
 		test_cache_s3fifo_hot_counter_keeps_racing_updates),
 	    cmocka_unit_test(test_cache_get_or_load),
+	    cmocka_unit_test(test_cache_get_or_load_without_loader_is_einval),
 	    cmocka_unit_test(test_cache_hash_is_seeded),
 	    cmocka_unit_test(test_cache_loaded_item_counts_as_fetched),
 	    cmocka_unit_test(test_cache_metrics_table),

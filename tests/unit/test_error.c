@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Unit tests of px_strerror() and px_strerror_in(). */
 #include <errno.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -39,6 +40,17 @@ test_error_unknown_codes_are_safe(void **state)
 	assert_non_null(px_strerror(-3000));
 }
 
+/* INT_MIN has no negation: it must not overflow (UBSan aborts on it). */
+static void
+test_error_int_min_is_unknown(void **state)
+{
+	assert_string_equal(px_strerror(INT_MIN), px_strerror(INT_MAX));
+	assert_string_equal(px_strerror_in(PX_PART_RING, INT_MIN),
+			    px_strerror(INT_MAX));
+	assert_string_equal(px_strerror_in((enum px_part)99, -EPERM),
+			    px_strerror(-EPERM));
+}
+
 static void
 test_error_context_explains_blocked_uring(void **state)
 {
@@ -67,6 +79,7 @@ main(void)
 	    cmocka_unit_test(test_error_kernel_codes_read_as_strerror),
 	    cmocka_unit_test(test_error_own_codes_have_text),
 	    cmocka_unit_test(test_error_unknown_codes_are_safe),
+	    cmocka_unit_test(test_error_int_min_is_unknown),
 	    cmocka_unit_test(test_error_context_explains_blocked_uring),
 	    cmocka_unit_test(test_error_version_string),
 	};

@@ -180,6 +180,9 @@ test_ring_rejects_bad_options(void **state)
 	px_ring_opts_init(&o);
 	o.cq_entries = o.sq_entries / 2;
 	assert_int_equal(px_ring_create(&o, &ring), -EINVAL);
+	px_ring_opts_init(&o);
+	o.flags = 1u << 31; /* no such flag */
+	assert_int_equal(px_ring_create(&o, &ring), -EINVAL);
 	assert_int_equal(px_ring_create(NULL, NULL), -EINVAL);
 	assert_int_equal(fake_calls, 0);
 }
