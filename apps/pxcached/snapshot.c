@@ -3,14 +3,15 @@
  * pxcached's warm restart (--snapshot FILE): the cache is filled from
  * FILE after it is created and before any listener opens, saved every
  * --snapshot-interval seconds by a thread of its own while the workers
- * serve, and saved once more after SIGTERM/SIGINT when the workers have
- * stopped, so the last image holds every request that was answered.
+ * serve, and saved once more after SIGTERM/SIGINT/SIGUSR1 when the
+ * workers have stopped, so the last image holds every request that was
+ * answered.
  *
  * px_snapshot_save() writes a temporary file and renames it, so a crash
  * or kill -9 at any moment leaves the previous snapshot whole; and
  * px_snapshot_load() verifies the whole file before it stores anything,
  * so a refused file leaves the cache empty.  The saver thread inherits
- * the main thread's blocked SIGTERM/SIGINT.
+ * the main thread's blocked signals (server.c, stop_set()).
  */
 #include <errno.h>
 #include <fcntl.h>
