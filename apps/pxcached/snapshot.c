@@ -71,6 +71,26 @@ check_savable(const char *path)
 	return rc;
 }
 
+/*
+ * A smaller -m than the saving server's evicts while loading: "loaded N
+ * items" alone then hid that most of them are gone already.
+ */
+static void
+log_evicted(const struct pxc_server *s, const struct px_snapshot_info *li)
+{
+	uint64_t m[PX_CACHE_METRIC_COUNT];
+
+	px_cache_metrics(s->cache, m);
+	if (m[PX_CACHE_M_items] >= li->loaded)
+		return;
+	LOG_WARN("snapshot %s: only %llu of the %llu loaded items fit in "
+		 "-m %llu MiB; the cache's policy evicted %llu while loading",
+		 s->opts.snapshot, (unsigned long long)m[PX_CACHE_M_items],
+		 (unsigned long long)li->loaded,
+		 (unsigned long long)s->opts.memory_mb,
+		 (unsigned long long)(li->loaded - m[PX_CACHE_M_items]));
+}
+
 int
 pxc_snap_load(struct pxc_server *s)
 {
@@ -96,6 +116,7 @@ pxc_snap_load(struct pxc_server *s)
 			   (unsigned long long)li.skipped,
 			   (unsigned long long)li.flushed,
 			   (long long)li.taken_at);
+		log_evicted(s, &li);
 		if (li.flush_at && !li.flushed)
 			LOG_NOTICE("snapshot %s: flush_all pending at %lld "
 				   "restored",

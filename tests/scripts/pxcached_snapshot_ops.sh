@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# pxcached's warm restart as an operator runs it: a snapshot taken with a
+# large -m loaded with a smaller one says how many items the cache could
+# keep (not only "loaded N items"); an empty cache's final save logs the
+# file's real size.  Our own servers on free 127.0.0.1 ports, by pid.
+. "$(dirname "$0")/pxcached_server.sh"
+
+NT=3
+echo "TAP version 13"
+echo "1..$NT"
+SNAP=$PXC_TMP/cache.snap
+
+cat >"$PXC_TMP/client.py" <<'PYEOF'
+import os, socket, sys
+
+s = socket.create_connection(("127.0.0.1", int(os.environ["PORT"])))
+s.settimeout(20)
+def ask(data, end=b"\r\n"):
+    s.sendall(data)
+    got = b""
+    while not got.endswith(end):
+        d = s.recv(1 << 20)
+        if not d:
+            raise SystemExit("connection closed")
+        got += d
+    return got
+if sys.argv[1] == "fill":  # N items of SIZE bytes, pipelined
+    n, size = int(sys.argv[2]), int(sys.argv[3])
+    v = b"v" * size
+    for i in range(0, n, 100):
+        batch = b"".join(b"set k%d 0 0 %d noreply\r\n%s\r\n" % (j, size, v)
+                         for j in range(i, min(n, i + 100)))
+        s.sendall(batch)
+    assert ask(b"mn\r\n") == b"MN\r\n"
+else:
+    r = ask(b"stats\r\n", b"END\r\n").decode()
+    print([l.split()[2] for l in r.split("\r\n")
+           if l.startswith("STAT curr_items ")][0])
+PYEOF
+client() { PORT=$PXC_PORT "$PYTHON" "$PXC_TMP/client.py" "$@"; }
+
+# An empty cache's final save: the file is a header, not 0 bytes.
+pxc_require_server "$NT" -t 1 -m 16 --snapshot "$SNAP"
+pxc_stop TERM
+size=$(stat -c %s "$SNAP" 2>/dev/null)
+pxc_check "an empty cache's final save logs the file's size ($size)" \
+	grep -q "final snapshot .*: 0 items, $size bytes" "$PXC_TMP/log"
+
+# 4000 items of 8000 bytes (about 32 MB) saved from -m 64, loaded into
+# -m 8: the load line is followed by how many fit.
+pxc_start -t 1 -m 64 --snapshot "$SNAP" || pxc_not_ok "pxcached -m 64"
+client fill 4000 8000
+pxc_stop TERM || PXC_FAILED=1
+pxc_start -t 1 -m 8 --snapshot "$SNAP"
+held=$(client count)
+pxc_stop TERM || PXC_FAILED=1
+pxc_check "a smaller -m keeps part of the snapshot ($held of 4000)" \
+	bash -c "[ '$held' -gt 0 ] && [ '$held' -lt 4000 ] &&
+		grep -q 'loaded 4000 items' '$PXC_TMP/log'"
+pxc_check "the log says how many of the loaded items fit" \
+	grep -q "only $held of the 4000 loaded items fit in -m 8 MiB" \
+	"$PXC_TMP/log"
+exit "$PXC_FAILED"
