@@ -764,6 +764,7 @@ pxc_server_run(const struct pxc_opts *o)
 	}
 	if (rc == 0)
 		LOG_NOTICE("stopped cleanly");
+	pxc_snap_unlock(s);
 	px_cache_destroy(s->cache);
 out_free:
 	pxc_auth_free(s->auth);

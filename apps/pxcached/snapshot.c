@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -91,6 +92,54 @@ log_evicted(const struct pxc_server *s, const struct px_snapshot_info *li)
 		 (unsigned long long)(li->loaded - m[PX_CACHE_M_items]));
 }
 
+/*
+ * Take FILE.lock for the server's lifetime.  Two servers given the same
+ * FILE wrote the same FILE.tmp at once and renamed each other's half
+ * written file over FILE: the "kept" snapshot was then refused at the
+ * next start.  The second server now refuses to start instead.
+ */
+static int
+lock_snapshot(struct pxc_server *s)
+{
+	const char *path = s->opts.snapshot;
+	size_t n = strlen(path) + sizeof(".lock");
+	char *name = malloc(n);
+	int fd, rc = 0;
+
+	if (!name)
+		return -ENOMEM;
+	snprintf(name, n, "%s.lock", path);
+	fd = open(name, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		rc = -errno;
+		LOG_ERROR("snapshot %s: cannot open %s: %s", path, name,
+			  strerror(-rc));
+		goto out_free;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		LOG_ERROR("snapshot %s is in use by another process (%s is "
+			  "locked): give each server its own FILE",
+			  path, name);
+		close(fd);
+		goto out_free;
+	}
+	s->snap.lock_fd = fd;
+	s->snap.locked = true;
+out_free:
+	free(name);
+	return rc;
+}
+
+void
+pxc_snap_unlock(struct pxc_server *s)
+{
+	if (!s->snap.locked)
+		return;
+	close(s->snap.lock_fd);
+	s->snap.locked = false;
+}
+
 int
 pxc_snap_load(struct pxc_server *s)
 {
@@ -107,6 +156,9 @@ pxc_snap_load(struct pxc_server *s)
 			  o->snapshot, strerror(-rc));
 		return rc;
 	}
+	rc = lock_snapshot(s);
+	if (rc < 0)
+		return rc;
 	rc = px_snapshot_load(s->cache, o->snapshot, &li);
 	if (rc == 0) {
 		LOG_NOTICE("snapshot %s: loaded %llu items (%llu expired, "

@@ -4,10 +4,11 @@
 # pxcached's warm restart as an operator runs it: a snapshot taken with a
 # large -m loaded with a smaller one says how many items the cache could
 # keep (not only "loaded N items"); an empty cache's final save logs the
-# file's real size.  Our own servers on free 127.0.0.1 ports, by pid.
+# file's real size; a second server given the same FILE refuses to start
+# (FILE.lock), since two savers of one FILE corrupted it.  Our own servers on free 127.0.0.1 ports, by pid.
 . "$(dirname "$0")/pxcached_server.sh"
 
-NT=3
+NT=5
 echo "TAP version 13"
 echo "1..$NT"
 SNAP=$PXC_TMP/cache.snap
@@ -62,4 +63,26 @@ pxc_check "a smaller -m keeps part of the snapshot ($held of 4000)" \
 pxc_check "the log says how many of the loaded items fit" \
 	grep -q "only $held of the 4000 loaded items fit in -m 8 MiB" \
 	"$PXC_TMP/log"
+
+# A second server on the same FILE: refused at start, the first one and
+# its saves go on.
+pxc_start -t 1 -m 16 --snapshot "$SNAP" --snapshot-interval 1 -v
+timeout 20 "$PXC_BIN" -p 0 -t 1 -m 16 --snapshot "$SNAP" \
+	--snapshot-interval 1 >"$PXC_TMP/log2" 2>&1
+rc=$?
+pxc_check "a second server on the same FILE exits 1 at start ($rc)" \
+	bash -c "[ $rc -eq 1 ] && grep -q 'in use by another process' \
+		'$PXC_TMP/log2' && ! grep -q listening '$PXC_TMP/log2'"
+for _ in $(seq 1 50); do
+	grep -q "periodic snapshot" "$PXC_TMP/log" && break
+	sleep 0.1
+done
+pxc_stop TERM
+rc=$?
+pxc_start -t 1 -m 16 --snapshot "$SNAP" --snapshot-strict
+pxc_stop TERM
+rc2=$?
+pxc_check "the first server saves and its file loads ($rc, $rc2)" \
+	bash -c "[ $rc -eq 0 ] && [ $rc2 -eq 0 ] &&
+		grep -q 'snapshot .*: loaded' '$PXC_TMP/log'"
 exit "$PXC_FAILED"
