@@ -15,6 +15,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +94,63 @@ log_evicted(const struct pxc_server *s, const struct px_snapshot_info *li)
 		 (unsigned long long)(li->loaded - m[PX_CACHE_M_items]));
 }
 
+/* @link's target, joined to @link's directory when relative. */
+static char *
+link_target(const char *link)
+{
+	char buf[PATH_MAX], *dir, *out;
+	ssize_t n = readlink(link, buf, sizeof(buf) - 1);
+	size_t len;
+
+	if (n < 0)
+		return NULL;
+	buf[n] = 0;
+	if (buf[0] == '/')
+		return strdup(buf);
+	dir = strdup(link);
+	if (!dir)
+		return NULL;
+	len = strlen(dir) + (size_t)n + 2;
+	out = malloc(len);
+	if (out)
+		snprintf(out, len, "%s/%s", dirname(dir), buf);
+	free(dir);
+	return out;
+}
+
+/*
+ * A FILE that is a symbolic link is saved to its target: rename() over
+ * the link replaced the link itself with a regular file, so the saves
+ * went beside the link and the target (on the disk meant for it) kept
+ * the first image.  A dangling link is followed too (the first save
+ * creates the target).
+ */
+static int
+follow_links(struct pxc_server *s)
+{
+	const char *link = s->opts.snapshot;
+	struct stat st;
+	char *t;
+	int hops;
+
+	for (hops = 0; lstat(link, &st) == 0 && S_ISLNK(st.st_mode); hops++) {
+		if (hops == 40)
+			return -ELOOP;
+		t = link_target(link);
+		if (!t)
+			return errno ? -errno : -ENOMEM;
+		free(s->snap.target);
+		s->snap.target = t;
+		link = t;
+	}
+	if (hops) {
+		LOG_NOTICE("snapshot %s is a link: saving to %s",
+			   s->opts.snapshot, link);
+		s->opts.snapshot = link;
+	}
+	return 0;
+}
+
 /*
  * Take FILE.lock for the server's lifetime.  Two servers given the same
  * FILE wrote the same FILE.tmp at once and renamed each other's half
@@ -134,6 +193,8 @@ out_free:
 void
 pxc_snap_unlock(struct pxc_server *s)
 {
+	free(s->snap.target);
+	s->snap.target = NULL;
 	if (!s->snap.locked)
 		return;
 	close(s->snap.lock_fd);
@@ -149,7 +210,9 @@ pxc_snap_load(struct pxc_server *s)
 
 	if (!o->snapshot)
 		return 0;
-	rc = check_savable(o->snapshot);
+	rc = follow_links(s);
+	if (rc == 0)
+		rc = check_savable(o->snapshot);
 	if (rc < 0) {
 		LOG_ERROR("snapshot %s cannot be saved: %s (its directory must "
 			  "exist and be writable)",

@@ -5,10 +5,11 @@
 # large -m loaded with a smaller one says how many items the cache could
 # keep (not only "loaded N items"); an empty cache's final save logs the
 # file's real size; a second server given the same FILE refuses to start
-# (FILE.lock), since two savers of one FILE corrupted it.  Our own servers on free 127.0.0.1 ports, by pid.
+# (FILE.lock), since two savers of one FILE corrupted it; a FILE that is
+# a symbolic link is saved to its target, the link stays a link.  Our own servers on free 127.0.0.1 ports, by pid.
 . "$(dirname "$0")/pxcached_server.sh"
 
-NT=5
+NT=7
 echo "TAP version 13"
 echo "1..$NT"
 SNAP=$PXC_TMP/cache.snap
@@ -85,4 +86,20 @@ rc2=$?
 pxc_check "the first server saves and its file loads ($rc, $rc2)" \
 	bash -c "[ $rc -eq 0 ] && [ $rc2 -eq 0 ] &&
 		grep -q 'snapshot .*: loaded' '$PXC_TMP/log'"
+
+# FILE a symbolic link (relative, into another directory): the saves go
+# to the target, also when the target does not exist yet.
+mkdir -p "$PXC_TMP/disk" "$PXC_TMP/etc"
+ln -s ../disk/real.snap "$PXC_TMP/etc/link.snap"
+pxc_start -t 1 -m 16 --snapshot "$PXC_TMP/etc/link.snap"
+client fill 10 100
+pxc_stop TERM
+pxc_check "a linked FILE is saved to its target, the link is kept" \
+	bash -c "[ -L '$PXC_TMP/etc/link.snap' ] &&
+		[ -s '$PXC_TMP/disk/real.snap' ]"
+pxc_start -t 1 -m 16 --snapshot "$PXC_TMP/etc/link.snap" --snapshot-strict
+held=$(client count)
+pxc_stop TERM
+pxc_check "the restart loads the target through the link ($held items)" \
+	bash -c "[ '$held' = 10 ] && [ -L '$PXC_TMP/etc/link.snap' ]"
 exit "$PXC_FAILED"
