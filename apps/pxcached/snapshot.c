@@ -201,6 +201,33 @@ pxc_snap_unlock(struct pxc_server *s)
 	s->snap.locked = false;
 }
 
+/*
+ * A refused FILE is renamed to FILE.refused before the server starts
+ * empty.  It used to stay as FILE and the first save replaced it: a file
+ * of another format version (a rollback) or one a tool could still
+ * salvage was lost a few seconds after the start.
+ */
+static int
+set_aside(const char *path)
+{
+	size_t n = strlen(path) + sizeof(".refused");
+	char *aside = malloc(n);
+
+	if (!aside)
+		return -ENOMEM;
+	snprintf(aside, n, "%s.refused", path);
+	if (rename(path, aside) == 0)
+		LOG_WARN("snapshot %s: starting empty; the refused file is "
+			 "kept as %s",
+			 path, aside);
+	else
+		LOG_WARN("snapshot %s: starting empty; cannot keep the "
+			 "refused file as %s (%s): the next save replaces it",
+			 path, aside, strerror(errno));
+	free(aside);
+	return 0;
+}
+
 int
 pxc_snap_load(struct pxc_server *s)
 {
@@ -247,10 +274,7 @@ pxc_snap_load(struct pxc_server *s)
 		  px_strerror_in(PX_PART_SNAPSHOT, rc));
 	if (o->snapshot_strict)
 		return rc;
-	LOG_WARN("snapshot %s: starting empty (the file is left as it is "
-		 "and replaced at the next save)",
-		 o->snapshot);
-	return 0;
+	return set_aside(o->snapshot);
 }
 
 static void

@@ -6,10 +6,12 @@
 # keep (not only "loaded N items"); an empty cache's final save logs the
 # file's real size; a second server given the same FILE refuses to start
 # (FILE.lock), since two savers of one FILE corrupted it; a FILE that is
-# a symbolic link is saved to its target, the link stays a link.  Our own servers on free 127.0.0.1 ports, by pid.
+# a symbolic link is saved to its target, the link stays a link; a
+# refused file (here of a future format version) is kept as FILE.refused
+# instead of being replaced by the first save.  Our own servers on free 127.0.0.1 ports, by pid.
 . "$(dirname "$0")/pxcached_server.sh"
 
-NT=7
+NT=8
 echo "TAP version 13"
 echo "1..$NT"
 SNAP=$PXC_TMP/cache.snap
@@ -102,4 +104,21 @@ held=$(client count)
 pxc_stop TERM
 pxc_check "the restart loads the target through the link ($held items)" \
 	bash -c "[ '$held' = 10 ] && [ -L '$PXC_TMP/etc/link.snap' ]"
+
+# A file of another format version (byte 8: the version) is refused and
+# kept aside, byte for byte, while the server saves a fresh FILE.
+cp "$PXC_TMP/disk/real.snap" "$SNAP"
+printf '\143' | dd of="$SNAP" bs=1 seek=8 conv=notrunc status=none
+cp "$SNAP" "$PXC_TMP/foreign.snap"
+pxc_start -t 1 -m 16 --snapshot "$SNAP" --snapshot-interval 1 -v
+for _ in $(seq 1 50); do
+	grep -q "periodic snapshot" "$PXC_TMP/log" && break
+	sleep 0.1
+done
+pxc_stop TERM
+pxc_check "a refused file is kept as FILE.refused, not replaced" \
+	bash -c "cmp -s '$PXC_TMP/foreign.snap' '$SNAP.refused' &&
+		grep -q 'refused: .*another format version' '$PXC_TMP/log' &&
+		grep -q 'refused file is kept as' '$PXC_TMP/log' &&
+		! cmp -s '$PXC_TMP/foreign.snap' '$SNAP'"
 exit "$PXC_FAILED"
