@@ -289,6 +289,28 @@ record(struct pxc_snap *sn, int rc, const struct px_snapshot_info *si)
 			      memory_order_relaxed);
 }
 
+/*
+ * The first good save after failed ones is logged at notice level:
+ * periodic saves log at info, so at the default verbosity the log showed
+ * the failures (warn) and never that saving works again.
+ */
+static void
+log_recovery(struct pxc_server *s, int rc, const char *why)
+{
+	struct pxc_snap *sn = &s->snap;
+
+	if (rc < 0) {
+		sn->failed_in_row++;
+		return;
+	}
+	if (sn->failed_in_row)
+		LOG_NOTICE("%s snapshot %s saved again after %llu failed "
+			   "saves",
+			   why, s->opts.snapshot,
+			   (unsigned long long)sn->failed_in_row);
+	sn->failed_in_row = 0;
+}
+
 /* One save with its log line; the final one is logged at notice level. */
 static int
 save(struct pxc_server *s, bool final)
@@ -307,6 +329,7 @@ save(struct pxc_server *s, bool final)
 	rc = px_snapshot_save(s->cache, s->opts.snapshot, &so, &si);
 
 	record(&s->snap, rc, &si);
+	log_recovery(s, rc, why);
 	if (rc == 0)
 		LOG_AT(final ? LOG_LVL_NOTICE : LOG_LVL_INFO,
 		       "%s snapshot %s: %llu items, %llu bytes in %llu ms", why,

@@ -8,10 +8,13 @@
 # (FILE.lock), since two savers of one FILE corrupted it; a FILE that is
 # a symbolic link is saved to its target, the link stays a link; a
 # refused file (here of a future format version) is kept as FILE.refused
-# instead of being replaced by the first save.  Our own servers on free 127.0.0.1 ports, by pid.
+# instead of being replaced by the first save; periodic saves that fail
+# (FILE.tmp made a directory: EISDIR, even for root) are in the log and
+# stats, and the first good save after them is logged at the default
+# verbosity.  Our own servers on free 127.0.0.1 ports, by pid.
 . "$(dirname "$0")/pxcached_server.sh"
 
-NT=8
+NT=10
 echo "TAP version 13"
 echo "1..$NT"
 SNAP=$PXC_TMP/cache.snap
@@ -38,6 +41,9 @@ if sys.argv[1] == "fill":  # N items of SIZE bytes, pipelined
                          for j in range(i, min(n, i + 100)))
         s.sendall(batch)
     assert ask(b"mn\r\n") == b"MN\r\n"
+elif sys.argv[1] == "snapstats":
+    r = ask(b"stats\r\n", b"END\r\n").decode()
+    print(" ".join(l[5:] for l in r.split("\r\n") if "snapshot_" in l))
 else:
     r = ask(b"stats\r\n", b"END\r\n").decode()
     print([l.split()[2] for l in r.split("\r\n")
@@ -121,4 +127,29 @@ pxc_check "a refused file is kept as FILE.refused, not replaced" \
 		grep -q 'refused: .*another format version' '$PXC_TMP/log' &&
 		grep -q 'refused file is kept as' '$PXC_TMP/log' &&
 		! cmp -s '$PXC_TMP/foreign.snap' '$SNAP'"
+
+# Failing periodic saves, then saving again, at the default verbosity.
+rm -f "$SNAP"
+pxc_start -t 1 -m 16 --snapshot "$SNAP" --snapshot-interval 1
+client fill 10 100
+mkdir "$SNAP.tmp"
+for _ in $(seq 1 50); do
+	grep -q "periodic snapshot .* failed" "$PXC_TMP/log" && break
+	sleep 0.1
+done
+st=$(client snapstats)
+rmdir "$SNAP.tmp"
+for _ in $(seq 1 50); do
+	grep -q "saved again" "$PXC_TMP/log" && break
+	sleep 0.1
+done
+st2=$(client snapstats)
+pxc_stop TERM || PXC_FAILED=1
+pxc_check "a failing periodic save is in the log and stats ($st)" \
+	bash -c "grep -q 'periodic snapshot .* failed: .*previous file is kept' \
+		'$PXC_TMP/log' && grep -q 'snapshot_last_error -21' <<<'$st'"
+pxc_check "saving again is logged without -v ($st2)" \
+	bash -c "grep -q 'periodic snapshot .* saved again after [1-9][0-9]* \
+failed saves' '$PXC_TMP/log' &&
+		grep -q 'snapshot_last_items 10 .*snapshot_last_error 0' <<<'$st2'"
 exit "$PXC_FAILED"
