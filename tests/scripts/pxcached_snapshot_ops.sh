@@ -11,10 +11,12 @@
 # instead of being replaced by the first save; periodic saves that fail
 # (FILE.tmp made a directory: EISDIR, even for root) are in the log and
 # stats, and the first good save after them is logged at the default
-# verbosity.  Our own servers on free 127.0.0.1 ports, by pid.
+# verbosity; on a small tmpfs of our own that fills up (root only, else
+# skipped) the server keeps serving, reports ENOSPC and keeps the
+# previous snapshot loadable.  Our own servers on free 127.0.0.1 ports, by pid.
 . "$(dirname "$0")/pxcached_server.sh"
 
-NT=10
+NT=13
 echo "TAP version 13"
 echo "1..$NT"
 SNAP=$PXC_TMP/cache.snap
@@ -152,4 +154,65 @@ pxc_check "saving again is logged without -v ($st2)" \
 	bash -c "grep -q 'periodic snapshot .* saved again after [1-9][0-9]* \
 failed saves' '$PXC_TMP/log' &&
 		grep -q 'snapshot_last_items 10 .*snapshot_last_error 0' <<<'$st2'"
+
+# A snapshot directory that fills up: an 8 MiB tmpfs, mounted by us and
+# unmounted on exit (after the server that holds FILE.lock is gone).
+SMALL=$PXC_TMP/small
+small_cleanup() {
+	if [ -n "$PXC_PID" ] && kill -0 "$PXC_PID" 2>/dev/null; then
+		kill -KILL "$PXC_PID" 2>/dev/null
+		wait "$PXC_PID" 2>/dev/null
+	fi
+	PXC_PID=
+	mountpoint -q "$SMALL" && umount "$SMALL"
+	pxc_cleanup
+}
+mkdir -p "$SMALL"
+if [ "$(id -u)" -ne 0 ] || ! mount -t tmpfs -o size=8m tmpfs "$SMALL" \
+	2>/dev/null; then
+	pxc_skip_all "$NT" "cannot mount a tmpfs (needs root)"
+fi
+trap small_cleanup EXIT
+FULL=$SMALL/cache.snap
+pxc_start -t 1 -m 32 --snapshot "$FULL" --snapshot-interval 1
+client fill 500 10000 # about 5 MB: one image fits, two do not
+for _ in $(seq 1 100); do # a save of all 500
+	client snapstats | grep -q "snapshot_last_items 500 " && break
+	sleep 0.1
+done
+good=$(stat -c %s "$FULL" 2>/dev/null)
+PORT=$PXC_PORT "$PYTHON" - <<'PYEOF'
+import os, socket
+s = socket.create_connection(("127.0.0.1", int(os.environ["PORT"])))
+v = b"w" * 10000
+for i in range(500, 1000):
+    s.sendall(b"set k%d 0 0 %d noreply\r\n%s\r\n" % (i, len(v), v))
+s.sendall(b"mn\r\n")
+got = b""
+while not got.endswith(b"MN\r\n"):
+    got += s.recv(4096)
+PYEOF
+for _ in $(seq 1 50); do
+	grep -q "periodic snapshot .* failed: .*ENOSPC" "$PXC_TMP/log" && break
+	sleep 0.1
+done
+st=$(client snapstats)
+held=$(client count)
+pxc_check "a full disk: the server serves on ($held items), log and stats say ENOSPC" \
+	bash -c "[ '$held' = 1000 ] &&
+		grep -q 'periodic snapshot .* failed: .*ENOSPC.*previous file is kept' \
+			'$PXC_TMP/log' &&
+		grep -q 'snapshot_last_error -28' <<<'$st' &&
+		grep -q 'snapshot_last_items 500 ' <<<'$st'"
+pxc_stop TERM
+rc=$?
+pxc_check "a failed final save exits 1 and keeps the previous file ($rc)" \
+	bash -c "[ $rc -eq 1 ] && [ ! -e '$FULL.tmp' ] &&
+		[ \$(stat -c %s '$FULL') = '$good' ] &&
+		grep -q 'final snapshot .* failed' '$PXC_TMP/log'"
+pxc_start -t 1 -m 32 --snapshot "$FULL" --snapshot-strict
+held=$(client count)
+pxc_stop KILL
+pxc_check "the previous snapshot loads after the full disk ($held items, $good bytes)" \
+	[ "$held" = 500 ]
 exit "$PXC_FAILED"
