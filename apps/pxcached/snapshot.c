@@ -50,10 +50,10 @@ tmp_creatable(const char *tmp)
 }
 
 /*
- * Whether a save can work at all: FILE is not a directory and FILE.tmp
- * can be created beside it.  Without this check a path in a missing or
- * read-only directory was found out only by the final save, after the
- * whole session the snapshot was meant to keep.
+ * Whether a save can work at all: FILE is missing or a regular file, and
+ * FILE.tmp can be created beside it.  Without this check a path in a
+ * missing or read-only directory was found out only by the final save,
+ * after the whole session the snapshot was meant to keep.
  */
 static int
 check_savable(const char *path)
@@ -65,6 +65,10 @@ check_savable(const char *path)
 
 	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
 		return -EISDIR;
+	/* A FIFO blocked the load's open() forever, with SIGTERM blocked;
+	 * a device node would be replaced by the first save's rename(). */
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+		return -EINVAL;
 	tmp = malloc(n);
 	if (!tmp)
 		return -ENOMEM;
@@ -240,6 +244,12 @@ pxc_snap_load(struct pxc_server *s)
 	rc = follow_links(s);
 	if (rc == 0)
 		rc = check_savable(o->snapshot);
+	if (rc == -EINVAL) {
+		LOG_ERROR("snapshot %s cannot be saved: it is not a regular "
+			  "file (a FIFO, socket or device)",
+			  o->snapshot);
+		return rc;
+	}
 	if (rc < 0) {
 		LOG_ERROR("snapshot %s cannot be saved: %s (its directory must "
 			  "exist and be writable)",

@@ -11,12 +11,13 @@
 # instead of being replaced by the first save; periodic saves that fail
 # (FILE.tmp made a directory: EISDIR, even for root) are in the log and
 # stats, and the first good save after them is logged at the default
-# verbosity; on a small tmpfs of our own that fills up (root only, else
+# verbosity; a FILE that is a FIFO is refused at start (it hung the load
+# with SIGTERM blocked); on a small tmpfs of our own that fills up (root only, else
 # skipped) the server keeps serving, reports ENOSPC and keeps the
 # previous snapshot loadable.  Our own servers on free 127.0.0.1 ports, by pid.
 . "$(dirname "$0")/pxcached_server.sh"
 
-NT=13
+NT=14
 echo "TAP version 13"
 echo "1..$NT"
 SNAP=$PXC_TMP/cache.snap
@@ -154,6 +155,16 @@ pxc_check "saving again is logged without -v ($st2)" \
 	bash -c "grep -q 'periodic snapshot .* saved again after [1-9][0-9]* \
 failed saves' '$PXC_TMP/log' &&
 		grep -q 'snapshot_last_items 10 .*snapshot_last_error 0' <<<'$st2'"
+
+# A FIFO as FILE: exit 1 at start (timeout -s KILL: the hang ignored
+# SIGTERM, blocked during the load).
+mkfifo "$PXC_TMP/fifo.snap"
+timeout -s KILL 20 "$PXC_BIN" -p 0 -t 1 -m 16 --snapshot "$PXC_TMP/fifo.snap" \
+	>"$PXC_TMP/log2" 2>&1
+rc=$?
+pxc_check "a FIFO as FILE is refused at start ($rc)" \
+	bash -c "[ $rc -eq 1 ] && [ -p '$PXC_TMP/fifo.snap' ] &&
+		grep -q 'not a regular file' '$PXC_TMP/log2'"
 
 # A snapshot directory that fills up: an 8 MiB tmpfs, mounted by us and
 # unmounted on exit (after the server that holds FILE.lock is gone).
