@@ -505,6 +505,8 @@ save_to(struct saver *s, int fd)
 	px_cache_snap_end(s->c, &ci);
 	s->info.retained = ci.retained_items;
 	s->info.spilled = ci.spilled_items;
+	/* The header block counts even when no item block was sealed. */
+	s->info.bytes = s->off;
 	if (!err)
 		err = write_header(s);
 out_io:

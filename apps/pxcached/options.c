@@ -86,7 +86,8 @@ static const char usage_text[] =
     "                           listening (for -p 0)\n"
     "      --snapshot=FILE      warm restart: load FILE at start (a missing\n"
     "                           file starts empty), save the cache to it\n"
-    "                           on SIGTERM/SIGINT once requests are done\n"
+    "                           on SIGTERM/SIGINT/SIGUSR1 once requests\n"
+    "                           are done\n"
     "      --snapshot-interval=N  also save every N seconds while serving\n"
     "                           (default 0: only at shutdown; needs\n"
     "                           --snapshot)\n"
@@ -105,8 +106,8 @@ static const char usage_text[] =
     "  -h, --help               this text\n"
     "\n"
     "No UDP, no binary protocol: the text and meta protocols over TCP.\n"
-    "SIGTERM or SIGINT stops accepting, finishes requests in flight and\n"
-    "exits 0.\n";
+    "SIGTERM, SIGINT or SIGUSR1 stops accepting, finishes requests in\n"
+    "flight and exits 0.  SIGHUP is logged and ignored.\n";
 
 const char *
 pxc_usage(void)

@@ -172,6 +172,10 @@ struct pxc_snap {
 	_Atomic uint64_t last_items; /* items of the last good save */
 	_Atomic int64_t last_time;   /* its Unix time, 0 for none yet */
 	_Atomic int last_error;      /* -errno of the last save, or 0 */
+	uint64_t failed_in_row;      /* failed saves since the last good one */
+	char *target;                /* FILE's link target, malloc'd */
+	int lock_fd;                 /* FILE.lock, held while running */
+	bool locked;                 /* lock_fd is open */
 };
 
 struct pxc_server {
@@ -224,6 +228,9 @@ void pxc_cmd_live(struct pxc_conn *c, const struct mc_req *req);
 int pxc_snap_load(struct pxc_server *s);
 int pxc_snap_start(struct pxc_server *s);
 int pxc_snap_stop(struct pxc_server *s);
+/* Closes FILE.lock (held from pxc_snap_load() on) and frees what
+ * pxc_snap_load() allocated; no-op without --snapshot. */
+void pxc_snap_unlock(struct pxc_server *s);
 
 /* Connections (conn.c). */
 void pxc_conn_accept(struct pxc_worker *w, int fd);

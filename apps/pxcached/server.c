@@ -565,18 +565,39 @@ check_nofile(const struct pxc_opts *o)
 		 (unsigned long long)rl.rlim_cur);
 }
 
+/*
+ * The signals the main thread waits for: SIGTERM, SIGINT and SIGUSR1
+ * (memcached's graceful shutdown) stop the server, with the final
+ * snapshot; SIGHUP is logged and ignored.  Left to their default action,
+ * a terminal's hangup or a memcached operator's SIGUSR1 killed the
+ * process without the final snapshot.
+ */
+static void
+stop_set(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGUSR1);
+	sigaddset(set, SIGHUP);
+}
+
 static int
 wait_signal(void)
 {
 	sigset_t set;
 	int sig = 0;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	if (sigwait(&set, &sig) != 0)
-		return -EINTR;
-	return sig;
+	stop_set(&set);
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			return -EINTR;
+		if (sig != SIGHUP)
+			return sig;
+		LOG_NOTICE("signal %d (SIGHUP) ignored: there is nothing to "
+			   "reload; stop with SIGTERM, SIGINT or SIGUSR1",
+			   sig);
+	}
 }
 
 static void
@@ -585,9 +606,7 @@ block_signals(void)
 	sigset_t set;
 
 	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
+	stop_set(&set);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
@@ -745,6 +764,7 @@ pxc_server_run(const struct pxc_opts *o)
 	}
 	if (rc == 0)
 		LOG_NOTICE("stopped cleanly");
+	pxc_snap_unlock(s);
 	px_cache_destroy(s->cache);
 out_free:
 	pxc_auth_free(s->auth);

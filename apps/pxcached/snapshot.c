@@ -3,21 +3,25 @@
  * pxcached's warm restart (--snapshot FILE): the cache is filled from
  * FILE after it is created and before any listener opens, saved every
  * --snapshot-interval seconds by a thread of its own while the workers
- * serve, and saved once more after SIGTERM/SIGINT when the workers have
- * stopped, so the last image holds every request that was answered.
+ * serve, and saved once more after SIGTERM/SIGINT/SIGUSR1 when the
+ * workers have stopped, so the last image holds every request that was
+ * answered.
  *
  * px_snapshot_save() writes a temporary file and renames it, so a crash
  * or kill -9 at any moment leaves the previous snapshot whole; and
  * px_snapshot_load() verifies the whole file before it stores anything,
  * so a refused file leaves the cache empty.  The saver thread inherits
- * the main thread's blocked SIGTERM/SIGINT.
+ * the main thread's blocked signals (server.c, stop_set()).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,10 +50,10 @@ tmp_creatable(const char *tmp)
 }
 
 /*
- * Whether a save can work at all: FILE is not a directory and FILE.tmp
- * can be created beside it.  Without this check a path in a missing or
- * read-only directory was found out only by the final save, after the
- * whole session the snapshot was meant to keep.
+ * Whether a save can work at all: FILE is missing or a regular file, and
+ * FILE.tmp can be created beside it.  Without this check a path in a
+ * missing or read-only directory was found out only by the final save,
+ * after the whole session the snapshot was meant to keep.
  */
 static int
 check_savable(const char *path)
@@ -61,6 +65,10 @@ check_savable(const char *path)
 
 	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
 		return -EISDIR;
+	/* A FIFO blocked the load's open() forever, with SIGTERM blocked;
+	 * a device node would be replaced by the first save's rename(). */
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+		return -EINVAL;
 	tmp = malloc(n);
 	if (!tmp)
 		return -ENOMEM;
@@ -68,6 +76,160 @@ check_savable(const char *path)
 	rc = tmp_creatable(tmp);
 	free(tmp);
 	return rc;
+}
+
+/*
+ * A smaller -m than the saving server's evicts while loading: "loaded N
+ * items" alone then hid that most of them are gone already.
+ */
+static void
+log_evicted(const struct pxc_server *s, const struct px_snapshot_info *li)
+{
+	uint64_t m[PX_CACHE_METRIC_COUNT];
+
+	px_cache_metrics(s->cache, m);
+	if (m[PX_CACHE_M_items] >= li->loaded)
+		return;
+	LOG_WARN("snapshot %s: only %llu of the %llu loaded items fit in "
+		 "-m %llu MiB; the cache's policy evicted %llu while loading",
+		 s->opts.snapshot, (unsigned long long)m[PX_CACHE_M_items],
+		 (unsigned long long)li->loaded,
+		 (unsigned long long)s->opts.memory_mb,
+		 (unsigned long long)(li->loaded - m[PX_CACHE_M_items]));
+}
+
+/* @link's target, joined to @link's directory when relative. */
+static char *
+link_target(const char *link)
+{
+	char buf[PATH_MAX], *dir, *out;
+	ssize_t n = readlink(link, buf, sizeof(buf) - 1);
+	size_t len;
+
+	if (n < 0)
+		return NULL;
+	buf[n] = 0;
+	if (buf[0] == '/')
+		return strdup(buf);
+	dir = strdup(link);
+	if (!dir)
+		return NULL;
+	len = strlen(dir) + (size_t)n + 2;
+	out = malloc(len);
+	if (out)
+		snprintf(out, len, "%s/%s", dirname(dir), buf);
+	free(dir);
+	return out;
+}
+
+/*
+ * A FILE that is a symbolic link is saved to its target: rename() over
+ * the link replaced the link itself with a regular file, so the saves
+ * went beside the link and the target (on the disk meant for it) kept
+ * the first image.  A dangling link is followed too (the first save
+ * creates the target).
+ */
+static int
+follow_links(struct pxc_server *s)
+{
+	const char *link = s->opts.snapshot;
+	struct stat st;
+	char *t;
+	int hops;
+
+	for (hops = 0; lstat(link, &st) == 0 && S_ISLNK(st.st_mode); hops++) {
+		if (hops == 40)
+			return -ELOOP;
+		t = link_target(link);
+		if (!t)
+			return errno ? -errno : -ENOMEM;
+		free(s->snap.target);
+		s->snap.target = t;
+		link = t;
+	}
+	if (hops) {
+		LOG_NOTICE("snapshot %s is a link: saving to %s",
+			   s->opts.snapshot, link);
+		s->opts.snapshot = link;
+	}
+	return 0;
+}
+
+/*
+ * Take FILE.lock for the server's lifetime.  Two servers given the same
+ * FILE wrote the same FILE.tmp at once and renamed each other's half
+ * written file over FILE: the "kept" snapshot was then refused at the
+ * next start.  The second server now refuses to start instead.
+ */
+static int
+lock_snapshot(struct pxc_server *s)
+{
+	const char *path = s->opts.snapshot;
+	size_t n = strlen(path) + sizeof(".lock");
+	char *name = malloc(n);
+	int fd, rc = 0;
+
+	if (!name)
+		return -ENOMEM;
+	snprintf(name, n, "%s.lock", path);
+	fd = open(name, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		rc = -errno;
+		LOG_ERROR("snapshot %s: cannot open %s: %s", path, name,
+			  strerror(-rc));
+		goto out_free;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		LOG_ERROR("snapshot %s is in use by another process (%s is "
+			  "locked): give each server its own FILE",
+			  path, name);
+		close(fd);
+		goto out_free;
+	}
+	s->snap.lock_fd = fd;
+	s->snap.locked = true;
+out_free:
+	free(name);
+	return rc;
+}
+
+void
+pxc_snap_unlock(struct pxc_server *s)
+{
+	free(s->snap.target);
+	s->snap.target = NULL;
+	if (!s->snap.locked)
+		return;
+	close(s->snap.lock_fd);
+	s->snap.locked = false;
+}
+
+/*
+ * A refused FILE is renamed to FILE.refused before the server starts
+ * empty.  It used to stay as FILE and the first save replaced it: a file
+ * of another format version (a rollback) or one a tool could still
+ * salvage was lost a few seconds after the start.
+ */
+static int
+set_aside(const char *path)
+{
+	size_t n = strlen(path) + sizeof(".refused");
+	char *aside = malloc(n);
+
+	if (!aside)
+		return -ENOMEM;
+	snprintf(aside, n, "%s.refused", path);
+	if (rename(path, aside) == 0)
+		LOG_WARN("snapshot %s: starting empty; the refused file is "
+			 "kept as %s",
+			 path, aside);
+	else
+		LOG_WARN("snapshot %s: starting empty; cannot keep the "
+			 "refused file as %s (%s): the next save replaces it",
+			 path, aside, strerror(errno));
+	free(aside);
+	return 0;
 }
 
 int
@@ -79,13 +241,24 @@ pxc_snap_load(struct pxc_server *s)
 
 	if (!o->snapshot)
 		return 0;
-	rc = check_savable(o->snapshot);
+	rc = follow_links(s);
+	if (rc == 0)
+		rc = check_savable(o->snapshot);
+	if (rc == -EINVAL) {
+		LOG_ERROR("snapshot %s cannot be saved: it is not a regular "
+			  "file (a FIFO, socket or device)",
+			  o->snapshot);
+		return rc;
+	}
 	if (rc < 0) {
 		LOG_ERROR("snapshot %s cannot be saved: %s (its directory must "
 			  "exist and be writable)",
 			  o->snapshot, strerror(-rc));
 		return rc;
 	}
+	rc = lock_snapshot(s);
+	if (rc < 0)
+		return rc;
 	rc = px_snapshot_load(s->cache, o->snapshot, &li);
 	if (rc == 0) {
 		LOG_NOTICE("snapshot %s: loaded %llu items (%llu expired, "
@@ -95,6 +268,7 @@ pxc_snap_load(struct pxc_server *s)
 			   (unsigned long long)li.skipped,
 			   (unsigned long long)li.flushed,
 			   (long long)li.taken_at);
+		log_evicted(s, &li);
 		if (li.flush_at && !li.flushed)
 			LOG_NOTICE("snapshot %s: flush_all pending at %lld "
 				   "restored",
@@ -110,10 +284,7 @@ pxc_snap_load(struct pxc_server *s)
 		  px_strerror_in(PX_PART_SNAPSHOT, rc));
 	if (o->snapshot_strict)
 		return rc;
-	LOG_WARN("snapshot %s: starting empty (the file is left as it is "
-		 "and replaced at the next save)",
-		 o->snapshot);
-	return 0;
+	return set_aside(o->snapshot);
 }
 
 static void
@@ -126,6 +297,28 @@ record(struct pxc_snap *sn, int rc, const struct px_snapshot_info *si)
 	atomic_store_explicit(&sn->last_items, si->items, memory_order_relaxed);
 	atomic_store_explicit(&sn->last_time, si->taken_at,
 			      memory_order_relaxed);
+}
+
+/*
+ * The first good save after failed ones is logged at notice level:
+ * periodic saves log at info, so at the default verbosity the log showed
+ * the failures (warn) and never that saving works again.
+ */
+static void
+log_recovery(struct pxc_server *s, int rc, const char *why)
+{
+	struct pxc_snap *sn = &s->snap;
+
+	if (rc < 0) {
+		sn->failed_in_row++;
+		return;
+	}
+	if (sn->failed_in_row)
+		LOG_NOTICE("%s snapshot %s saved again after %llu failed "
+			   "saves",
+			   why, s->opts.snapshot,
+			   (unsigned long long)sn->failed_in_row);
+	sn->failed_in_row = 0;
 }
 
 /* One save with its log line; the final one is logged at notice level. */
@@ -146,6 +339,7 @@ save(struct pxc_server *s, bool final)
 	rc = px_snapshot_save(s->cache, s->opts.snapshot, &so, &si);
 
 	record(&s->snap, rc, &si);
+	log_recovery(s, rc, why);
 	if (rc == 0)
 		LOG_AT(final ? LOG_LVL_NOTICE : LOG_LVL_INFO,
 		       "%s snapshot %s: %llu items, %llu bytes in %llu ms", why,

@@ -880,6 +880,26 @@ test_snapshot_failed_save_keeps_the_previous_file(void **state)
 	px_cache_destroy(c);
 }
 
+/* info.bytes is the file's size, also for an empty cache (a header). */
+static void
+test_snapshot_info_bytes_is_the_file_size(void **state)
+{
+	struct px_cache *c = make(8 * MIB);
+	struct px_snapshot_info si;
+	struct stat st;
+
+	assert_int_equal(px_snapshot_save(c, path, NULL, &si), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(si.items, 0);
+	assert_true(st.st_size > 0);
+	assert_int_equal(si.bytes, (uint64_t)st.st_size);
+	fill(c, 3);
+	assert_int_equal(px_snapshot_save(c, path, NULL, &si), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(si.bytes, (uint64_t)st.st_size);
+	px_cache_destroy(c);
+}
+
 int
 main(void)
 {
@@ -901,6 +921,7 @@ main(void)
 	    T(test_snapshot_foreign_files_are_refused),
 	    T(test_snapshot_version1_files_still_load),
 	    T(test_snapshot_failed_save_keeps_the_previous_file),
+	    T(test_snapshot_info_bytes_is_the_file_size),
 #undef T
 	};
 
