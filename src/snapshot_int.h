@@ -133,5 +133,7 @@ int
 pxs_stream_init(struct pxs_stream *st, int fd, uint64_t size, uint64_t start);
 void pxs_stream_exit(struct pxs_stream *st);
 int pxs_stream_read(struct pxs_stream *st, void *dst, size_t len);
+/* pread @len bytes into @buf at @off; -PX_ECORRUPT at an early end. */
+int pxs_pread_all(int fd, void *buf, size_t len, uint64_t off);
 
 #endif

@@ -36,26 +36,6 @@ struct reader {
 	void *arg;
 };
 
-static int
-read_at(int fd, void *dst, size_t len, uint64_t off)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t n =
-		    pread(fd, (char *)dst + got, len - got, (off_t)(off + got));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -PX_ECORRUPT; /* shrank under us */
-		got += (size_t)n;
-	}
-	return 0;
-}
-
 /* Whether @len bytes at @p are all zero. */
 static bool
 zeros(const char *p, size_t len)
@@ -107,7 +87,7 @@ check_header(struct reader *r)
 		return -PX_ECORRUPT;
 	if (posix_memalign((void **)&region, PXS_ALIGN, PXS_DATA_OFF))
 		return -ENOMEM; /* aligned: the file may be open O_DIRECT */
-	err = read_at(r->fd, region, PXS_DATA_OFF, 0);
+	err = pxs_pread_all(r->fd, region, PXS_DATA_OFF, 0);
 	if (err)
 		goto out_free;
 	memcpy(&version, region + offsetof(struct pxs_header, version),

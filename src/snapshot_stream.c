@@ -119,10 +119,11 @@ pxs_stream_exit(struct pxs_stream *st)
 	free(st->res);
 }
 
-/* pread @len bytes into @dst at @off; -PX_ECORRUPT at an early end. */
-static int
-pread_all(int fd, char *dst, size_t len, uint64_t off)
+int
+pxs_pread_all(int fd, void *buf, size_t len, uint64_t off)
 {
+	char *dst = buf;
+
 	while (len) {
 		ssize_t n = pread(fd, dst, len, (off_t)off);
 
@@ -149,8 +150,8 @@ wait_chunk(struct pxs_stream *st, uint64_t k)
 	int err;
 
 	if (!st->uring)
-		return pread_all(st->fd, slot_mem(st, k), want,
-				 chunk_off(st, k));
+		return pxs_pread_all(st->fd, slot_mem(st, k), want,
+				     chunk_off(st, k));
 	while (*res == PENDING) {
 		err = io_uring_wait_cqe(&st->ring, &cqe);
 		if (err == -EINTR)
@@ -164,9 +165,9 @@ wait_chunk(struct pxs_stream *st, uint64_t k)
 	if (*res < 0)
 		return *res;
 	if ((size_t)*res < want) /* short: the rest the slow way */
-		return pread_all(st->fd, slot_mem(st, k) + *res,
-				 want - (size_t)*res,
-				 chunk_off(st, k) + (uint64_t)*res);
+		return pxs_pread_all(st->fd, slot_mem(st, k) + *res,
+				     want - (size_t)*res,
+				     chunk_off(st, k) + (uint64_t)*res);
 	return 0;
 }
 
