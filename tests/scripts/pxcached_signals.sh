@@ -16,31 +16,22 @@ echo "TAP version 13"
 echo "1..$NT"
 SNAP=$PXC_TMP/cache.snap
 
+# client set KEY VALUE | get KEY: one request on a fresh connection.
 cat >"$PXC_TMP/client.py" <<'PYEOF'
-import os, socket, sys
+import sys
+from pxtap import ask_strict, conn
 
-s = socket.create_connection(("127.0.0.1", int(os.environ["PORT"])))
-s.settimeout(20)
-def ask(data):
-    s.sendall(data)
-    got = b""
-    while not got.endswith(b"\r\n"):
-        d = s.recv(65536)
-        if not d:
-            raise SystemExit("connection closed")
-        got += d
-    return got
+s = conn()
 if sys.argv[1] == "set":
     v = sys.argv[3].encode()
-    print(ask(b"set %s 0 0 %d\r\n%s\r\n" % (sys.argv[2].encode(), len(v), v))
+    print(ask_strict(s, b"set %s 0 0 %d\r\n%s\r\n"
+                     % (sys.argv[2].encode(), len(v), v), b"\r\n")
           .decode().strip())
 else:
-    r = ask(b"get %s\r\n" % sys.argv[2].encode())
-    while r.startswith(b"VALUE") and not r.endswith(b"END\r\n"):
-        r += s.recv(65536)
+    r = ask_strict(s, b"get %s\r\n" % sys.argv[2].encode(), b"END\r\n")
     print(r.decode().split("\r\n")[1] if r.startswith(b"VALUE") else "miss")
 PYEOF
-client() { PORT=$PXC_PORT "$PYTHON" "$PXC_TMP/client.py" "$@"; }
+client() { pxc_py "$@" <"$PXC_TMP/client.py"; }
 
 # alive SECONDS: the server is still running after SECONDS.
 alive() { sleep "$1"; kill -0 "$PXC_PID" 2>/dev/null; }

@@ -12,9 +12,10 @@
 # (FILE.tmp made a directory: EISDIR, even for root) are in the log and
 # stats, and the first good save after them is logged at the default
 # verbosity; a FILE that is a FIFO is refused at start (it hung the load
-# with SIGTERM blocked); on a small tmpfs of our own that fills up (root only, else
-# skipped) the server keeps serving, reports ENOSPC and keeps the
-# previous snapshot loadable.  Our own servers on free 127.0.0.1 ports, by pid.
+# with SIGTERM blocked); on a small tmpfs of our own that fills up (root
+# only, else skipped) the server keeps serving, reports ENOSPC and keeps
+# the previous snapshot loadable.  Our own servers on free 127.0.0.1
+# ports, stopped by pid.
 . "$(dirname "$0")/pxcached_server.sh"
 
 NT=14
@@ -22,37 +23,27 @@ echo "TAP version 13"
 echo "1..$NT"
 SNAP=$PXC_TMP/cache.snap
 
+# client fill N SIZE | snapstats | count: the requests the cases need.
 cat >"$PXC_TMP/client.py" <<'PYEOF'
-import os, socket, sys
+import sys
+from pxtap import ask_strict, conn, stat
 
-s = socket.create_connection(("127.0.0.1", int(os.environ["PORT"])))
-s.settimeout(20)
-def ask(data, end=b"\r\n"):
-    s.sendall(data)
-    got = b""
-    while not got.endswith(end):
-        d = s.recv(1 << 20)
-        if not d:
-            raise SystemExit("connection closed")
-        got += d
-    return got
 if sys.argv[1] == "fill":  # N items of SIZE bytes, pipelined
+    s = conn()
     n, size = int(sys.argv[2]), int(sys.argv[3])
     v = b"v" * size
     for i in range(0, n, 100):
         batch = b"".join(b"set k%d 0 0 %d noreply\r\n%s\r\n" % (j, size, v)
                          for j in range(i, min(n, i + 100)))
         s.sendall(batch)
-    assert ask(b"mn\r\n") == b"MN\r\n"
+    assert ask_strict(s, b"mn\r\n", b"\r\n") == b"MN\r\n"
 elif sys.argv[1] == "snapstats":
-    r = ask(b"stats\r\n", b"END\r\n").decode()
+    r = ask_strict(conn(), b"stats\r\n", b"END\r\n").decode()
     print(" ".join(l[5:] for l in r.split("\r\n") if "snapshot_" in l))
 else:
-    r = ask(b"stats\r\n", b"END\r\n").decode()
-    print([l.split()[2] for l in r.split("\r\n")
-           if l.startswith("STAT curr_items ")][0])
+    print(stat("curr_items"))
 PYEOF
-client() { PORT=$PXC_PORT "$PYTHON" "$PXC_TMP/client.py" "$@"; }
+client() { pxc_py "$@" <"$PXC_TMP/client.py"; }
 
 # An empty cache's final save: the file is a header, not 0 bytes.
 pxc_require_server "$NT" -t 1 -m 16 --snapshot "$SNAP"
@@ -209,7 +200,7 @@ for _ in $(seq 1 50); do
 done
 st=$(client snapstats)
 held=$(client count)
-pxc_check "a full disk: the server serves on ($held items), log and stats say ENOSPC" \
+pxc_check "a full disk: serves on ($held items), log and stats: ENOSPC" \
 	bash -c "[ '$held' = 1000 ] &&
 		grep -q 'periodic snapshot .* failed: .*ENOSPC.*previous file is kept' \
 			'$PXC_TMP/log' &&
@@ -224,6 +215,6 @@ pxc_check "a failed final save exits 1 and keeps the previous file ($rc)" \
 pxc_start -t 1 -m 32 --snapshot "$FULL" --snapshot-strict
 held=$(client count)
 pxc_stop KILL
-pxc_check "the previous snapshot loads after the full disk ($held items, $good bytes)" \
+pxc_check "the old snapshot loads after the full disk ($held, $good B)" \
 	[ "$held" = 500 ]
 exit "$PXC_FAILED"
