@@ -1171,6 +1171,123 @@ test_pool_retain_predicate(void **state)
 	check_empty_destroy(pool);
 }
 
+/*
+ * A keep-predicate that calls back into the pool: what a user does when
+ * a health sweep decides the backend is gone (close), or wants an object
+ * right away (get), or shrinks the pool (resize).  retain() must not walk
+ * a list the predicate changed under it.
+ */
+struct reenter {
+	int calls;
+	int action; /* 0 close, 1 get, 2 resize to 1 */
+	struct got g;
+	struct px_pool_status seen;
+};
+
+static bool
+keep_reenter(struct px_pool *pool, struct px_pool_obj *obj, void *arg)
+{
+	struct reenter *r = arg;
+
+	if (r->calls++ == 0) {
+		if (r->action == 0)
+			px_pool_close(pool);
+		else if (r->action == 1)
+			assert_int_equal(
+			    px_pool_get(pool, -1, on_got, &r->g, NULL), 0);
+		else
+			assert_int_equal(px_pool_resize(pool, 1), 0);
+		px_pool_status(pool, &r->seen);
+		return false;
+	}
+	return true;
+}
+
+/* Four idle objects; retain() with @action from inside the predicate. */
+static struct px_pool *
+retain_reenter(struct reenter *r, int action, int *removed)
+{
+	struct px_pool *pool;
+	struct got g[4] = {{0}};
+
+	fm_reset();
+	pool = make_pool(4, NULL);
+	for (int i = 0; i < 4; i++)
+		px_pool_get(pool, -1, on_got, &g[i], NULL);
+	drive(pool);
+	for (int i = 0; i < 4; i++)
+		px_pool_put(pool, g[i].obj);
+	memset(r, 0, sizeof(*r));
+	r->action = action;
+	*removed = px_pool_retain(pool, keep_reenter, r);
+	return pool;
+}
+
+static void
+test_pool_retain_predicate_closes_pool(void **state)
+{
+	struct px_pool_status s;
+	struct px_pool *pool;
+	struct reenter r;
+	int removed;
+
+	pool = retain_reenter(&r, 0, &removed);
+	/* Closing destroys every idle object: none is left to look at. */
+	assert_int_equal(removed, 4);
+	assert_int_equal(fm.live, 0);
+	px_pool_status(pool, &s);
+	assert_int_equal(s.size, 0);
+	assert_int_equal(s.available, 0);
+	check_empty_destroy(pool);
+}
+
+static void
+test_pool_retain_predicate_gets_an_object(void **state)
+{
+	struct px_pool_status s;
+	struct px_pool *pool;
+	struct reenter r;
+	int removed;
+
+	pool = retain_reenter(&r, 1, &removed);
+	/* The object the predicate rejected is not the one handed out. */
+	assert_int_equal(removed, 1);
+	drive(pool);
+	assert_int_equal(r.g.calls, 1);
+	assert_int_equal(r.g.res, 0);
+	assert_int_equal(fm.live, 3);
+	px_pool_status(pool, &s);
+	assert_int_equal(s.size, 3);
+	assert_int_equal(s.in_use, 1);
+	assert_int_equal(s.available, 2);
+	assert_true(value_of(r.g.obj) > 0);
+	px_pool_put(pool, r.g.obj);
+	check_empty_destroy(pool);
+}
+
+static void
+test_pool_retain_predicate_resizes_pool(void **state)
+{
+	struct px_pool_status s;
+	struct px_pool *pool;
+	struct reenter r;
+	int removed;
+
+	pool = retain_reenter(&r, 2, &removed);
+	/* Status inside the predicate counts the objects under review. */
+	assert_int_equal(r.seen.size, 4);
+	assert_int_equal(r.seen.available, 4);
+	assert_int_equal(r.seen.max_size, 1);
+	/* Every object was looked at; all but one went to the new size. */
+	assert_int_equal(r.calls, 4);
+	assert_int_equal(removed, 3);
+	px_pool_status(pool, &s);
+	assert_int_equal(s.size, 1);
+	assert_int_equal(s.available, 1);
+	assert_int_equal(fm.live, 1);
+	check_empty_destroy(pool);
+}
+
 static void
 test_pool_min_idle_replenishes(void **state)
 {
@@ -1509,6 +1626,9 @@ main(void)
 	    cmocka_unit_test(test_pool_hook_failures),
 	    cmocka_unit_test(test_pool_resize_take_retain),
 	    cmocka_unit_test(test_pool_retain_predicate),
+	    cmocka_unit_test(test_pool_retain_predicate_closes_pool),
+	    cmocka_unit_test(test_pool_retain_predicate_gets_an_object),
+	    cmocka_unit_test(test_pool_retain_predicate_resizes_pool),
 	    cmocka_unit_test(test_pool_min_idle_replenishes),
 	    cmocka_unit_test(test_pool_housekeeping_rearmed_without_memory),
 	    cmocka_unit_test(test_pool_waiter_deadlines_mixed_timeouts),
