@@ -218,6 +218,7 @@ struct px_pool {
 	struct plist idle, in_use, waiters, done, aborting;
 	uint32_t size, nidle, nwait, nin_use, ncreate, ncheckout, nkeep;
 	uint32_t naborting;
+	uint32_t nretain; /* idle objects under a retain() predicate */
 	uint32_t records; /* object records allocated */
 
 	struct theap heap;
@@ -1326,27 +1327,73 @@ px_pool_resize(struct px_pool *p, uint32_t max_size)
 	return 0;
 }
 
+/* Move every node of @from to the front of @to, in order. */
+static void
+plist_splice_head(struct plist *to, struct plist *from)
+{
+	if (plist_empty(from))
+		return;
+	from->prev->next = to->next;
+	to->next->prev = from->prev;
+	to->next = from->next;
+	from->next->prev = to;
+	plist_init(from);
+}
+
+/* After @keep answered for @o, under review by retain(). */
+static bool
+retain_one(struct px_pool *p, struct px_pool_obj *o, bool kept,
+	   struct plist *keep_list)
+{
+	if (kept && !p->closed && p->size <= p->o.max_size) {
+		plist_add_tail(keep_list, &o->link);
+		return false;
+	}
+	p->nretain--;
+	p->size--;
+	obj_destroy(p, o, C_OTHER);
+	return true;
+}
+
+/*
+ * The idle objects move to a private list first, so that a predicate
+ * that calls into the pool (get, put, close, resize, retain) never sees
+ * them and never changes the list walked here.  They still count as
+ * available; the kept ones go back to the front of the idle list, older
+ * than anything that came back meanwhile.
+ */
 int
 px_pool_retain(struct px_pool *p, px_pool_keep_fn keep, void *arg)
 {
-	struct plist *n, *next;
+	struct plist review, kept;
+	uint32_t nkept = 0;
 	int removed = 0;
 
 	enter(p);
-	for (n = p->idle.next; n != &p->idle; n = next) {
+	plist_init(&review);
+	plist_init(&kept);
+	plist_splice_head(&review, &p->idle);
+	p->nretain += p->nidle;
+	p->nidle = 0;
+	while (!plist_empty(&review)) {
 		struct px_pool_obj *o =
-		    container_of(n, struct px_pool_obj, link);
+		    container_of(review.next, struct px_pool_obj, link);
 
-		next = n->next;
-		if (keep(p, o, arg))
-			continue;
-		plist_del(n);
-		p->nidle--;
-		p->size--;
-		obj_destroy(p, o, C_OTHER);
-		removed++;
+		plist_del(&o->link);
+		if (retain_one(p, o, keep(p, o, arg), &kept))
+			removed++;
+		else
+			nkept++;
 	}
+	p->nretain -= nkept;
+	p->nidle += nkept;
+	plist_splice_head(&p->idle, &kept);
+	/* A close or resize from a predicate: what is now beyond the size. */
+	nkept = p->nidle;
+	shrink_idle(p);
+	removed += (int)(nkept - p->nidle);
 	pump(p);
+	finish(p);
 	return removed;
 }
 
@@ -1399,7 +1446,7 @@ px_pool_status(const struct px_pool *p, struct px_pool_status *out)
 {
 	out->max_size = p->o.max_size;
 	out->size = p->size;
-	out->available = p->nidle;
+	out->available = p->nidle + p->nretain;
 	out->waiting = p->nwait;
 	out->in_use = p->nin_use;
 	out->creating = p->ncreate;

@@ -335,7 +335,12 @@ typedef bool (*px_pool_keep_fn)(struct px_pool *pool, struct px_pool_obj *obj,
 
 /*
  * px_pool_retain - destroy every idle object for which @keep returns
- * false.  Returns how many were destroyed.
+ * false.  @keep is asked once for each object idle at the call and may
+ * call into the pool (get, put, drop, resize, close, retain; not
+ * destroy): the objects under review count as available but are not
+ * handed out until retain returns, and the kept ones stay the oldest
+ * idle.  A close or shrink from @keep destroys the rest as well.
+ * Returns how many objects this call destroyed.
  */
 PX_API int
 px_pool_retain(struct px_pool *pool, px_pool_keep_fn keep, void *arg);
