@@ -1288,6 +1288,195 @@ test_pool_retain_predicate_resizes_pool(void **state)
 	check_empty_destroy(pool);
 }
 
+/*
+ * Close from every place a user's code runs: each manager step and hook,
+ * the cancel callbacks, a get callback and each error-sink event.  The
+ * status must add up at every one of those calls, every started get
+ * must get exactly one callback, and nothing may leak.
+ */
+enum cx_site {
+	X_NONE,
+	X_CREATE,
+	X_POST_CREATE,
+	X_PRE_RECYCLE,
+	X_RECYCLE,
+	X_POST_RECYCLE,
+	X_CANCEL,
+	X_HOOK_CANCEL,
+	X_GET_CB,
+	X_CREATE_FAILED,
+	X_RECYCLE_FAILED,
+	X_STEP_TIMEOUT,
+	X_LEAK,
+	X_BACKOFF,
+	X_SITES
+};
+
+#define CX_HELD 16
+
+static struct {
+	enum cx_site close_at;
+	bool after; /* close after the step's own work, else before */
+	bool closed;
+	int bad_status;
+	int started, callbacks;
+	unsigned int reached; /* bit per site */
+	struct px_pool_obj *held[CX_HELD];
+	int nheld;
+} cx;
+
+static void
+cx_site(struct px_pool *pool, enum cx_site site)
+{
+	struct px_pool_status st;
+
+	px_pool_status(pool, &st);
+	if (st.size != st.available + st.in_use + st.creating + st.recycling)
+		cx.bad_status++;
+	cx.reached |= 1u << site;
+	if (site == cx.close_at && !cx.closed) {
+		cx.closed = true;
+		px_pool_close(pool);
+	}
+}
+
+#define CX_STEP(name, site, inner)                                      \
+	static void name(struct px_pool *pool, struct px_pool_obj *obj, \
+			 void *arg)                                     \
+	{                                                               \
+		if (!cx.after)                                          \
+			cx_site(pool, site);                            \
+		inner(pool, obj, arg);                                  \
+		if (cx.after)                                           \
+			cx_site(pool, site);                            \
+	}
+
+CX_STEP(cx_create, X_CREATE, fm_create)
+CX_STEP(cx_post_create, X_POST_CREATE, fm_post_create)
+CX_STEP(cx_pre_recycle, X_PRE_RECYCLE, fm_pre_recycle)
+CX_STEP(cx_recycle, X_RECYCLE, fm_recycle)
+CX_STEP(cx_post_recycle, X_POST_RECYCLE, fm_post_recycle)
+CX_STEP(cx_cancel, X_CANCEL, fm_cancel)
+CX_STEP(cx_hook_cancel, X_HOOK_CANCEL, fm_cancel)
+
+static void
+cx_got(struct px_pool *pool, struct px_pool_obj *obj, int res, void *ctx)
+{
+	cx.callbacks++;
+	if (obj) {
+		assert_int_equal(res, 0);
+		assert_true(cx.nheld < CX_HELD);
+		cx.held[cx.nheld++] = obj;
+	}
+	cx_site(pool, X_GET_CB);
+}
+
+static void
+cx_sink(struct px_pool *pool, enum px_pool_event ev, int err,
+	struct px_pool_obj *obj, void *arg)
+{
+	static const enum cx_site map[] = {
+	    [PX_POOL_EV_CREATE_FAILED] = X_CREATE_FAILED,
+	    [PX_POOL_EV_RECYCLE_FAILED] = X_RECYCLE_FAILED,
+	    [PX_POOL_EV_STEP_TIMEOUT] = X_STEP_TIMEOUT,
+	    [PX_POOL_EV_LEAK] = X_LEAK,
+	    [PX_POOL_EV_BACKOFF] = X_BACKOFF,
+	};
+
+	cx_site(pool, map[ev]);
+}
+
+static const struct px_pool_manager cx_mgr = {
+    .create = cx_create,
+    .recycle = cx_recycle,
+    .destroy = fm_destroy,
+    .cancel = cx_cancel,
+};
+
+static void
+cx_get(struct px_pool *pool)
+{
+	if (px_pool_get(pool, -1, cx_got, NULL, NULL) == 0)
+		cx.started++;
+}
+
+static void
+cx_give_back(struct px_pool *pool, bool broken)
+{
+	if (cx.nheld == 0)
+		return;
+	if (broken)
+		px_pool_drop(pool, cx.held[--cx.nheld]);
+	else
+		px_pool_put(pool, cx.held[--cx.nheld]);
+}
+
+/* One run that passes every site, closing at @at. */
+static void
+cx_run(enum cx_site at, bool after)
+{
+	struct px_pool_opts o;
+	struct px_pool *pool;
+
+	fm_reset();
+	memset(&cx, 0, sizeof(cx));
+	cx.close_at = at;
+	cx.after = after;
+	fm_opts(&o, 2);
+	o.leak_threshold_ms = 50;
+	o.maint_interval_ms = 10;
+	o.hooks.post_create = cx_post_create;
+	o.hooks.pre_recycle = cx_pre_recycle;
+	o.hooks.post_recycle = cx_post_recycle;
+	o.hooks.cancel = cx_hook_cancel;
+	o.error_sink = cx_sink;
+	assert_int_equal(px_pool_create_env(&fk_env, &cx_mgr, &o, &pool), 0);
+	cx_get(pool);
+	cx_get(pool);
+	settle(pool);
+	cx_give_back(pool, false); /* a checkout recycle */
+	cx_get(pool);
+	settle(pool);
+	fm.mode[S_RECYCLE] = M_FAIL; /* a failed recycle, then a create */
+	cx_give_back(pool, false);
+	cx_get(pool);
+	settle(pool);
+	fm.mode[S_RECYCLE] = M_OK;
+	advance(pool, 60 * MS);      /* held past leak_threshold_ms */
+	fm.mode[S_CREATE] = M_NEVER; /* a create that times out */
+	cx_give_back(pool, true);
+	cx_get(pool);
+	advance(pool, 200 * MS);
+	fm.mode[S_CREATE] = M_OK;
+	fm.mode[S_POST_CREATE] = M_NEVER; /* a hook that times out */
+	cx_get(pool);
+	advance(pool, 200 * MS);
+	fm.mode[S_POST_CREATE] = M_OK;
+	fm.mode[S_CREATE] = M_FAIL; /* a create that fails */
+	cx_get(pool);
+	settle(pool);
+	while (cx.nheld)
+		cx_give_back(pool, false);
+	settle(pool);
+	if (at != X_NONE && !cx.closed)
+		fail_msg("site %d was never reached", at);
+	if (at == X_NONE && cx.reached != ((1u << X_SITES) - 2))
+		fail_msg("sites reached: %#x", cx.reached);
+	assert_int_equal(cx.bad_status, 0);
+	assert_int_equal(cx.callbacks, cx.started);
+	check_empty_destroy(pool);
+}
+
+static void
+test_pool_close_from_every_callback(void **state)
+{
+	for (int at = X_NONE; at < 2 * X_SITES; at++) {
+		print_message("close at site %d, %s\n", at % X_SITES,
+			      at < X_SITES ? "before" : "after");
+		cx_run((enum cx_site)(at % X_SITES), at >= X_SITES);
+	}
+}
+
 static void
 test_pool_min_idle_replenishes(void **state)
 {
@@ -1629,6 +1818,7 @@ main(void)
 	    cmocka_unit_test(test_pool_retain_predicate_closes_pool),
 	    cmocka_unit_test(test_pool_retain_predicate_gets_an_object),
 	    cmocka_unit_test(test_pool_retain_predicate_resizes_pool),
+	    cmocka_unit_test(test_pool_close_from_every_callback),
 	    cmocka_unit_test(test_pool_min_idle_replenishes),
 	    cmocka_unit_test(test_pool_housekeeping_rearmed_without_memory),
 	    cmocka_unit_test(test_pool_waiter_deadlines_mixed_timeouts),
