@@ -36,6 +36,14 @@ env_timer(struct px_ring *ring, uint64_t ns, px_ring_fn fn, void *ctx,
 	return px_ring_timer(ring, ns, 0, fn, ctx, opp);
 }
 
+static int
+env_cancel(struct px_ring *ring, struct px_ring_op *op)
+{
+	if (env_hooks.cancel)
+		return env_hooks.cancel(ring, op);
+	return px_ring_cancel(ring, op);
+}
+
 struct pool_ring_env {
 	struct px_ring *ring;
 	struct px_pool *pool;
@@ -119,7 +127,7 @@ env_wake_at(void *arg, uint64_t deadline)
 	if (!e->timer)
 		env_arm(e);
 	else if (e->timer_at > e->want_at && !e->cancelling)
-		e->cancelling = px_ring_cancel(e->ring, e->timer) == 0;
+		e->cancelling = env_cancel(e->ring, e->timer) == 0;
 }
 
 static void
@@ -160,7 +168,7 @@ env_release(void *arg)
 
 	e->released = true;
 	if (e->timer)
-		px_ring_cancel(e->ring, e->timer);
+		env_cancel(e->ring, e->timer);
 	env_maybe_free(e);
 }
 

@@ -137,15 +137,17 @@ struct px_pool_env {
 
 /*
  * Hooks for the ring calls of px_pool_create()'s environment, so tests
- * can make them fail.  timer() replaces px_ring_timer() (same contract).
- * NULL members keep the real call; px_pool_ring_hooks_set(NULL) restores
- * everything.  Not thread safe: set hooks while no pool runs.
+ * can make them fail.  timer() replaces px_ring_timer() and cancel()
+ * px_ring_cancel() (same contracts).  NULL members keep the real call;
+ * px_pool_ring_hooks_set(NULL) restores everything.  Not thread safe:
+ * set hooks while no pool runs.
  */
 struct px_pool_ring_hooks {
 	int (*timer)(struct px_ring *ring, uint64_t ns, uint32_t flags,
 		     void (*fn)(struct px_ring *ring, int res, bool more,
 				void *ctx),
 		     void *ctx, struct px_ring_op **opp);
+	int (*cancel)(struct px_ring *ring, struct px_ring_op *op);
 };
 
 PX_API void px_pool_ring_hooks_set(const struct px_pool_ring_hooks *hooks);
