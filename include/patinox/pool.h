@@ -274,7 +274,12 @@ px_pool_get(struct px_pool *pool, int32_t timeout_ms, px_pool_get_fn fn,
  */
 PX_API int px_pool_get_cancel(struct px_pool *pool, struct px_pool_wait *wait);
 
-/* px_pool_put - return a healthy object.  It goes to the oldest waiter. */
+/*
+ * px_pool_put - return a healthy object.  It goes to the oldest waiter.
+ * Each object handed out goes back exactly once, by px_pool_put(),
+ * _drop() or _take(); a second return of the same object is undefined
+ * (its record may be freed, or handed to another caller meanwhile).
+ */
 PX_API void px_pool_put(struct px_pool *pool, struct px_pool_obj *obj);
 
 /*
