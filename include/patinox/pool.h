@@ -436,7 +436,11 @@ enum px_pool_proto {
  * Options of a connection manager.  @addr is copied (AF_INET, AF_INET6
  * or AF_UNIX).  The connect timeout is the pool's create_timeout_ms
  * (io_uring connect with a linked timeout).  With @guard the
- * connections are registered there and their close is handed to it.
+ * connections are registered there and their close is handed to it.  A
+ * guard shut down while the pool still lives closes the pool's
+ * connections (as never released): they then read as broken, with no
+ * ring connection, and the pool drops them at their next checkout;
+ * connections made after that are not registered.
  */
 struct px_pool_net_opts {
 	struct sockaddr_storage addr;
