@@ -7,10 +7,12 @@
  * blocks on the cell and neither ever returns.  The writer in the
  * section must get its documented answer instead: 0 when its publish
  * needs no wait, -EDEADLK when it would.  A deadlock shows as a missed
- * deadline (the harness also times the test out).
+ * deadline (the harness also times the test out).  Also: reader threads
+ * that exit inside a section without unregistering.
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <time.h>
 
 #include <patinox/cow.h>
@@ -177,6 +179,48 @@ TEST_T(cow_publish_in_section_while_writer_waits_at_bound, 60)
 TEST_T(cow_publish_in_section_while_writer_synchronizes, 60)
 {
 	run_two(_metadata, true, 8, 0);
+}
+
+/* Reads, and exits without leaving its section or unregistering. */
+static void *
+exit_inside_section(void *arg)
+{
+	struct px_cow *c = arg;
+	const int *v = px_cow_read_lock(c);
+
+	return (void *)(intptr_t)*v;
+}
+
+/*
+ * Threads that exit inside a section, never unregistered, must not hold
+ * up grace periods: their slots go back at thread exit.  More threads
+ * than the registry's first chunk, one after another.
+ */
+TEST_T(cow_threads_exiting_inside_a_section_release_their_slots, 60)
+{
+	struct px_cow_opts o;
+	struct px_cow_stats st;
+	struct px_cow *c;
+	int init = 7;
+
+	px_cow_opts_init(&o);
+	o.max_retired = 1;
+	o.nowait = true; /* a held-up grace period shows as -EAGAIN */
+	ASSERT_EQ(px_cow_create(&c, sizeof(int), &init, &o), 0);
+	for (int i = 0; i < 3 * CONFIG_PX_COW_READER_SLOTS; i++) {
+		pthread_t t;
+		void *ret;
+
+		ASSERT_EQ(pthread_create(&t, NULL, exit_inside_section, c), 0);
+		ASSERT_EQ(pthread_join(t, &ret), 0);
+		ASSERT_EQ((intptr_t)ret, i == 0 ? 7 : i + 99);
+		ASSERT_EQ(publish_value(c, i + 100), 0);
+		ASSERT_EQ(px_cow_synchronize(c), 0);
+	}
+	px_cow_stats(c, &st);
+	EXPECT_EQ(st.retired, 0);
+	EXPECT_EQ(st.live, 1);
+	px_cow_destroy(c);
 }
 
 TEST_HARNESS_MAIN
