@@ -1539,6 +1539,43 @@ test_pool_idle_timeout_and_keepalive(void **state)
 	check_empty_destroy(pool);
 }
 
+/*
+ * A keepalive check is not a use: idle objects that pass their
+ * keepalives must still reach idle_timeout, counted from their return.
+ */
+static void
+test_pool_keepalive_does_not_defeat_idle_timeout(void **state)
+{
+	struct px_pool_opts o;
+	struct px_pool *pool;
+	struct px_pool_status s;
+	struct px_pool_stats st;
+	struct got g[2] = {{0}};
+
+	fm_reset();
+	fm_opts(&o, 2);
+	o.idle_timeout_ms = 100;
+	o.keepalive_ms = 30;
+	o.maint_interval_ms = 10;
+	pool = make_pool(2, &o);
+	for (int i = 0; i < 2; i++)
+		px_pool_get(pool, -1, on_got, &g[i], NULL);
+	settle(pool);
+	for (int i = 0; i < 2; i++)
+		px_pool_put(pool, g[i].obj);
+	advance(pool, 90 * MS);
+	px_pool_stats_get(pool, &st);
+	assert_true(st.keepalives >= 4); /* checked, and kept */
+	px_pool_status(pool, &s);
+	assert_int_equal(s.size, 2);
+	advance(pool, 60 * MS);
+	px_pool_status(pool, &s);
+	assert_int_equal(s.size, 0);
+	px_pool_stats_get(pool, &st);
+	assert_int_equal(st.closed_idle, 2);
+	check_empty_destroy(pool);
+}
+
 static int leak_reports;
 
 static void
@@ -1824,6 +1861,7 @@ main(void)
 	    cmocka_unit_test(test_pool_waiter_deadlines_mixed_timeouts),
 	    cmocka_unit_test(test_pool_no_check_fast_paths_keep_fifo),
 	    cmocka_unit_test(test_pool_idle_timeout_and_keepalive),
+	    cmocka_unit_test(test_pool_keepalive_does_not_defeat_idle_timeout),
 	    cmocka_unit_test(test_pool_leak_detection_reports_once),
 	    cmocka_unit_test(test_pool_stats_and_histogram),
 	    cmocka_unit_test(test_pool_rejects_bad_options),
