@@ -189,7 +189,10 @@ struct px_pool_obj {
 	uint8_t purpose;
 	bool leak_reported;
 	uint64_t expires_ns;
-	uint64_t since_ns; /* idle since, or checked out at */
+	/* Idle since (or since its last keepalive: the next one counts from
+	 * there), or checked out at.  idle_timeout counts from the last use,
+	 * m.last_used_ns: a keepalive is not a use. */
+	uint64_t since_ns;
 	struct px_pool_metrics m;
 };
 
@@ -888,7 +891,7 @@ sweep_idle(struct px_pool *p, uint64_t t)
 		next = n->next;
 		if (expired(p, o, t))
 			why = C_EXPIRED;
-		else if (idle_to && t - o->since_ns >= idle_to &&
+		else if (idle_to && t - o->m.last_used_ns >= idle_to &&
 			 p->nidle > p->o.min_idle)
 			why = C_IDLE;
 		else if (keep && t - o->since_ns >= keep)

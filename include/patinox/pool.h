@@ -164,7 +164,9 @@ enum px_pool_order {
 /*
  * Pool options.  px_pool_opts_init() fills the Kconfig defaults
  * (CONFIG_PX_POOL_*); every field is then taken as is.  Durations are in
- * milliseconds; for the last five, 0 turns the feature off.
+ * milliseconds; for the last five, 0 turns the feature off.  idle_timeout
+ * counts from an object's last return (or its creation); keepalive
+ * checks repeat every keepalive_ms and are not uses.
  */
 struct px_pool_opts {
 	uint32_t max_size;            /* > 0 */
@@ -178,7 +180,7 @@ struct px_pool_opts {
 	uint32_t maint_interval_ms;   /* housekeeping period, > 0 */
 	uint32_t lifetime_jitter_pct; /* lifetime cut by up to this % */
 	uint32_t max_lifetime_ms;     /* destroy objects older than this */
-	uint32_t idle_timeout_ms;     /* destroy objects idle this long */
+	uint32_t idle_timeout_ms;     /* destroy objects unused this long */
 	uint32_t keepalive_ms;        /* recycle objects idle this long */
 	uint32_t leak_threshold_ms;   /* report objects held this long */
 	uint32_t seed;                /* jitter seed, 0 = from the clock */
