@@ -804,6 +804,70 @@ test_pool_destroy_runs_pending_callbacks(void **state)
 	assert_int_equal(fm.live, 0);
 }
 
+/*
+ * A get already matched with an object whose callback has not run yet
+ * is still pending for its caller: destroy documents every callback it
+ * runs as -PX_ECLOSED, and a caller that trusts that must not be handed
+ * an object it will never put back (the pool could never be freed).
+ */
+static void
+test_pool_destroy_fails_gets_not_yet_delivered(void **state)
+{
+	struct px_pool *pool;
+	struct got a = {0};
+
+	fm_reset();
+	pool = make_pool(1, NULL);
+	/* Every step ends at once: the get is matched inside this call. */
+	assert_int_equal(px_pool_get(pool, -1, on_got, &a, NULL), 0);
+	assert_int_equal(a.calls, 0);
+	px_pool_destroy(pool);
+	assert_int_equal(a.calls, 1);
+	assert_int_equal(a.res, -PX_ECLOSED);
+	assert_null(a.obj);
+	assert_int_equal(fm.live, 0);
+	assert_int_equal(fk_released, 1);
+}
+
+static struct got close_first[2];
+
+static void
+close_on_got(struct px_pool *pool, struct px_pool_obj *obj, int res, void *ctx)
+{
+	on_got(pool, obj, res, ctx);
+	if (ctx == &close_first[0]) {
+		if (obj)
+			px_pool_put(pool, obj);
+		px_pool_close(pool);
+	}
+}
+
+/* The same after a close from the first of two callbacks of one poll. */
+static void
+test_pool_close_fails_gets_not_yet_delivered(void **state)
+{
+	struct px_pool *pool;
+	struct px_pool_stats st;
+
+	fm_reset();
+	memset(close_first, 0, sizeof(close_first));
+	pool = make_pool(2, NULL);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(
+		    px_pool_get(pool, -1, close_on_got, &close_first[i], NULL),
+		    0);
+	assert_int_equal(px_pool_poll(pool), 2);
+	assert_int_equal(close_first[0].res, 0);
+	assert_int_equal(close_first[1].calls, 1);
+	assert_int_equal(close_first[1].res, -PX_ECLOSED);
+	assert_null(close_first[1].obj);
+	assert_int_equal(fm.live, 0);
+	px_pool_stats_get(pool, &st);
+	assert_int_equal(st.gets_direct + st.gets_waited, 1);
+	assert_int_equal(st.gets_failed, 1);
+	check_empty_destroy(pool);
+}
+
 static void
 test_pool_cancel_get(void **state)
 {
@@ -1840,6 +1904,8 @@ main(void)
 	    cmocka_unit_test(test_pool_bounded_waiter_queue_fails_fast),
 	    cmocka_unit_test(test_pool_close_fails_every_waiter_at_once),
 	    cmocka_unit_test(test_pool_destroy_runs_pending_callbacks),
+	    cmocka_unit_test(test_pool_destroy_fails_gets_not_yet_delivered),
+	    cmocka_unit_test(test_pool_close_fails_gets_not_yet_delivered),
 	    cmocka_unit_test(test_pool_cancel_get),
 	    cmocka_unit_test(test_pool_lifo_and_fifo_idle_order),
 	    cmocka_unit_test(test_pool_timeout_mid_create_leaks_nothing),
