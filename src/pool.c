@@ -1024,6 +1024,29 @@ run_timers(struct px_pool *p)
 	}
 }
 
+/*
+ * The pool closed after @w was matched with an object but before its
+ * callback ran: the caller never saw the object, so the get fails like
+ * the queued ones and the object is destroyed.
+ */
+static void
+unserve(struct px_pool *p, struct px_pool_wait *w)
+{
+	struct px_pool_obj *o = w->obj;
+
+	plist_del(&o->link);
+	p->nin_use--;
+	p->size--;
+	obj_destroy(p, o, C_OTHER);
+	if (w->direct)
+		p->st.gets_direct--;
+	else
+		p->st.gets_waited--;
+	p->st.gets_failed++;
+	w->obj = NULL;
+	w->res = -PX_ECLOSED;
+}
+
 /* Run the callbacks of the gets finished before this call. */
 static int
 deliver(struct px_pool *p)
@@ -1043,6 +1066,8 @@ deliver(struct px_pool *p)
 
 		plist_del(&w->link);
 		w->state = W_FREE; /* a cancel from the callback is -ENOENT */
+		if (w->obj && p->closed)
+			unserve(p, w);
 		w->fn(p, w->obj, w->res, w->ctx);
 		wait_free(p, w);
 		n++;

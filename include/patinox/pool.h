@@ -218,9 +218,11 @@ px_pool_create_env(const struct px_pool_env *env,
 
 /*
  * px_pool_close - close the pool: every queued get fails at once with
- * -PX_ECLOSED (callbacks from the next poll), idle objects are destroyed,
- * steps in flight are cancelled, later gets fail with -PX_ECLOSED and
- * objects still out are destroyed when they come back.  Idempotent.
+ * -PX_ECLOSED (callbacks from the next poll), and so does a get already
+ * matched with an object whose callback has not run yet (the object is
+ * destroyed); idle objects are destroyed, steps in flight are cancelled,
+ * later gets fail with -PX_ECLOSED and objects still out are destroyed
+ * when they come back.  Idempotent; callable from the pool's callbacks.
  */
 PX_API void px_pool_close(struct px_pool *pool);
 
