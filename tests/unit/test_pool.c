@@ -1208,6 +1208,55 @@ test_pool_resize_take_retain(void **state)
 	check_empty_destroy(pool);
 }
 
+/*
+ * Resize while six gets wait and four slow creates are in flight: down
+ * to 2, then up to 3 before they land.  No more than 3 objects may ever
+ * exist once they did, waiters are served in arrival order, and the
+ * rest are served as objects come back.
+ */
+static void
+test_pool_resize_while_creates_in_flight(void **state)
+{
+	struct px_pool_status s;
+	struct px_pool *pool;
+	struct got g[6] = {{0}};
+	int served = 0;
+
+	fm_reset();
+	fm.mode[S_CREATE] = M_SLOW;
+	pool = make_pool(4, NULL);
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(px_pool_get(pool, -1, on_got, &g[i], NULL), 0);
+	settle(pool);
+	px_pool_status(pool, &s);
+	assert_int_equal(s.creating, 4);
+	assert_int_equal(px_pool_resize(pool, 2), 0);
+	assert_int_equal(px_pool_resize(pool, 3), 0);
+	advance(pool, fm.slow_ns);
+	px_pool_status(pool, &s);
+	assert_true(s.size <= 3);
+	assert_int_equal(fm.live, (int)s.size);
+	for (int i = 0; i < 6; i++)
+		served += g[i].calls && g[i].res == 0;
+	assert_int_equal(served, 3);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(g[i].res, 0); /* the oldest three */
+	for (int i = 0; i < 3; i++)
+		px_pool_put(pool, g[i].obj);
+	advance(pool, fm.slow_ns);
+	for (int i = 3; i < 6; i++) {
+		assert_int_equal(g[i].calls, 1);
+		assert_int_equal(g[i].res, 0);
+		assert_true(g[i - 1].order < g[i].order);
+	}
+	px_pool_status(pool, &s);
+	assert_int_equal(s.size, 3);
+	assert_int_equal(fm.live, 3);
+	for (int i = 3; i < 6; i++)
+		px_pool_put(pool, g[i].obj);
+	check_empty_destroy(pool);
+}
+
 static bool
 keep_odd(struct px_pool *pool, struct px_pool_obj *obj, void *arg)
 {
@@ -1917,6 +1966,7 @@ main(void)
 	    cmocka_unit_test(test_pool_lifetime_jitter_spreads_expiry),
 	    cmocka_unit_test(test_pool_hook_failures),
 	    cmocka_unit_test(test_pool_resize_take_retain),
+	    cmocka_unit_test(test_pool_resize_while_creates_in_flight),
 	    cmocka_unit_test(test_pool_retain_predicate),
 	    cmocka_unit_test(test_pool_retain_predicate_closes_pool),
 	    cmocka_unit_test(test_pool_retain_predicate_gets_an_object),
