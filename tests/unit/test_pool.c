@@ -1769,6 +1769,26 @@ test_pool_rejects_bad_options(void **state)
 	assert_int_equal(px_pool_create_env(&fk_env, &m, NULL, &pool), -EINVAL);
 }
 
+/* A get without a callback, or a retain without a predicate, is
+ * refused at the call instead of crashing a later poll. */
+static void
+test_pool_rejects_calls_without_callbacks(void **state)
+{
+	struct px_pool_status s;
+	struct px_pool *pool;
+
+	fm_reset();
+	pool = make_pool(2, NULL);
+	assert_int_equal(px_pool_get(pool, -1, NULL, NULL, NULL), -EINVAL);
+	assert_int_equal(px_pool_get(pool, 0, NULL, NULL, NULL), -EINVAL);
+	assert_int_equal(px_pool_retain(pool, NULL, NULL), -EINVAL);
+	px_pool_status(pool, &s);
+	assert_int_equal(s.size, 0);
+	assert_int_equal(s.waiting, 0);
+	assert_int_equal(px_pool_poll(pool), 0);
+	check_empty_destroy(pool);
+}
+
 static void
 test_pool_error_texts_explain_pool_errors(void **state)
 {
@@ -1981,6 +2001,7 @@ main(void)
 	    cmocka_unit_test(test_pool_leak_detection_reports_once),
 	    cmocka_unit_test(test_pool_stats_and_histogram),
 	    cmocka_unit_test(test_pool_rejects_bad_options),
+	    cmocka_unit_test(test_pool_rejects_calls_without_callbacks),
 	    cmocka_unit_test(test_pool_error_texts_explain_pool_errors),
 	    cmocka_unit_test(test_pool_cancellation_matrix),
 	};
