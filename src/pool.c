@@ -1178,6 +1178,8 @@ px_pool_get(struct px_pool *p, int32_t timeout_ms, px_pool_get_fn fn, void *ctx,
 	uint64_t tmo;
 
 	enter(p);
+	if (!fn)
+		return -EINVAL;
 	if (p->closed)
 		return -PX_ECLOSED;
 	if (p->nwait >= p->o.max_waiters) {
@@ -1397,6 +1399,8 @@ px_pool_retain(struct px_pool *p, px_pool_keep_fn keep, void *arg)
 	uint32_t nkept = 0;
 	int removed = 0;
 
+	if (!keep)
+		return -EINVAL;
 	enter(p);
 	plist_init(&review);
 	plist_init(&kept);

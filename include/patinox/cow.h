@@ -207,8 +207,9 @@ PX_API void px_cow_stats(struct px_cow *c, struct px_cow_stats *st);
 
 /*
  * px_cow_thread_register - give the calling thread its reader slot now
- * rather than at its first read-side section.  Returns 0, or -ENOMEM
- * (the thread still reads, through a slot shared under a lock).  The
+ * rather than at its first read-side section.  Returns 0, -ENOMEM (the
+ * thread still reads, through a slot shared under a lock), or -EBUSY
+ * when a thread on that shared slot calls it inside a section.  The
  * slot is given back when the thread exits or calls
  * px_cow_thread_unregister() outside any section.
  */

@@ -263,9 +263,9 @@ typedef void (*px_pool_get_fn)(struct px_pool *pool, struct px_pool_obj *obj,
  *
  * Waiters are served strictly in arrival order: an object that comes back
  * goes to the oldest waiter, and a new get never overtakes the queue.
- * Returns 0 (the callback will come) or, with no callback: -PX_ECLOSED,
- * -EAGAIN (the waiter queue is full), -ETIMEDOUT (a try-get found nothing
- * free), -ENOMEM.
+ * Returns 0 (the callback will come) or, with no callback: -EINVAL (@fn
+ * NULL), -PX_ECLOSED, -EAGAIN (the waiter queue is full), -ETIMEDOUT (a
+ * try-get found nothing free), -ENOMEM.
  */
 PX_API int
 px_pool_get(struct px_pool *pool, int32_t timeout_ms, px_pool_get_fn fn,
@@ -351,7 +351,7 @@ typedef bool (*px_pool_keep_fn)(struct px_pool *pool, struct px_pool_obj *obj,
  * destroy): the objects under review count as available but are not
  * handed out until retain returns, and the kept ones stay the oldest
  * idle.  A close or shrink from @keep destroys the rest as well.
- * Returns how many objects this call destroyed.
+ * Returns how many objects this call destroyed, or -EINVAL (@keep NULL).
  */
 PX_API int
 px_pool_retain(struct px_pool *pool, px_pool_keep_fn keep, void *arg);
