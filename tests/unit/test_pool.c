@@ -1689,6 +1689,43 @@ test_pool_keepalive_does_not_defeat_idle_timeout(void **state)
 	check_empty_destroy(pool);
 }
 
+/*
+ * max_lifetime holds at hand-out: an object that expires while its
+ * checkout recycle runs is destroyed, not handed out, and the waiter
+ * gets a fresh one.
+ */
+static void
+test_pool_object_expiring_during_checkout_is_not_handed_out(void **state)
+{
+	struct px_pool_opts o;
+	struct px_pool *pool;
+	struct px_pool_stats st;
+	struct got a = {0}, b = {0};
+
+	fm_reset();
+	fm_opts(&o, 1);
+	o.max_lifetime_ms = 100;
+	o.lifetime_jitter_pct = 0;
+	pool = make_pool(1, &o);
+	px_pool_get(pool, -1, on_got, &a, NULL);
+	settle(pool);
+	assert_int_equal(value_of(a.obj), 1);
+	px_pool_put(pool, a.obj);
+	advance(pool, 80 * MS);
+	fm.mode[S_RECYCLE] = M_SLOW; /* 30 ms: ends past the lifetime */
+	px_pool_get(pool, -1, on_got, &b, NULL);
+	advance(pool, 40 * MS);
+	fm.mode[S_RECYCLE] = M_OK;
+	settle(pool);
+	assert_int_equal(b.calls, 1);
+	assert_int_equal(b.res, 0);
+	assert_int_equal(value_of(b.obj), 2);
+	px_pool_stats_get(pool, &st);
+	assert_int_equal(st.closed_expired, 1);
+	px_pool_put(pool, b.obj);
+	check_empty_destroy(pool);
+}
+
 static int leak_reports;
 
 static void
@@ -1998,6 +2035,8 @@ main(void)
 	    cmocka_unit_test(test_pool_no_check_fast_paths_keep_fifo),
 	    cmocka_unit_test(test_pool_idle_timeout_and_keepalive),
 	    cmocka_unit_test(test_pool_keepalive_does_not_defeat_idle_timeout),
+	    cmocka_unit_test(
+		test_pool_object_expiring_during_checkout_is_not_handed_out),
 	    cmocka_unit_test(test_pool_leak_detection_reports_once),
 	    cmocka_unit_test(test_pool_stats_and_histogram),
 	    cmocka_unit_test(test_pool_rejects_bad_options),
