@@ -712,12 +712,19 @@ check_failed(struct px_pool *p, struct px_pool_obj *o, int err)
 	pump(p);
 }
 
+/* A check passed; max_lifetime may have passed while it ran. */
 static void
 checked(struct px_pool *p, struct px_pool_obj *o)
 {
 	p->st.recycled++;
 	o->m.recycle_count++;
 	o->m.recycled_ns = now(p);
+	if (expired(p, o, now(p))) {
+		p->size--;
+		obj_destroy(p, o, C_EXPIRED);
+		pump(p);
+		return;
+	}
 	ready(p, o);
 }
 
