@@ -895,6 +895,52 @@ test_pool_cancel_get(void **state)
 	check_empty_destroy(pool);
 }
 
+/*
+ * Every get ends in exactly one outcome counter: one cancelled after it
+ * was served, or after it timed out, but before its callback, counts as
+ * cancelled only (the counters must add up to the gets issued).
+ */
+static struct px_pool_wait *cancel_target;
+
+static void
+cancel_other(struct px_pool *pool, struct px_pool_obj *obj, int res, void *ctx)
+{
+	on_got(pool, obj, res, ctx);
+	assert_int_equal(px_pool_get_cancel(pool, cancel_target), 0);
+}
+
+static void
+test_pool_cancel_after_outcome_counts_once(void **state)
+{
+	struct px_pool_stats st;
+	struct px_pool_wait *w;
+	struct px_pool *pool;
+	struct got a = {0}, b = {0}, x = {0}, y = {0};
+
+	fm_reset();
+	pool = make_pool(1, NULL);
+	px_pool_get(pool, -1, on_got, &a, &w); /* served, callback pending */
+	assert_int_equal(px_pool_get_cancel(pool, w), 0);
+	settle(pool);
+	assert_int_equal(a.res, -ECANCELED);
+	px_pool_get(pool, -1, on_got, &b, NULL);
+	settle(pool);
+	/* Both time out in one poll; x's callback cancels y, whose own
+	 * callback has not run yet. */
+	px_pool_get(pool, 10, cancel_other, &x, NULL);
+	px_pool_get(pool, 10, on_got, &y, &cancel_target);
+	advance(pool, 20 * MS);
+	assert_int_equal(x.res, -ETIMEDOUT);
+	assert_int_equal(y.res, -ECANCELED);
+	px_pool_stats_get(pool, &st);
+	assert_int_equal(st.gets_direct + st.gets_waited, 1);
+	assert_int_equal(st.gets_timed_out, 1);
+	assert_int_equal(st.gets_cancelled, 2);
+	assert_int_equal(st.gets_failed + st.gets_rejected, 0);
+	px_pool_put(pool, b.obj);
+	check_empty_destroy(pool);
+}
+
 static void
 test_pool_lifo_and_fifo_idle_order(void **state)
 {
@@ -2013,6 +2059,7 @@ main(void)
 	    cmocka_unit_test(test_pool_destroy_fails_gets_not_yet_delivered),
 	    cmocka_unit_test(test_pool_close_fails_gets_not_yet_delivered),
 	    cmocka_unit_test(test_pool_cancel_get),
+	    cmocka_unit_test(test_pool_cancel_after_outcome_counts_once),
 	    cmocka_unit_test(test_pool_lifo_and_fifo_idle_order),
 	    cmocka_unit_test(test_pool_timeout_mid_create_leaks_nothing),
 	    cmocka_unit_test(test_pool_timeout_mid_recycle_leaks_nothing),
