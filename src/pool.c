@@ -1032,6 +1032,23 @@ run_timers(struct px_pool *p)
 }
 
 /*
+ * A finished get whose callback has not run changes its outcome: take
+ * back the counter it was given, so every get counts once.
+ */
+static void
+uncount_outcome(struct px_pool *p, const struct px_pool_wait *w)
+{
+	if (w->obj && w->direct)
+		p->st.gets_direct--;
+	else if (w->obj)
+		p->st.gets_waited--;
+	else if (w->res == -ETIMEDOUT)
+		p->st.gets_timed_out--;
+	else
+		p->st.gets_failed--;
+}
+
+/*
  * The pool closed after @w was matched with an object but before its
  * callback ran: the caller never saw the object, so the get fails like
  * the queued ones and the object is destroyed.
@@ -1045,10 +1062,7 @@ unserve(struct px_pool *p, struct px_pool_wait *w)
 	p->nin_use--;
 	p->size--;
 	obj_destroy(p, o, C_OTHER);
-	if (w->direct)
-		p->st.gets_direct--;
-	else
-		p->st.gets_waited--;
+	uncount_outcome(p, w);
 	p->st.gets_failed++;
 	w->obj = NULL;
 	w->res = -PX_ECLOSED;
@@ -1239,6 +1253,7 @@ px_pool_get_cancel(struct px_pool *p, struct px_pool_wait *w)
 		return 0;
 	}
 	if (w->state == W_DONE && w->res != -ECANCELED) {
+		uncount_outcome(p, w);
 		if (w->obj)
 			px_pool_put(p, w->obj);
 		w->obj = NULL;
