@@ -385,8 +385,9 @@ px_pool_status(const struct px_pool *pool, struct px_pool_status *out);
 /*
  * The counter table: X(name, description).  struct px_pool_stats has one
  * uint64_t per entry in this order, then the wait histogram.  Every get
- * that px_pool_get() accepted or refused counts once in exactly one of
- * the first six, by the outcome its callback saw (or its return value).
+ * px_pool_get() accepted counts once, in exactly one of the first six,
+ * by the outcome its callback saw; refused ones count in gets_rejected
+ * (-EAGAIN) or gets_timed_out (a try-get), the other refusals nowhere.
  */
 #define PX_POOL_COUNTERS(X)                                                 \
 	X(gets_direct, "gets served without queueing behind others")        \
