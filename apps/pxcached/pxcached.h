@@ -26,6 +26,7 @@
 #include "live.h"
 #include "options.h"
 #include "proto.h"
+#include "snapwarn.h"
 
 /*
  * The server's counters, each defined once: memcached's names and
@@ -172,7 +173,7 @@ struct pxc_snap {
 	_Atomic uint64_t last_items; /* items of the last good save */
 	_Atomic int64_t last_time;   /* its Unix time, 0 for none yet */
 	_Atomic int last_error;      /* -errno of the last save, or 0 */
-	uint64_t failed_in_row;      /* failed saves since the last good one */
+	struct pxc_snapwarn warn;    /* failed saves since the last good one */
 	char *target;                /* FILE's link target, malloc'd */
 	int lock_fd;                 /* FILE.lock, held while running */
 	bool locked;                 /* lock_fd is open */

@@ -299,26 +299,56 @@ record(struct pxc_snap *sn, int rc, const struct px_snapshot_info *si)
 			      memory_order_relaxed);
 }
 
+static uint64_t
+mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec;
+}
+
+/*
+ * A failed save's warning, rate-limited (snapwarn.h): a save failing
+ * every --snapshot-interval for hours logged one line per attempt.  The
+ * final save's failure is always logged (it decides the exit status).
+ */
+static void
+log_failure(struct pxc_server *s, int rc, bool final, const char *why)
+{
+	struct pxc_snapwarn *w = &s->snap.warn;
+	enum pxc_snapwarn_say say;
+
+	say = pxc_snapwarn_note(w, rc, mono_s(),
+				CONFIG_PX_PXCACHED_SNAPSHOT_WARN_S);
+	if (say == PXC_SNAPWARN_FAILED || final)
+		LOG_WARN("%s snapshot %s failed: %s; the previous file is kept",
+			 why, s->opts.snapshot,
+			 px_strerror_in(PX_PART_SNAPSHOT, rc));
+	else if (say == PXC_SNAPWARN_STILL)
+		LOG_WARN("%s snapshot %s still failing: %llu attempts since "
+			 "%llu s ago: %s; the previous file is kept",
+			 why, s->opts.snapshot, (unsigned long long)w->failed,
+			 (unsigned long long)(mono_s() - w->since),
+			 px_strerror_in(PX_PART_SNAPSHOT, rc));
+}
+
 /*
  * The first good save after failed ones is logged at notice level:
  * periodic saves log at info, so at the default verbosity the log showed
  * the failures (warn) and never that saving works again.
  */
 static void
-log_recovery(struct pxc_server *s, int rc, const char *why)
+log_recovery(struct pxc_server *s, const char *why)
 {
-	struct pxc_snap *sn = &s->snap;
+	struct pxc_snapwarn *w = &s->snap.warn;
 
-	if (rc < 0) {
-		sn->failed_in_row++;
-		return;
-	}
-	if (sn->failed_in_row)
+	if (pxc_snapwarn_note(w, 0, mono_s(), 0) == PXC_SNAPWARN_RECOVERED)
 		LOG_NOTICE("%s snapshot %s saved again after %llu failed "
 			   "saves",
 			   why, s->opts.snapshot,
-			   (unsigned long long)sn->failed_in_row);
-	sn->failed_in_row = 0;
+			   (unsigned long long)w->failed);
+	pxc_snapwarn_reset(w);
 }
 
 /* One save with its log line; the final one is logged at notice level. */
@@ -339,17 +369,16 @@ save(struct pxc_server *s, bool final)
 	rc = px_snapshot_save(s->cache, s->opts.snapshot, &so, &si);
 
 	record(&s->snap, rc, &si);
-	log_recovery(s, rc, why);
-	if (rc == 0)
-		LOG_AT(final ? LOG_LVL_NOTICE : LOG_LVL_INFO,
-		       "%s snapshot %s: %llu items, %llu bytes in %llu ms", why,
-		       s->opts.snapshot, (unsigned long long)si.items,
-		       (unsigned long long)si.bytes,
-		       (unsigned long long)(si.elapsed_ns / 1000000));
-	else
-		LOG_WARN("%s snapshot %s failed: %s; the previous file is kept",
-			 why, s->opts.snapshot,
-			 px_strerror_in(PX_PART_SNAPSHOT, rc));
+	if (rc < 0) {
+		log_failure(s, rc, final, why);
+		return rc;
+	}
+	log_recovery(s, why);
+	LOG_AT(final ? LOG_LVL_NOTICE : LOG_LVL_INFO,
+	       "%s snapshot %s: %llu items, %llu bytes in %llu ms", why,
+	       s->opts.snapshot, (unsigned long long)si.items,
+	       (unsigned long long)si.bytes,
+	       (unsigned long long)(si.elapsed_ns / 1000000));
 	return rc;
 }
 
