@@ -221,10 +221,11 @@ void pxc_cmd_live(struct pxc_conn *c, const struct mc_req *req);
 
 /*
  * Warm restart (snapshot.c), all on the main thread.  pxc_snap_load:
- * before the listeners; 0, or the error when --snapshot-strict refuses
- * the file.  pxc_snap_start: the --snapshot-interval thread, once the
- * workers serve.  pxc_snap_stop: after the workers stopped, joins it and
- * saves once more; 0 or the final save's error.
+ * before the listeners; 0, 1 when a stop signal came during the load
+ * (exit 0 at once, no save: the cache holds part of the file), or the
+ * error when --snapshot-strict refuses the file.  pxc_snap_start: the
+ * --snapshot-interval thread, once the workers serve.  pxc_snap_stop: after the
+ * workers stopped, joins it and saves once more; 0 or the final save's error.
  */
 int pxc_snap_load(struct pxc_server *s);
 int pxc_snap_start(struct pxc_server *s);

@@ -10,7 +10,9 @@
  * px_snapshot_save() writes a temporary file and renames it, so a crash
  * or kill -9 at any moment leaves the previous snapshot whole; and
  * px_snapshot_load() verifies the whole file before it stores anything,
- * so a refused file leaves the cache empty.  The saver thread inherits
+ * so a refused file leaves the cache empty.  A stop signal during the
+ * load ends it within a block, and the server exits without serving and
+ * without saving the partial cache.  The saver thread inherits
  * the main thread's blocked signals (server.c, stop_set()).
  */
 #include <errno.h>
@@ -18,6 +20,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,11 +235,42 @@ set_aside(const char *path)
 	return 0;
 }
 
+/*
+ * px_snapshot_progress_fn of the load: -ECANCELED once SIGTERM, SIGINT
+ * or SIGUSR1 is pending (blocked since the start, server.c).  A stop
+ * sent during a long load used to wait for the whole load, then started
+ * the server only to stop it.
+ */
+static int
+stop_pending(void *arg, const struct px_snapshot_info *so_far)
+{
+	sigset_t set;
+
+	if (sigpending(&set) < 0)
+		return 0;
+	if (sigismember(&set, SIGTERM) || sigismember(&set, SIGINT) ||
+	    sigismember(&set, SIGUSR1))
+		return -ECANCELED;
+	return 0;
+}
+
+/* A large file takes seconds to load: say so before it starts. */
+static void
+log_loading(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) == 0)
+		LOG_NOTICE("snapshot %s: loading %llu bytes", path,
+			   (unsigned long long)st.st_size);
+}
+
 int
 pxc_snap_load(struct pxc_server *s)
 {
 	const struct pxc_opts *o = &s->opts;
 	struct px_snapshot_info li = {0};
+	struct px_snapshot_opts so;
 	int rc;
 
 	if (!o->snapshot)
@@ -259,7 +293,18 @@ pxc_snap_load(struct pxc_server *s)
 	rc = lock_snapshot(s);
 	if (rc < 0)
 		return rc;
-	rc = px_snapshot_load(s->cache, o->snapshot, &li);
+	log_loading(o->snapshot);
+	px_snapshot_opts_init(&so);
+	so.progress = stop_pending;
+	rc = px_snapshot_load_with(s->cache, o->snapshot, &so, &li);
+	if (rc == -ECANCELED) {
+		/* The cache holds part of the image: saving it would
+		 * replace the whole snapshot with that part. */
+		LOG_NOTICE("snapshot %s: stop requested during load; not "
+			   "saving",
+			   o->snapshot);
+		return 1;
+	}
 	if (rc == 0) {
 		LOG_NOTICE("snapshot %s: loaded %llu items (%llu expired, "
 			   "%llu too large, %llu flushed) taken at %lld",

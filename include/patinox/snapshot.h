@@ -76,7 +76,10 @@ struct px_snapshot_info {
  * Called by a save after each block is handed to the kernel, with the
  * progress so far.  A non-zero return abandons the save (the temporary
  * file is removed, @path is untouched) and is returned by it.  Runs on
- * the saving thread outside any cache section; it may block.
+ * the saving thread outside any cache section; it may block.  Also
+ * called by px_snapshot_load_with() after each block of each of its two
+ * passes (@so_far: the blocks, items and file bytes read so far in the
+ * pass); a non-zero return abandons the load and is returned by it.
  */
 typedef int (*px_snapshot_progress_fn)(void *arg,
 				       const struct px_snapshot_info *so_far);
@@ -166,5 +169,20 @@ PX_API int px_snapshot_read(const char *path, px_snapshot_item_fn fn, void *arg,
  */
 PX_API int px_snapshot_load(struct px_cache *c, const char *path,
 			    struct px_snapshot_info *info);
+
+/*
+ * px_snapshot_load_with - px_snapshot_load() with options.  Only
+ * @opts->progress and @opts->progress_arg are used (NULL @opts: none):
+ * the callback runs on the loading thread after every block of the
+ * verifying pass and of the storing pass, outside any cache section, so
+ * a program can give up a long load (a stop signal at start, for
+ * example) within one block.  Its non-zero return ends the load and is
+ * returned; items stored before it stay in @c (a partial image: do not
+ * serve or save it as if it were whole).  Otherwise as
+ * px_snapshot_load().
+ */
+PX_API int px_snapshot_load_with(struct px_cache *c, const char *path,
+				 const struct px_snapshot_opts *opts,
+				 struct px_snapshot_info *info);
 
 #endif

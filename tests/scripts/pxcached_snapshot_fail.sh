@@ -5,11 +5,18 @@
 # log one warning, not one per attempt: a second one only when the error
 # changes (EISDIR, FILE.tmp made a directory, then ENOENT, FILE.tmp a
 # link into a missing directory), and the first good save after them
-# once, with the number of failed attempts.  Our own servers on free
+# once, with the number of failed attempts.  A stop signal during the
+# load of a large FILE (300 MB) ends the start within a block: exit 0,
+# "stop requested during load; not saving", no listener, and FILE byte
+# for byte as it was (saving the partly loaded cache replaced the whole
+# image with a part of it; before, the load ran to its end, the server
+# started and saved).  One case sends SIGTERM before the load (blocked
+# and pending across exec, so the load always sees it), one while it
+# runs (skipped when the load finished first).  Our own servers on free
 # 127.0.0.1 ports, stopped by pid.
 . "$(dirname "$0")/pxcached_server.sh"
 
-NT=3
+NT=5
 echo "TAP version 13"
 echo "1..$NT"
 SNAP=$PXC_TMP/cache.snap
@@ -27,6 +34,12 @@ if sys.argv[1] == "fill":  # N items of SIZE bytes, pipelined
         batch = b"".join(b"set k%d 0 0 %d noreply\r\n%s\r\n" % (j, size, v)
                          for j in range(i, min(n, i + 100)))
         s.sendall(batch)
+    assert ask_strict(s, b"mn\r\n", b"\r\n") == b"MN\r\n"
+elif sys.argv[1] == "big":  # N values of 1 MB
+    s = conn()
+    v = b"b" * 1000000
+    for i in range(int(sys.argv[2])):
+        s.sendall(b"set big%d 0 0 %d noreply\r\n%s\r\n" % (i, len(v), v))
     assert ask_strict(s, b"mn\r\n", b"\r\n") == b"MN\r\n"
 else:
     print(stat("snapshot_saves"))
@@ -72,4 +85,50 @@ pxc_check "saving again is logged once, with the failed attempts" \
 	bash -c "[ \$(grep -c 'saved again' '$PXC_TMP/log') = 1 ] &&
 		grep -Eq 'periodic snapshot .* saved again after ([89]|[1-9][0-9]+) failed saves' \
 			'$PXC_TMP/log'"
+
+# A 300 MB FILE for the load cases, and its checksum.
+BIG=$PXC_TMP/big.snap
+pxc_start -t 1 -m 400 --snapshot "$BIG" || pxc_not_ok "pxcached -m 400"
+client big 300
+pxc_stop TERM || PXC_FAILED=1
+sum=$(sha256sum <"$BIG")
+
+# stopped_during_load LOG RC: the load gave up, nothing served or saved.
+stopped_during_load() {
+	[ "$2" -eq 0 ] &&
+		grep -q "snapshot .*: stop requested during load; not saving" "$1" &&
+		! grep -q "loaded .* items\|listening\|snapshot .*: .* items," "$1" &&
+		[ "$(sha256sum <"$BIG")" = "$sum" ] && [ ! -e "$BIG.tmp" ]
+}
+
+# SIGTERM blocked and sent to itself by the Python process that then
+# becomes pxcached: pending from its first instruction, so deterministic.
+timeout -s KILL 60 "$PYTHON" -c '
+import os, signal, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+os.kill(os.getpid(), signal.SIGTERM)
+os.execv(sys.argv[1], sys.argv[1:])' "$PXC_BIN" -p 0 -t 1 -m 400 \
+	--snapshot "$BIG" >"$PXC_TMP/log3" 2>&1
+rc=$?
+pxc_check "SIGTERM pending at the load: exit 0, not saving, FILE kept ($rc)" \
+	stopped_during_load "$PXC_TMP/log3" "$rc"
+
+# SIGTERM once the load has begun.
+"$PXC_BIN" -p 0 -t 1 -m 400 --snapshot "$BIG" >"$PXC_TMP/log4" 2>&1 &
+PXC_PID=$!
+for _ in $(seq 1 3000); do
+	grep -q "loading" "$PXC_TMP/log4" && break
+	sleep 0.01
+done
+kill -TERM "$PXC_PID"
+wait "$PXC_PID"
+rc=$?
+PXC_PID=
+if grep -q "loaded .* items" "$PXC_TMP/log4" &&
+	! grep -q "stop requested" "$PXC_TMP/log4"; then
+	pxc_ok "# SKIP the load finished before SIGTERM arrived"
+else
+	pxc_check "SIGTERM during the load: exit 0, not saving, FILE kept ($rc)" \
+		stopped_during_load "$PXC_TMP/log4" "$rc"
+fi
 exit "$PXC_FAILED"
