@@ -5,7 +5,8 @@
  * --snapshot-interval seconds by a thread of its own while the workers
  * serve, and saved once more after SIGTERM/SIGINT/SIGUSR1 when the
  * workers have stopped, so the last image holds every request that was
- * answered.
+ * answered.  A periodic save still running at the stop is abandoned
+ * (its temporary file removed): the final save replaces it.
  *
  * px_snapshot_save() writes a temporary file and renames it, so a crash
  * or kill -9 at any moment leaves the previous snapshot whole; and
@@ -396,6 +397,23 @@ log_recovery(struct pxc_server *s, const char *why)
 	pxc_snapwarn_reset(w);
 }
 
+/*
+ * px_snapshot_progress_fn of periodic saves: -ECANCELED once a stop was
+ * requested.  A periodic save still running at SIGTERM used to be
+ * finished and then followed by the final save: two full saves at
+ * shutdown, the first one of no use, since the final one must be taken
+ * after the workers stopped to hold every answered write.
+ */
+static int
+stop_requested(void *arg, const struct px_snapshot_info *so_far)
+{
+	struct pxc_server *s = arg;
+
+	if (atomic_load_explicit(&s->stop_requested, memory_order_acquire))
+		return -ECANCELED;
+	return 0;
+}
+
 /* One save with its log line; the final one is logged at notice level. */
 static int
 save(struct pxc_server *s, bool final)
@@ -409,9 +427,18 @@ save(struct pxc_server *s, bool final)
 	 * served: they may yield CPU to them.  The final one runs after the
 	 * workers stopped, at full speed. */
 	px_snapshot_opts_init(&so);
-	if (!final)
+	if (!final) {
 		so.nice = CONFIG_PX_SNAPSHOT_PERIODIC_NICE;
+		so.progress = stop_requested;
+		so.progress_arg = s;
+	}
 	rc = px_snapshot_save(s->cache, s->opts.snapshot, &so, &si);
+	if (rc == -ECANCELED && !final) {
+		LOG_NOTICE("periodic snapshot %s abandoned: stopping, the "
+			   "final save follows",
+			   s->opts.snapshot);
+		return rc;
+	}
 
 	record(&s->snap, rc, &si);
 	if (rc < 0) {
@@ -444,7 +471,8 @@ interval_main(void *arg)
 		if (sn->stop)
 			break;
 		pthread_mutex_unlock(&sn->lock);
-		save(s, false);
+		if (!stop_requested(s, NULL))
+			save(s, false);
 		pthread_mutex_lock(&sn->lock);
 	}
 	pthread_mutex_unlock(&sn->lock);

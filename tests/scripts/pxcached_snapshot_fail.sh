@@ -12,11 +12,13 @@
 # image with a part of it; before, the load ran to its end, the server
 # started and saved).  One case sends SIGTERM before the load (blocked
 # and pending across exec, so the load always sees it), one while it
-# runs (skipped when the load finished first).  Our own servers on free
-# 127.0.0.1 ports, stopped by pid.
+# runs (skipped when the load finished first).  A SIGTERM while a
+# periodic save of that cache runs (FILE.tmp exists) abandons it: one
+# save after the signal, the final one, where there were two.  Our own
+# servers on free 127.0.0.1 ports, stopped by pid.
 . "$(dirname "$0")/pxcached_server.sh"
 
-NT=5
+NT=6
 echo "TAP version 13"
 echo "1..$NT"
 SNAP=$PXC_TMP/cache.snap
@@ -130,5 +132,41 @@ if grep -q "loaded .* items" "$PXC_TMP/log4" &&
 else
 	pxc_check "SIGTERM during the load: exit 0, not saving, FILE kept ($rc)" \
 		stopped_during_load "$PXC_TMP/log4" "$rc"
+fi
+
+# saves_after_stop: the saves logged after the stop signal.
+saves_after_stop() {
+	sed -n '/signal 15: stopping/,$p' "$PXC_TMP/log" |
+		grep -c "snapshot .*: [0-9]* items, [0-9]* bytes in"
+}
+
+# SIGTERM once a periodic save has created FILE.tmp.  Tried three times:
+# a save that ends between the check and the signal decides nothing.
+verdict=
+for _ in 1 2 3; do
+	pxc_start -t 1 -m 400 --snapshot "$BIG" --snapshot-interval 1 -v ||
+		break
+	for _ in $(seq 1 1000); do
+		[ -e "$BIG.tmp" ] && break
+		sleep 0.01
+	done
+	pxc_stop TERM
+	rc=$?
+	n=$(saves_after_stop)
+	if grep -q "periodic snapshot .* abandoned" "$PXC_TMP/log" ||
+		[ "$n" -ge 2 ]; then
+		verdict=$n
+		break
+	fi
+done
+if [ -z "$verdict" ]; then
+	pxc_ok "# SKIP no periodic save was running at SIGTERM in 3 tries"
+else
+	pxc_check "SIGTERM during a periodic save: one save after it ($n)" \
+		bash -c "[ '$rc' = 0 ] && [ '$n' = 1 ] &&
+			grep -q 'periodic snapshot .* abandoned: stopping' \
+				'$PXC_TMP/log' &&
+			grep -q 'final snapshot .*: 300 items' '$PXC_TMP/log' &&
+			[ ! -e '$BIG.tmp' ]"
 fi
 exit "$PXC_FAILED"
