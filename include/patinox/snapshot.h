@@ -24,7 +24,8 @@
  *
  * Errors: 0 or a negative errno.  A file that is not a snapshot, is
  * truncated, extended or fails a checksum gives -PX_ECORRUPT; a snapshot
- * of another format version gives -PX_EVERSION (include/patinox/error.h);
+ * of another format version gives -PX_EVERSION, a save that hit the
+ * retention limit -PX_ERETAIN (include/patinox/error.h);
  * px_strerror_in(PX_PART_SNAPSHOT, err) explains them for a log line.
  *
  * Thread safety: one save per cache at a time (another gets -EBUSY).  A
@@ -130,8 +131,10 @@ PX_API void px_snapshot_opts_init(struct px_snapshot_opts *opts);
  * removing writer (into at most spill_bytes of the saver's memory, then
  * written as blocks) and freed as usual; past spill_bytes they stay
  * allocated in the cache until the save ends (at most retain_limit).
- * Returns 0, -EBUSY (a snapshot of @c is running), -ENOSPC (both limits
- * hit, or the disk is full), -ENOMEM, the progress
+ * Returns 0, -EBUSY (a snapshot of @c is running), -PX_ERETAIN (both
+ * limits hit: writers replaced more of the image than spill_bytes and
+ * retain_limit hold; a later save may succeed), -ENOSPC (only the file
+ * system: the disk or a quota is full), -ENOMEM, the progress
  * callback's error, or -errno of open, write, fsync or rename; on any
  * error @path is untouched.
  */

@@ -473,7 +473,7 @@ test_snapshot_retention_limit_fails_and_keeps_the_old_file(void **state)
 	o.retain_limit = 64 * 1024;
 	o.progress = churn_all;
 	o.progress_arg = &ch;
-	assert_int_equal(px_snapshot_save(c, path, &o, NULL), -ENOSPC);
+	assert_int_equal(px_snapshot_save(c, path, &o, NULL), -PX_ERETAIN);
 	assert_image_is(&m); /* the previous snapshot, untouched */
 	model_free(&m);
 
@@ -541,7 +541,7 @@ test_snapshot_full_cache_keeps_storing_during_a_snapshot(void **state)
 	 * stores still succeed. */
 	f.calls = 0;
 	o.spill_bytes = 1;
-	assert_int_equal(px_snapshot_save(c, path, &o, NULL), -ENOSPC);
+	assert_int_equal(px_snapshot_save(c, path, &o, NULL), -PX_ERETAIN);
 	assert_int_equal(f.failed, 0);
 	assert_image_is(&m); /* the previous file */
 	model_free(&m);
