@@ -160,12 +160,25 @@ recv_continue(struct px_ring_conn *c)
 	recv_arm_or_wait(c);
 }
 
+/*
+ * Whether the last completion @res of a recv that px_ring_conn_recv_check()
+ * cancelled is that cancel's: the recv was parked and is armed again.
+ * Anything else is the recv's own end (data, EOF, an error) that was
+ * only not reaped yet when the check ran: nothing is restarted.
+ */
+static bool
+recv_restarting(const struct px_ring_conn *c, int res)
+{
+	return res == -ECANCELED && c->state == CONN_OPEN && c->recv_wanted &&
+	       !c->recv_stopping;
+}
+
 /* The cancel of px_ring_conn_recv_check() ends the recv: arm a new one. */
 static void
 recv_ended_or_restart(struct px_ring_conn *c, int res, bool restart)
 {
-	if (restart && res == -ECANCELED && c->state == CONN_OPEN &&
-	    c->recv_wanted && !c->recv_stopping) {
+	if (restart && recv_restarting(c, res)) {
+		RING_STAT_ADD(c->ring, recv_restarts, 1);
 		recv_arm_or_wait(c);
 		return;
 	}
@@ -185,6 +198,8 @@ recv_handler(struct px_ring *r, struct px_ring_op *op,
 		restart = c->recv_restart;
 		c->recv_restart = false;
 		conn_op_ended(c);
+		if (restart && !recv_restarting(c, cqe->res))
+			RING_STAT_ADD(r, recv_check_late, 1);
 	}
 	if (cqe->res > 0) {
 		recv_data(c, cqe);
@@ -264,7 +279,6 @@ px_ring_conn_recv_check(struct px_ring_conn *conn)
 	if (ret < 0)
 		return ret;
 	conn->recv_restart = true;
-	RING_STAT_ADD(conn->ring, recv_restarts, 1);
 	return 1;
 }
 

@@ -424,9 +424,14 @@ PX_API int px_ring_conn_recv_stop(struct px_ring_conn *conn);
  * armed again, and the fresh recv reads what is left, then the end, in
  * order.  The owner sees nothing of the restart.  Meant for a periodic
  * check of quiet connections (one poll system call each).  Returns 1
- * when it restarted the recv, 0 when nothing was wrong (or no recv
- * runs, or the fd is a fixed file, which poll cannot see), -EBUSY when
- * the cancel found no room in the SQ (call again later).
+ * when it cancelled the recv to restart it, 0 when nothing was wrong (or
+ * no recv runs, or the fd is a fixed file, which poll cannot see),
+ * -EBUSY when the cancel found no room in the SQ (call again later).
+ * What the cancel found is counted when the recv's last completion is
+ * reaped: recv_restarts when the recv was parked (it ended with the
+ * cancel's -ECANCELED and was armed again), recv_check_late when the
+ * recv had ended on its own (its data, EOF or error was only not reaped
+ * yet; the owner sees that end, nothing is restarted).
  */
 PX_API int px_ring_conn_recv_check(struct px_ring_conn *conn);
 
@@ -487,8 +492,9 @@ PX_API uint32_t px_ring_conn_sends_pending(const struct px_ring_conn *conn);
 	X(cancels, "cancel requests submitted")                              \
 	X(conns, "connections open")                                         \
 	X(msgs_in, "messages received from other rings")                     \
-	X(recv_restarts, "recvs restarted: socket ended, no completion yet") \
-	X(timer_rearm_retries, "periodic timer ticks re-armed a turn late")
+	X(recv_restarts, "parked multishot recvs cancelled and re-armed")    \
+	X(timer_rearm_retries, "periodic timer ticks re-armed a turn late")  \
+	X(recv_check_late, "recv checks that found the recv ending anyway")
 
 struct px_ring_stats {
 #define PX_RING_STAT_FIELD(name, desc) uint64_t name;
