@@ -48,6 +48,10 @@ static const struct px_context_error px_context_errors[] = {
      "the ring was used from a thread other than the one that created it "
      "(EEXIST): rings are SINGLE_ISSUER; create each ring on the thread "
      "that runs it and reach it from others with px_ring_post()"},
+    {PX_PART_RING, EXDEV,
+     "the ring was called from a thread other than the one that created "
+     "it (EXDEV): nothing was done; a ring belongs to its thread, reach "
+     "it from others with px_ring_post() from the caller's own ring"},
     {PX_PART_RING, EBUSY,
      "the ring's completion queue is full (EBUSY): run the loop to reap "
      "completions, or give the ring a larger CQ (CONFIG_PX_RING_CQ_FACTOR)"},

@@ -221,6 +221,8 @@ recv_handler(struct px_ring *r, struct px_ring_op *op,
 int
 px_ring_conn_recv_start(struct px_ring_conn *conn)
 {
+	if (ring_foreign(conn->ring))
+		return -EXDEV;
 	if (conn->state != CONN_OPEN)
 		return -PX_ECLOSED;
 	if (!conn->ring->has_buf_ring)
@@ -235,6 +237,8 @@ px_ring_conn_recv_start(struct px_ring_conn *conn)
 int
 px_ring_conn_recv_stop(struct px_ring_conn *conn)
 {
+	if (ring_foreign(conn->ring))
+		return -EXDEV;
 	if (!conn->recv_wanted || conn->recv_stopping)
 		return -ENOENT;
 	if (conn->recv_armed) {
@@ -269,6 +273,8 @@ px_ring_conn_recv_check(struct px_ring_conn *conn)
 {
 	int ret;
 
+	if (ring_foreign(conn->ring))
+		return -EXDEV;
 	if (conn->state != CONN_OPEN || !conn->recv_armed || conn->fixed ||
 	    conn->recv_stopping || conn->recv_restart)
 		return 0;
@@ -447,6 +453,8 @@ px_ring_conn_send(struct px_ring_conn *conn, const struct iovec *iov,
 	struct ring_send *s;
 	size_t total = 0;
 
+	if (ring_foreign(conn->ring))
+		return -EXDEV;
 	if (conn->state != CONN_OPEN)
 		return -PX_ECLOSED;
 	if (conn->send_error)
@@ -688,8 +696,8 @@ conn_schedule_progress(struct px_ring_conn *c)
 	ring_defer_add(c->ring, &c->close_defer);
 }
 
-int
-px_ring_conn_close(struct px_ring_conn *conn, px_ring_closed_fn done, void *ctx)
+static int
+conn_close_start(struct px_ring_conn *conn, px_ring_closed_fn done, void *ctx)
 {
 	if (conn->state != CONN_OPEN)
 		return -EALREADY;
@@ -705,6 +713,14 @@ px_ring_conn_close(struct px_ring_conn *conn, px_ring_closed_fn done, void *ctx)
 		cancel_arm(conn);
 	conn_schedule_progress(conn);
 	return 0;
+}
+
+int
+px_ring_conn_close(struct px_ring_conn *conn, px_ring_closed_fn done, void *ctx)
+{
+	if (ring_foreign(conn->ring))
+		return -EXDEV;
+	return conn_close_start(conn, done, ctx);
 }
 
 /* ---- life cycle ---- */
@@ -739,6 +755,13 @@ px_ring_conn_create(struct px_ring *ring, int fd, uint32_t flags,
 
 	if (fd < 0)
 		return -EINVAL;
+	/* The fd is the callee's even then; a fixed slot can only be closed
+	 * through its ring, on the ring's thread. */
+	if (ring && ring_foreign(ring)) {
+		if (!fixed)
+			close(fd);
+		return -EXDEV;
+	}
 	/* The fd is ours even on failure; a fixed slot needs its ring. */
 	if (!ring || !out) {
 		if (ring)
@@ -778,7 +801,7 @@ ring_conns_close_all(struct px_ring *r)
 {
 	for (struct px_ring_conn *c = r->conns; c; c = c->next)
 		if (c->state == CONN_OPEN)
-			px_ring_conn_close(c, NULL, NULL);
+			conn_close_start(c, NULL, NULL);
 }
 
 /* After the ring is gone: whatever did not finish in time. */
