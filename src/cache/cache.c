@@ -222,7 +222,7 @@ pxc_index_new(struct px_cache *c, size_t buckets, size_t ghost_buckets,
 	if (!off)
 		return NULL;
 	blk = pxc_item(c, off);
-	atomic_store_explicit(&blk->meta, PXC_M_TABLE, memory_order_relaxed);
+	atomic_fetch_or_explicit(&blk->meta, PXC_M_TABLE, memory_order_relaxed);
 	atomic_store_explicit(&blk->hnext, 0, memory_order_relaxed);
 	pxc_set_cas(blk, 0);
 	ix = (struct pxc_index *)((char *)blk + PXC_IX_OFF);
@@ -254,7 +254,7 @@ pxc_index_use(struct px_cache *c, struct pxc_index *ix)
 	c->index_bytes = ((size_t)ix->mask + 1) * sizeof(uint32_t);
 	c->ghost_bytes =
 	    (size_t)ix->ghost_buckets * PXC_GHOST_WAYS * sizeof(uint64_t);
-	atomic_store_explicit(&c->table_units, index_block(c, ix)->size,
+	atomic_store_explicit(&c->table_units, pxc_units(index_block(c, ix)),
 			      memory_order_relaxed);
 	atomic_store_explicit(&c->index, ix, memory_order_release);
 }
@@ -353,7 +353,7 @@ static void
 count_in(struct px_cache *c, struct pxc_item *it)
 {
 	gauge_add(&c->items, 1, 0);
-	gauge_add(&c->used_units, it->size, 0);
+	gauge_add(&c->used_units, pxc_units(it), 0);
 	gauge_add(&c->kv_bytes, pxc_klen(it) + pxc_vlen(it), 0);
 }
 
@@ -361,7 +361,7 @@ static void
 count_out(struct px_cache *c, struct pxc_item *it)
 {
 	gauge_add(&c->items, 0, 1);
-	gauge_add(&c->used_units, 0, it->size);
+	gauge_add(&c->used_units, 0, pxc_units(it));
 	gauge_add(&c->kv_bytes, 0, pxc_klen(it) + pxc_vlen(it));
 }
 
@@ -518,7 +518,7 @@ evict_units(struct px_cache *c, size_t target, int64_t now)
 	struct pxc_item *v;
 
 	while (done < target && (v = pxc_policy_victim(c))) {
-		done += v->size;
+		done += pxc_units(v);
 		evict_one(c, v, now);
 	}
 	return done;
@@ -545,8 +545,8 @@ window_fits(const struct px_cache *c, uint32_t start, size_t units,
 			return false; /* the index is not evictable */
 		if (!(pxc_meta(b) & PXC_M_FREE) && pxc_pinned(c, b))
 			return false;
-		got += b->size;
-		off += b->size;
+		got += pxc_units(b);
+		off += pxc_units(b);
 	}
 	*end = off;
 	return true;
@@ -571,13 +571,13 @@ evict_window(struct px_cache *c, size_t units, int64_t now)
 	if (window_fits(c, off, pxc_arena_fit_units(units), &end))
 		PXC_COUNT(c, evict_windows, 1);
 	else
-		end = off + v->size;
+		end = off + pxc_units(v);
 	while (off < end) {
 		b = pxc_item(c, off);
-		off += b->size;
+		off += pxc_units(b);
 		if (!pxc_linked(b))
 			continue;
-		done += b->size;
+		done += pxc_units(b);
 		evict_one(c, b, now);
 	}
 	return done;
@@ -678,15 +678,16 @@ static void
 item_init(struct px_cache *c, struct pxc_item *it, const struct pxc_req *r,
 	  size_t vlen)
 {
-	uint32_t bits = (r->flags ? PXC_M_FLAGS : 0) |
+	uint32_t bits = (pxc_meta(it) & PXC_M_UNITS_MASK) |
+			(r->flags ? PXC_M_FLAGS : 0) |
 			(r->exptime ? PXC_M_EXPT : 0) | r->keep;
 	size_t extra = pxc_extra(bits);
 	size_t pad =
-	    (size_t)it->size * PXC_UNIT - PXC_HDR - extra - r->klen - vlen;
+	    (size_t)pxc_units(it) * PXC_UNIT - PXC_HDR - extra - r->klen - vlen;
 	uint64_t last =
 	    atomic_load_explicit(&c->cas_next, memory_order_relaxed);
 	uint64_t cas = r->set_cas ? r->set_cas : last + 1;
-	char *d = it->data;
+	char *d = it->data + pxc_big(bits);
 
 	atomic_store_explicit(&it->meta,
 			      (uint32_t)r->klen |

@@ -33,7 +33,7 @@ queue_of(struct px_cache *c, const struct pxc_item *it)
 static size_t
 charge_of(const struct px_cache *c, const struct pxc_item *it)
 {
-	return c->pol.count_mode ? 1 : it->size;
+	return c->pol.count_mode ? 1 : pxc_units(it);
 }
 
 static void

@@ -104,13 +104,13 @@ pxc_snap_retain(struct px_cache *c, struct pxc_item *it)
 			return false;
 		}
 	}
-	if ((s->retained_units + it->size) * PXC_UNIT > s->retain_limit) {
+	if ((s->retained_units + pxc_units(it)) * PXC_UNIT > s->retain_limit) {
 		fail_locked(c);
 		return false;
 	}
 	it->next = s->retained;
 	s->retained = pxc_off(c, it);
-	s->retained_units += it->size;
+	s->retained_units += pxc_units(it);
 	s->retained_items++;
 	return true;
 }

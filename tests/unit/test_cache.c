@@ -1345,14 +1345,16 @@ test_cache_metadata_per_item(void **state)
 {
 	struct px_cache *c = make(18 * MIB, PX_CACHE_POLICY_SIEVE, 0);
 	struct px_cache_memory m;
-	char key[16], val[100];
+	char key[24], val[100];
 	double hdr, all;
 	int i;
 
 	memset(val, 'v', sizeof(val));
 	for (i = 0; i < 100000; i++) {
-		snprintf(key, sizeof(key), "key:%010d", i);
-		assert_int_equal(px_cache_set(c, key, 14, val, 100, 0, 0), 0);
+		/* Keys of 13 to 20 bytes: every alignment pad, 0 to 7. */
+		snprintf(key, sizeof(key), "key:%0*d", 9 + i % 8, i);
+		assert_int_equal(
+		    px_cache_set(c, key, strlen(key), val, 100, 0, 0), 0);
 	}
 	px_cache_memory(c, &m);
 	assert_int_equal(m.items, 100000);
@@ -1363,9 +1365,55 @@ test_cache_metadata_per_item(void **state)
 	print_message("metadata per item: header+pad %.1f B, index %.1f B, "
 		      "all %.1f B\n",
 		      hdr, (double)m.index_bytes / (double)m.items, all);
-	assert_int_equal(m.item_header, 28);
-	assert_true(hdr <= 32.0);
-	assert_true(all <= 38.0);
+	/* 24 B of header and 3.5 B of pad on average (31.5 with 28 B). */
+	assert_int_equal(m.item_header, 24);
+	assert_true(hdr <= 28.0);
+	assert_true(all <= 34.0);
+	px_cache_destroy(c);
+}
+
+/*
+ * Blocks of up to 127 units keep their size in meta, larger ones in 4
+ * bytes before the expiry time and flags: values on both sides of the
+ * limit read back whole, with flags and a changed expiry time, and
+ * freeing them all coalesces the arena back to one free block.
+ */
+static void
+test_cache_block_sizes_across_the_meta_limit(void **state)
+{
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_LRU, 0);
+	static char val[1100], buf[1100];
+	struct px_cache_memory before, after;
+	struct px_cache_info info;
+	char key[16];
+	size_t vlen;
+
+	px_cache_memory(c, &before);
+	for (vlen = 0; vlen < sizeof(val); vlen++)
+		val[vlen] = (char)('a' + vlen % 26);
+	for (vlen = 940; vlen < 1060; vlen++) {
+		snprintf(key, sizeof(key), "k%zu", vlen);
+		assert_int_equal(px_cache_set(c, key, strlen(key), val, vlen,
+					      (uint32_t)vlen, 100),
+				 0);
+		assert_int_equal(px_cache_touch(c, key, strlen(key), 200), 0);
+	}
+	for (vlen = 940; vlen < 1060; vlen++) {
+		snprintf(key, sizeof(key), "k%zu", vlen);
+		memset(buf, 0, sizeof(buf));
+		assert_int_equal(
+		    px_cache_get(c, key, strlen(key), buf, sizeof(buf), &info),
+		    0);
+		assert_int_equal(info.vlen, vlen);
+		assert_int_equal(info.flags, vlen);
+		assert_int_equal(info.exptime, START_TIME + 200);
+		assert_memory_equal(buf, val, vlen);
+		assert_int_equal(px_cache_delete(c, key, strlen(key)), 0);
+	}
+	px_cache_maintain(c, 0);
+	px_cache_memory(c, &after);
+	assert_int_equal(after.used_bytes, before.used_bytes);
+	assert_int_equal(after.free_bytes, before.free_bytes);
 	px_cache_destroy(c);
 }
 
@@ -1583,7 +1631,7 @@ test_cache_metrics_table(void **state)
 	assert_int_equal(metric(c, PX_CACHE_M_limit_bytes), 4 * MIB);
 	assert_string_equal(px_cache_policy_name(PX_CACHE_POLICY_SIEVE),
 			    "sieve");
-	assert_int_equal(px_cache_item_size(10, 100), 144); /* 28 + 110 */
+	assert_int_equal(px_cache_item_size(10, 100), 136); /* 24 + 110 */
 	px_cache_destroy(c);
 }
 
@@ -1935,6 +1983,7 @@ main(void)
 	    cmocka_unit_test(test_cache_sizes_shift_without_calcification),
 	    cmocka_unit_test(test_cache_large_store_evicts_about_its_size),
 	    cmocka_unit_test(test_cache_metadata_per_item),
+	    cmocka_unit_test(test_cache_block_sizes_across_the_meta_limit),
 	    cmocka_unit_test(test_cache_equal_sizes_reuse_holes),
 	    cmocka_unit_test(test_cache_lru_evicts_least_recent),
 	    cmocka_unit_test(test_cache_sieve_keeps_visited),
