@@ -756,6 +756,10 @@ pxc_server_run(const struct pxc_opts *o)
 	if (rc < 0)
 		goto out_free;
 	rc = pxc_snap_load(s);
+	if (rc > 0) { /* stopped during the load: nothing to serve or save */
+		rc = 0;
+		goto out_unlock;
+	}
 	if (rc == 0)
 		rc = start_live(s);
 	if (rc == 0) {
@@ -764,6 +768,7 @@ pxc_server_run(const struct pxc_opts *o)
 	}
 	if (rc == 0)
 		LOG_NOTICE("stopped cleanly");
+out_unlock:
 	pxc_snap_unlock(s);
 	px_cache_destroy(s->cache);
 out_free:
