@@ -259,6 +259,12 @@ pxc_snap_load(struct pxc_server *s)
 	rc = lock_snapshot(s);
 	if (rc < 0)
 		return rc;
+	if (s->ho.adopted) {
+		LOG_NOTICE("snapshot %s: not loaded: the cache was taken over "
+			   "whole (--handover)",
+			   o->snapshot);
+		return 0;
+	}
 	rc = px_snapshot_load(s->cache, o->snapshot, &li);
 	if (rc == 0) {
 		LOG_NOTICE("snapshot %s: loaded %llu items (%llu expired, "
@@ -419,5 +425,7 @@ pxc_snap_stop(struct pxc_server *s)
 		pthread_mutex_destroy(&sn->lock);
 		sn->running = false;
 	}
+	if (atomic_load(&s->ho.requested))
+		return 0; /* the cache goes to a successor instead */
 	return save(s, true);
 }

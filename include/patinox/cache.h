@@ -184,6 +184,13 @@ PX_API int px_cache_handover(struct px_cache *c, int *fd);
 PX_API int
 px_cache_adopt(struct px_cache **out, int fd, const struct px_cache_opts *opts);
 
+/*
+ * px_cache_layout_id - a fingerprint of this build's cache layout: two
+ * processes can hand a cache from one to the other only when theirs are
+ * equal.  Compare it before px_cache_handover() to refuse early.
+ */
+PX_API uint64_t px_cache_layout_id(void);
+
 /* A short name of a policy: "lru", "sieve", "s3fifo". */
 PX_API const char *px_cache_policy_name(enum px_cache_policy p);
 

@@ -186,7 +186,7 @@ enum pxc_handover {
 
 struct px_cache {
 	uint64_t magic;  /* PXC_MAGIC */
-	uint64_t layout; /* pxc_layout_id() of the build that made it */
+	uint64_t layout; /* px_cache_layout_id() of the build that made it */
 	uint64_t seed;   /* index hash seed */
 	_Atomic uint32_t handover; /* enum pxc_handover */
 	struct px_region *region;
@@ -477,9 +477,6 @@ void pxc_unpin(struct px_cache *c, struct pxc_item *it);
 bool pxc_pinned(const struct px_cache *c, const struct pxc_item *it);
 
 /* ---- Core (cache.c) -------------------------------------------------- */
-
-/* pxc_layout_id - what a handed-over control block must match. */
-uint64_t pxc_layout_id(void);
 
 /* pxc_seed - a fresh secret seed for a cache's index hash. */
 uint64_t pxc_seed(void);

@@ -166,7 +166,7 @@ init_control(struct px_cache *c, const struct px_cache_opts *o,
 	     const struct layout *l, size_t size)
 {
 	c->magic = PXC_MAGIC;
-	c->layout = pxc_layout_id();
+	c->layout = px_cache_layout_id();
 	c->base = (char *)c;
 	c->seed = pxc_seed();
 	c->region_bytes = size;

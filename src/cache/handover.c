@@ -25,7 +25,7 @@
 #define PXC_LAYOUT_VERSION 1u
 
 uint64_t
-pxc_layout_id(void)
+px_cache_layout_id(void)
 {
 	const uint64_t facts[] = {
 	    PXC_LAYOUT_VERSION,
@@ -177,7 +177,7 @@ px_cache_adopt(struct px_cache **out, int fd, const struct px_cache_opts *opts)
 	if (size < sizeof(*c))
 		goto out_region;
 	c = px_region_base(r);
-	if (c->magic != PXC_MAGIC || c->layout != pxc_layout_id())
+	if (c->magic != PXC_MAGIC || c->layout != px_cache_layout_id())
 		goto out_region;
 	err = -EBUSY; /* still in use, or another process adopts it */
 	if (!atomic_compare_exchange_strong_explicit(
