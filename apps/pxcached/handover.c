@@ -213,6 +213,11 @@ pxc_ho_takeover(struct pxc_server *s)
 	s->ho.listen_fd = s->ho.peer_fd = -1;
 	if (!s->opts.handover)
 		return 0;
+	/* Refuse now what would make the server fail with the cache in
+	 * hand (the old server has stopped by then). */
+	rc = pxc_snap_check(s);
+	if (rc < 0)
+		return rc;
 	rc = ho_addr(s->opts.handover, &sa);
 	sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (rc < 0 || sock < 0)

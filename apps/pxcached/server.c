@@ -668,6 +668,7 @@ serve(struct pxc_server *s)
 	if (rc == 0)
 		rc = pxc_ho_listen(s);
 	if (rc == 0) {
+		s->ho.served = true;
 		sig = wait_signal();
 		if (atomic_load(&s->ho.requested))
 			LOG_NOTICE("handover: pid %ld takes the cache over; "
@@ -786,6 +787,10 @@ pxc_server_run(const struct pxc_opts *o)
 	if (rc < 0)
 		goto out_free;
 	rc = pxc_snap_load(s);
+	if (rc > 0) { /* stopped during the load: nothing to serve or save */
+		rc = 0;
+		goto out_unlock;
+	}
 	if (rc == 0)
 		rc = start_live(s);
 	if (rc == 0) {
@@ -797,6 +802,9 @@ pxc_server_run(const struct pxc_opts *o)
 			   s->ho.peer_pid);
 	else if (rc == 0)
 		LOG_NOTICE("stopped cleanly");
+	else if (s->ho.adopted && s->cache && !s->ho.served)
+		pxc_snap_rescue(s); /* its old server is gone */
+out_unlock:
 	pxc_snap_unlock(s);
 	px_cache_destroy(s->cache);
 out_free:

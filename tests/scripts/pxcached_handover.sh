@@ -13,7 +13,7 @@
 # its pid.
 . "$(dirname "$0")/pxcached_server.sh"
 
-NT=11
+NT=13
 echo "TAP version 13"
 echo "1..$NT"
 SOCK=$PXC_TMP/ho.sock
@@ -232,4 +232,50 @@ rc=$?
 pxc_check "a stale socket file: the next server starts anew ($got, $rc)" \
 	bash -c "[ $rc -eq 0 ] && [ '${got%% *}' = k0 ] &&
 	grep -q 'no pxcached to take over' '$PXC_TMP/f.log'"
+# A successor that cannot save to its --snapshot asks for nothing; one
+# that cannot open its port after taking the cache over saves it there.
+SOCK2=$PXC_TMP/ho2.sock
+srv g -t 2 -m 32 --handover "$SOCK2"
+G=$SRV
+items fill "$PXC_TMP/rec2.json" >/dev/null
+"$PXC_BIN" -p 0 --handover "$SOCK2" --snapshot "$PXC_TMP/no/such/dir/s" \
+	>"$PXC_TMP/j.log" 2>&1
+jrc=$?
+got=$(items compare "$PXC_TMP/rec2.json")
+ok=no
+[ $jrc -eq 1 ] && kill -0 "$G" 2>/dev/null && [ "$got" = "3000 same" ] &&
+	ok=yes
+pxc_check "a successor whose --snapshot cannot be saved leaves the server be ($jrc, $got)" \
+	[ $ok = yes ]
+# A port that is taken: a listener of our own, its port in a file.
+"$PYTHON" - "$PXC_TMP/busy" <<'PYEOF' &
+import os, socket, sys, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(1)
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write("%d" % s.getsockname()[1])
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+time.sleep(60)
+PYEOF
+BUSY=$!
+PIDS+=("$BUSY")
+for _ in $(seq 1 100); do
+	[ -s "$PXC_TMP/busy" ] && break
+	sleep 0.1
+done
+busy_port=$(cat "$PXC_TMP/busy")
+"$PXC_BIN" -p "$busy_port" --handover "$SOCK2" --snapshot "$PXC_TMP/s2" \
+	>"$PXC_TMP/h.log" 2>&1
+hrc=$?
+ended "$G"
+grc=$?
+kill "$BUSY" 2>/dev/null
+srv i -t 2 --snapshot "$PXC_TMP/s2"
+got=$(items compare "$PXC_TMP/rec2.json")
+ok=no
+[ $hrc -eq 1 ] && [ $grc -eq 0 ] && [ "$got" = "3000 same" ] &&
+	grep -q "items taken over are saved" "$PXC_TMP/h.log" && ok=yes
+pxc_check "a successor that cannot listen saves the cache it took ($hrc, $grc, $got)" \
+	[ $ok = yes ]
 exit "$PXC_FAILED"
