@@ -267,6 +267,28 @@ log_loading(const char *path)
 }
 
 int
+pxc_snap_check(struct pxc_server *s)
+{
+	const struct pxc_opts *o = &s->opts;
+	int rc;
+
+	if (!o->snapshot)
+		return 0;
+	rc = follow_links(s);
+	if (rc == 0)
+		rc = check_savable(o->snapshot);
+	if (rc == -EINVAL)
+		LOG_ERROR("snapshot %s cannot be saved: it is not a regular "
+			  "file (a FIFO, socket or device)",
+			  o->snapshot);
+	else if (rc < 0)
+		LOG_ERROR("snapshot %s cannot be saved: %s (its directory must "
+			  "exist and be writable)",
+			  o->snapshot, strerror(-rc));
+	return rc;
+}
+
+int
 pxc_snap_load(struct pxc_server *s)
 {
 	const struct pxc_opts *o = &s->opts;
@@ -276,24 +298,17 @@ pxc_snap_load(struct pxc_server *s)
 
 	if (!o->snapshot)
 		return 0;
-	rc = follow_links(s);
+	rc = pxc_snap_check(s);
 	if (rc == 0)
-		rc = check_savable(o->snapshot);
-	if (rc == -EINVAL) {
-		LOG_ERROR("snapshot %s cannot be saved: it is not a regular "
-			  "file (a FIFO, socket or device)",
-			  o->snapshot);
-		return rc;
-	}
-	if (rc < 0) {
-		LOG_ERROR("snapshot %s cannot be saved: %s (its directory must "
-			  "exist and be writable)",
-			  o->snapshot, strerror(-rc));
-		return rc;
-	}
-	rc = lock_snapshot(s);
+		rc = lock_snapshot(s);
 	if (rc < 0)
 		return rc;
+	if (s->ho.adopted) {
+		LOG_NOTICE("snapshot %s: not loaded: the cache was taken over "
+			   "whole (--handover)",
+			   o->snapshot);
+		return 0;
+	}
 	log_loading(o->snapshot);
 	px_snapshot_opts_init(&so);
 	so.progress = stop_pending;
@@ -505,6 +520,32 @@ pxc_snap_start(struct pxc_server *s)
 }
 
 int
+pxc_snap_rescue(struct pxc_server *s)
+{
+	struct px_snapshot_info si = {0};
+	size_t items = px_cache_items(s->cache);
+	int rc;
+
+	if (!s->opts.snapshot) {
+		LOG_ERROR("the %zu items taken over are lost: the server could "
+			  "not start, and there is no --snapshot to save them",
+			  items);
+		return -ENOENT;
+	}
+	rc = px_snapshot_save(s->cache, s->opts.snapshot, NULL, &si);
+	if (rc == 0)
+		LOG_NOTICE("snapshot %s: the %llu items taken over are saved, "
+			   "since the server could not start",
+			   s->opts.snapshot, (unsigned long long)si.items);
+	else
+		LOG_ERROR("snapshot %s: cannot save the %zu items taken over: "
+			  "%s",
+			  s->opts.snapshot, items,
+			  px_strerror_in(PX_PART_SNAPSHOT, rc));
+	return rc;
+}
+
+int
 pxc_snap_stop(struct pxc_server *s)
 {
 	struct pxc_snap *sn = &s->snap;
@@ -521,5 +562,7 @@ pxc_snap_stop(struct pxc_server *s)
 		pthread_mutex_destroy(&sn->lock);
 		sn->running = false;
 	}
+	if (atomic_load(&s->ho.requested))
+		return 0; /* the cache goes to a successor instead */
 	return save(s, true);
 }

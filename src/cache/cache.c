@@ -28,18 +28,16 @@
 /* ---- Small helpers ---------------------------------------------------- */
 
 /*
- * The index hash is XXH3-64 seeded with a secret drawn once per process.
- * Unseeded, it is public: a client could compute keys that all land in
- * one bucket at every index size (hash flooding) and make each lookup,
- * and each store under the writer lock, walk one chain of all of them.
- * Nothing outside the process depends on the hash: the index and the
- * ghost are rebuilt from keys, and snapshots store keys, not hashes.
+ * The index hash is XXH3-64 seeded with a secret of the cache's own
+ * (pxc_seed(), drawn at creation).  Unseeded, it is public: a client
+ * could compute keys that all land in one bucket at every index size
+ * (hash flooding) and make each lookup, and each store under the writer
+ * lock, walk one chain of all of them.  Nothing outside the cache depends
+ * on it: snapshots store keys, not hashes; a cache adopted by another
+ * process (px_cache_adopt()) brings its seed along in its control block.
  */
-static uint64_t hash_seed;
-static pthread_once_t hash_seed_once = PTHREAD_ONCE_INIT;
-
-static void
-hash_seed_draw(void)
+uint64_t
+pxc_seed(void)
 {
 	uint64_t s = 0;
 	struct timespec ts;
@@ -50,19 +48,13 @@ hash_seed_draw(void)
 		s = (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 32 ^
 		    (uint64_t)(uintptr_t)&s ^ (uint64_t)getpid() << 16;
 	}
-	hash_seed = s;
-}
-
-void
-pxc_hash_init(void)
-{
-	pthread_once(&hash_seed_once, hash_seed_draw);
+	return s;
 }
 
 uint64_t
-pxc_hash(const void *key, size_t klen)
+pxc_hash(const struct px_cache *c, const void *key, size_t klen)
 {
-	return XXH3_64bits_withSeed(key, klen, hash_seed);
+	return XXH3_64bits_withSeed(key, klen, c->seed);
 }
 
 static int64_t
@@ -275,7 +267,7 @@ index_relink(struct px_cache *c, const struct pxc_index *old,
 			uint32_t next = atomic_load_explicit(
 			    &it->hnext, memory_order_relaxed);
 			_Atomic uint32_t *head =
-			    &ix->b[pxc_hash(pxc_key(it), pxc_klen(it)) &
+			    &ix->b[pxc_hash(c, pxc_key(it), pxc_klen(it)) &
 				   ix->mask];
 
 			atomic_store_explicit(
@@ -400,7 +392,7 @@ void
 pxc_remove_locked(struct px_cache *c, struct pxc_item *it,
 		  enum px_cache_cause cause)
 {
-	index_unlink(c, it, pxc_hash(pxc_key(it), pxc_klen(it)));
+	index_unlink(c, it, pxc_hash(c, pxc_key(it), pxc_klen(it)));
 	pxc_policy_remove(c, it);
 	count_out(c, it);
 	notify(c, it, cause);
@@ -899,7 +891,7 @@ pxc_store_locked(struct px_cache *c, enum px_cache_mode mode, const void *key,
 	    .vlen = vlen,
 	    .flags = flags,
 	    .cas = cas,
-	    .h = pxc_hash(key, klen),
+	    .h = pxc_hash(c, key, klen),
 	    .now = pxc_now(c),
 	};
 
@@ -960,7 +952,7 @@ pxc_restore_locked(struct px_cache *c, const struct px_cache_ref *item)
 	    .vlen = item->vlen,
 	    .flags = item->flags,
 	    .set_cas = item->cas,
-	    .h = pxc_hash(item->key, item->klen),
+	    .h = pxc_hash(c, item->key, item->klen),
 	    .now = pxc_now(c),
 	};
 
@@ -983,7 +975,7 @@ lock_live(struct px_cache *c, const void *key, size_t klen, int64_t *now)
 	pxc_lock(c);
 	*now = pxc_now(c);
 	pxc_apply_flush(c, *now);
-	it = find_live_locked(c, pxc_hash(key, klen), key, klen, *now);
+	it = find_live_locked(c, pxc_hash(c, key, klen), key, klen, *now);
 	if (!it)
 		pxc_unlock(c);
 	return it;
@@ -1032,7 +1024,7 @@ move_with_exptime(struct px_cache *c, struct pxc_item *old, uint32_t e,
 	    .exptime = e,
 	    .alive = true,
 	    .set_cas = pxc_cas(old),
-	    .h = pxc_hash(pxc_key(old), pxc_klen(old)),
+	    .h = pxc_hash(c, pxc_key(old), pxc_klen(old)),
 	    .now = now,
 	    .moving = true,
 	    .keep = (pxc_meta(old) & PXC_M_FETCHED) |
@@ -1138,7 +1130,7 @@ delta_locked(struct px_cache *c, struct pxc_item *old, bool incr,
 	v = incr ? v + delta : (v > delta ? v - delta : 0);
 	r.vlen = (size_t)snprintf(digits, sizeof(digits), "%llu",
 				  (unsigned long long)v);
-	r.h = pxc_hash(r.key, r.klen);
+	r.h = pxc_hash(c, r.key, r.klen);
 	err = store_req_locked(c, &r, &it);
 	if (err)
 		return err;
@@ -1221,7 +1213,7 @@ pxc_fill_ref(const struct pxc_item *it, struct px_cache_ref *ref)
 static struct pxc_item *
 read_live(struct px_cache *c, const void *key, size_t klen)
 {
-	struct pxc_item *it = pxc_find(c, pxc_hash(key, klen), key, klen);
+	struct pxc_item *it = pxc_find(c, pxc_hash(c, key, klen), key, klen);
 	int cause;
 
 	if (!it) {

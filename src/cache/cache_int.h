@@ -171,7 +171,24 @@ struct pxc_snap {
 	size_t spilled_items;
 };
 
+/*
+ * The control block, at offset 0 of the region.  magic and layout come
+ * first so that px_cache_adopt() can check a region of another build
+ * before it reads anything else.
+ */
+#define PXC_MAGIC 0x70786361636865ull /* "pxcache" */
+
+enum pxc_handover {
+	PXC_LIVE,     /* in use by the process that created or adopted it */
+	PXC_HANDED,   /* px_cache_handover() done: any process may adopt */
+	PXC_ADOPTING, /* px_cache_adopt() is rebuilding it */
+};
+
 struct px_cache {
+	uint64_t magic;  /* PXC_MAGIC */
+	uint64_t layout; /* px_cache_layout_id() of the build that made it */
+	uint64_t seed;   /* index hash seed */
+	_Atomic uint32_t handover; /* enum pxc_handover */
 	struct px_region *region;
 	char *base;
 	size_t limit;
@@ -461,9 +478,9 @@ bool pxc_pinned(const struct px_cache *c, const struct pxc_item *it);
 
 /* ---- Core (cache.c) -------------------------------------------------- */
 
-/* pxc_hash_init - draw the hash seed once per process (before any pxc_hash). */
-void pxc_hash_init(void);
-uint64_t pxc_hash(const void *key, size_t klen);
+/* pxc_seed - a fresh secret seed for a cache's index hash. */
+uint64_t pxc_seed(void);
+uint64_t pxc_hash(const struct px_cache *c, const void *key, size_t klen);
 int64_t pxc_now(const struct px_cache *c);
 struct pxc_item *
 pxc_find(const struct px_cache *c, uint64_t h, const void *key, size_t klen);

@@ -165,7 +165,10 @@ static void
 init_control(struct px_cache *c, const struct px_cache_opts *o,
 	     const struct layout *l, size_t size)
 {
+	c->magic = PXC_MAGIC;
+	c->layout = px_cache_layout_id();
 	c->base = (char *)c;
+	c->seed = pxc_seed();
 	c->region_bytes = size;
 	c->max_items = o->max_items;
 	c->item_max = o->item_max ? o->item_max
@@ -221,7 +224,6 @@ px_cache_create(struct px_cache **out, size_t limit,
 	void *mem;
 	int err;
 
-	pxc_hash_init();
 	if (opts)
 		o = *opts;
 	else

@@ -346,7 +346,7 @@ s3fifo_victim(struct px_cache *c)
 		return s3fifo_main_victim(c);
 	while ((it = pxc_item(c, s->tail))) {
 		if (pxc_hot(it) < c->pol.move_threshold) {
-			ghost_insert(c, pxc_hash(pxc_key(it), pxc_klen(it)));
+			ghost_insert(c, pxc_hash(c, pxc_key(it), pxc_klen(it)));
 			PXC_COUNT(c, s3fifo_small_evictions, 1);
 			return it;
 		}

@@ -920,7 +920,7 @@ test_cache_touch_move_claims_copy_before_publishing(void **state)
 	pthread_cond_init(&r.cv, NULL);
 	for (i = 0; i < 16 && !r.key; i++) {
 		snprintf(keys[i], sizeof(keys[i]), "m%d", i);
-		b = pxc_hash(keys[i], strlen(keys[i])) & c->bucket_mask;
+		b = pxc_hash(c, keys[i], strlen(keys[i])) & c->bucket_mask;
 		if (b + 1 < c->bucket_mask + 1)
 			r.key = keys[i];
 	}
@@ -1009,8 +1009,8 @@ test_cache_touch_move_counts_one_hit(void **state)
 	assert_int_equal(px_cache_touch(c, "m", 1, 100), 0);
 	assert_int_equal(px_cache_touch(c, "t", 1, 100), 0);
 	assert_int_equal(metric(c, PX_CACHE_M_exptime_moves), 1);
-	m = pxc_find(c, pxc_hash("m", 1), "m", 1);
-	t = pxc_find(c, pxc_hash("t", 1), "t", 1);
+	m = pxc_find(c, pxc_hash(c, "m", 1), "m", 1);
+	t = pxc_find(c, pxc_hash(c, "t", 1), "t", 1);
 	assert_non_null(m);
 	assert_non_null(t);
 	assert_int_equal(pxc_hot(t), 1);
@@ -1931,7 +1931,7 @@ test_cache_hash_is_seeded(void **state)
 		if (XXH3_64bits(key, (size_t)n) & 63)
 			continue;
 		found++;
-		same += (pxc_hash(key, (size_t)n) & 63) == 0;
+		same += (pxc_hash(c, key, (size_t)n) & 63) == 0;
 	}
 	assert_true(same < 16);
 	px_cache_destroy(c);
