@@ -7,7 +7,8 @@
  * exchange, one line each way and the memfd:
  *
  *   new -> old  "PXCACHED-HANDOVER <layout id, hex>\n"
- *   old -> new  "REFUSED <reason>\n"  (layout differs: the old serves on)
+ *   old -> new  "REFUSED <reason>\n"  (layout differs: the old serves on;
+ *               so does it when the new one hung up before it stopped)
  *               or, once it stopped like on SIGTERM (listeners closed,
  *               requests in flight answered, connections closed),
  *               "CACHE <backing>\n" with the memfd (SCM_RIGHTS)
@@ -308,6 +309,18 @@ ho_main(void *arg)
 	return NULL;
 }
 
+static int
+ho_start(struct pxc_server *s)
+{
+	if (pthread_create(&s->ho.thread, NULL, ho_main, s) != 0) {
+		LOG_ERROR("handover %s: cannot start its thread",
+			  s->opts.handover);
+		return -EAGAIN;
+	}
+	s->ho.running = true;
+	return 0;
+}
+
 int
 pxc_ho_listen(struct pxc_server *s)
 {
@@ -342,13 +355,32 @@ pxc_ho_listen(struct pxc_server *s)
 		return rc;
 	}
 	s->ho.listen_fd = fd;
-	if (pthread_create(&s->ho.thread, NULL, ho_main, s) != 0) {
-		LOG_ERROR("handover %s: cannot start its thread",
-			  s->opts.handover);
-		return -EAGAIN;
-	}
-	s->ho.running = true;
-	return 0;
+	return ho_start(s);
+}
+
+/*
+ * A successor that asked and hung up before the server stopped (it
+ * crashed, was killed, or was a probe) can take nothing: stopping for it
+ * would only end the service.  Its peer may still be in the accept
+ * queue behind; this catches the common case, a later hang-up is the
+ * "silence" of pxc_ho_give().
+ */
+bool
+pxc_ho_still_asking(struct pxc_server *s)
+{
+	struct pollfd p = {.fd = s->ho.peer_fd, .events = POLLRDHUP};
+
+	if (poll(&p, 1, 0) == 0)
+		return true;
+	LOG_WARN("handover %s: pid %ld asked for the cache and hung up; "
+		 "serving on",
+		 s->opts.handover, s->ho.peer_pid);
+	pthread_join(s->ho.thread, NULL);
+	s->ho.running = false;
+	close(s->ho.peer_fd);
+	s->ho.peer_fd = -1;
+	atomic_store(&s->ho.requested, false);
+	return ho_start(s) < 0; /* no thread: stop rather than not listen */
 }
 
 /* The successor failed: the cache comes back to this process. */
