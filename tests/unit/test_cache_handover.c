@@ -356,6 +356,63 @@ test_cache_handover_foreign_regions_are_corrupt(void **state)
 	px_cache_destroy(d);
 }
 
+static int
+count_item(void *arg, const struct px_cache_ref *item)
+{
+	(void)item;
+	++*(size_t *)arg;
+	return 0;
+}
+
+/* The items one whole snapshot of @c hands over. */
+static size_t
+snapshot_count(struct px_cache *c)
+{
+	struct px_cache_snap_info si;
+	size_t n = 0;
+	int rc;
+
+	assert_int_equal(px_cache_snap_begin(c, 0, &si), 0);
+	do
+		rc = px_cache_snap_walk(c, 256, count_item, &n);
+	while (rc == 1);
+	assert_int_equal(rc, 0);
+	px_cache_snap_end(c, &si);
+	return n;
+}
+
+/*
+ * Snapshots taken before a roll leave their claim bit on every item;
+ * the adopter's first snapshot must still hand every item over (a
+ * server's periodic saves before the roll, its final save after it).
+ * Rolled after one, two and three snapshots: either parity of claim.
+ */
+static void
+test_cache_handover_snapshot_after_snapshots_saves_every_item(void **state)
+{
+	struct px_cache *c = make(PX_CACHE_POLICY_DEFAULT);
+	char key[16];
+	unsigned i, before, roll;
+	int fd;
+
+	(void)state;
+	for (i = 0; i < 500; i++) {
+		snprintf(key, sizeof(key), "s%u", i);
+		assert_int_equal(
+		    px_cache_set(c, key, strlen(key), "v", 1, 0, 0), 0);
+	}
+	for (roll = 0; roll < 3; roll++) {
+		for (before = 0; before <= roll; before++)
+			assert_int_equal(snapshot_count(c), 500);
+		assert_int_equal(px_cache_handover(c, &fd), 0);
+		assert_int_equal(adopt(&c, fd), 0);
+		close(fd);
+		assert_int_equal(snapshot_count(c), 500);
+		assert_int_equal(snapshot_count(c), 500);
+	}
+	px_cache_destroy(c);
+}
+
 int
 main(void)
 {
@@ -366,6 +423,8 @@ main(void)
 		test_cache_handover_adopted_cache_evicts_within_budget),
 	    cmocka_unit_test(test_cache_handover_refusals_keep_the_cache),
 	    cmocka_unit_test(test_cache_handover_foreign_regions_are_corrupt),
+	    cmocka_unit_test(
+		test_cache_handover_snapshot_after_snapshots_saves_every_item),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
