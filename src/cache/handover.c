@@ -9,7 +9,8 @@
  * checks that the same build made it, and moves those pointers to the new
  * address.  Locks, the counter stripes, loader bookkeeping, the listener
  * and the clock are the new owner's; items, cas ids, expiry times, the
- * index, the policy's queues and the hash seed carry over.
+ * index, the policy's queues, the hash seed and the snapshot generation
+ * (items carry its claim bit) carry over.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -156,7 +157,9 @@ take_ownership(struct px_cache *c, struct px_region *r,
 	pthread_mutex_init(&c->load_lock, NULL);
 	pthread_cond_init(&c->load_cond, NULL);
 	c->loads = NULL;
-	memset(&c->snap, 0, sizeof(c->snap));
+	/* Items keep the claim bit of the last snapshot taken before the
+	 * handover: the next one must claim with the other (its gen). */
+	c->snap = (struct pxc_snap){.gen = c->snap.gen};
 	memset(c->stripes, 0, (size_t)c->nstripes * sizeof(*c->stripes));
 }
 

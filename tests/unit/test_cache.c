@@ -1679,12 +1679,17 @@ rnd(unsigned n)
 	return (unsigned)random() % n;
 }
 
+/* Values of 930..1069 bytes: items either side of the 127-unit block. */
+static bool model_near_limit;
+
 static void
 random_value(char *buf, size_t *len)
 {
 	size_t i;
 
 	*len = rnd(3) == 0 ? rnd(MVAL) : rnd(300);
+	if (model_near_limit) /* some large ones fill the budget */
+		*len = rnd(4) ? 930 + rnd(140) : rnd(2) ? rnd(24) : rnd(MVAL);
 	if (rnd(4) == 0) {
 		*len = (size_t)snprintf(buf, 24, "%u", (unsigned)random());
 		return;
@@ -1839,6 +1844,29 @@ model_check_memory(struct px_cache *c, size_t limit)
 	assert_int_equal(m.key_value_bytes, kv);
 }
 
+/* gat with a TTL (moves an item stored without one), or without. */
+static void
+model_gat(struct px_cache *c, const char *key, struct model_entry *e)
+{
+	static char buf[MVAL + 64];
+	struct px_cache_info info;
+	int64_t ttl = rnd(3) ? 7 : 0;
+	int err =
+	    px_cache_gat(c, key, strlen(key), ttl, buf, sizeof(buf), &info);
+
+	if (!model_live(e)) {
+		assert_int_equal(err, -ENOENT);
+		return;
+	}
+	assert_int_equal(err, 0);
+	assert_int_equal(info.vlen, e->vlen);
+	assert_memory_equal(buf, e->val, e->vlen);
+	assert_int_equal(info.flags, e->flags);
+	assert_int_equal(info.cas, e->cas);
+	e->exptime = ttl ? (uint32_t)(fake_now + ttl) : 0;
+	assert_int_equal(info.exptime, e->exptime);
+}
+
 static void
 model_step(struct px_cache *c, size_t limit)
 {
@@ -1865,6 +1893,8 @@ model_step(struct px_cache *c, size_t limit)
 		assert_int_equal(err, model_live(e) ? 0 : -ENOENT);
 		if (!err)
 			e->exptime = (uint32_t)(fake_now + 5);
+	} else if (op < 97) {
+		model_gat(c, key, e);
 	} else if (op < 99) {
 		fake_now += rnd(4);
 	} else if (rnd(200) == 0) {
@@ -1909,6 +1939,19 @@ test_cache_model_random_ops(void **state)
 	model_run(PX_CACHE_POLICY_S3FIFO, 0, 3);
 	model_run(PX_CACHE_POLICY_S3FIFO, 100, 4);
 	model_run(PX_CACHE_POLICY_LRU, 50, 5);
+}
+
+/* The same with values whose items cross the 127-unit block size of the
+ * 24-byte header through sets, appends, prepends, touches and gats. */
+static void
+test_cache_model_random_ops_near_the_meta_limit(void **state)
+{
+	model_near_limit = true;
+	model_run(PX_CACHE_POLICY_LRU, 0, 11);
+	model_run(PX_CACHE_POLICY_SIEVE, 0, 12);
+	model_run(PX_CACHE_POLICY_S3FIFO, 0, 13);
+	model_run(PX_CACHE_POLICY_S3FIFO, 300, 14);
+	model_near_limit = false;
 }
 
 /*
@@ -1996,6 +2039,7 @@ main(void)
 	    cmocka_unit_test(test_cache_loaded_item_counts_as_fetched),
 	    cmocka_unit_test(test_cache_metrics_table),
 	    cmocka_unit_test(test_cache_model_random_ops),
+	    cmocka_unit_test(test_cache_model_random_ops_near_the_meta_limit),
 	    cmocka_unit_test(
 		test_cache_reader_in_a_late_thread_destructor_is_waited_for),
 	};
