@@ -6,11 +6,12 @@
 # an overlong line, silence, a valid hello and then a hang-up) must leave
 # the running server serving, and a roll under continuous pipelined load
 # with values around the 1016-byte small-block limit of the item header
-# loses no acknowledged write and serves no wrong value.  Our own servers
+# loses no acknowledged write and serves no wrong value; a roll after
+# periodic snapshots still saves every item at the new server's stop.  Our own servers
 # on free 127.0.0.1 ports, each stopped by its pid.
 . "$(dirname "$0")/pxcached_server.sh"
 
-NT=5
+NT=6
 echo "TAP version 13"
 echo "1..$NT"
 SOCK=$PXC_TMP/ho.sock
@@ -244,4 +245,32 @@ ended "$C"
 crc=$?
 pxc_check "the items of before both rolls read back; the last server exits 0 ($got, $crc)" \
 	bash -c "[ '$got' = '500 same' ] && [ $crc -eq 0 ]"
+
+# Periodic saves before a roll, the final save after it: the snapshot
+# the new server writes at SIGTERM must hold every item (each save
+# leaves its claim bit on the items it wrote).
+SNAP=$PXC_TMP/roll.snap
+SOCK3=$PXC_TMP/ho3.sock
+srv d -m 32 -t 2 --handover "$SOCK3" --snapshot "$SNAP" \
+	--snapshot-interval 1
+D=$SRV
+kv fill 500 >/dev/null
+for _ in $(seq 1 100); do
+	[ -s "$SNAP" ] && break # the first periodic save
+	sleep 0.1
+done
+srv e -p "$PXC_PORT" -m 32 -t 2 --handover "$SOCK3" --snapshot "$SNAP"
+E=$SRV
+ended "$D"
+drc=$?
+kill -TERM "$E"
+ended "$E"
+erc=$?
+srv f -m 32 -t 2 --snapshot "$SNAP"
+F=$SRV
+got=$(kv check 500)
+kill -TERM "$F"
+ended "$F"
+pxc_check "a roll after periodic saves: the new server's final snapshot holds every item ($drc, $erc, $got)" \
+	bash -c "[ $drc -eq 0 ] && [ $erc -eq 0 ] && [ '$got' = '500 same' ]"
 exit "$PXC_FAILED"
