@@ -7,11 +7,12 @@
 # the running server serving, and a roll under continuous pipelined load
 # with values around the 1016-byte small-block limit of the item header
 # loses no acknowledged write and serves no wrong value; a roll after
-# periodic snapshots still saves every item at the new server's stop.  Our own servers
+# periodic snapshots still saves every item at the new server's stop;
+# a peer that connects and says nothing does not hold up SIGTERM.  Our own servers
 # on free 127.0.0.1 ports, each stopped by its pid.
 . "$(dirname "$0")/pxcached_server.sh"
 
-NT=6
+NT=7
 echo "TAP version 13"
 echo "1..$NT"
 SOCK=$PXC_TMP/ho.sock
@@ -273,4 +274,25 @@ kill -TERM "$F"
 ended "$F"
 pxc_check "a roll after periodic saves: the new server's final snapshot holds every item ($drc, $erc, $got)" \
 	bash -c "[ $drc -eq 0 ] && [ $erc -eq 0 ] && [ '$got' = '500 same' ]"
+
+# SIGTERM while a peer is connected to SOCKET and has not asked yet (a
+# successor mid-handshake, or a stuck one): the server stops at once
+# rather than waiting out the peer's 5 s to ask.
+srv g -m 16 -t 2 --handover "$SOCK3"
+G=$SRV
+"$PYTHON" -c "
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); time.sleep(30)
+" "$SOCK3" &
+QUIET=$!
+PIDS+=("$QUIET")
+sleep 0.3
+t0=$(date +%s%N)
+kill -TERM "$G"
+ended "$G"
+grc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+kill "$QUIET" 2>/dev/null
+pxc_check "SIGTERM with a silent peer on the socket stops within 3 s ($grc, $ms ms)" \
+	bash -c "[ $grc -eq 0 ] && [ $ms -lt 3000 ]"
 exit "$PXC_FAILED"
