@@ -211,7 +211,8 @@ pxc_ho_takeover(struct pxc_server *s)
 	char hello[HO_LINE_MAX];
 	int sock, rc;
 
-	s->ho.listen_fd = s->ho.peer_fd = -1;
+	s->ho.listen_fd = s->ho.peer_fd = s->ho.checking = -1;
+	pthread_mutex_init(&s->ho.lock, NULL);
 	if (!s->opts.handover)
 		return 0;
 	/* Refuse now what would make the server fail with the cache in
@@ -286,20 +287,40 @@ check_peer(struct pxc_server *s, int fd)
 	return 0;
 }
 
+/*
+ * Records the peer being checked (-1: none) so that pxc_ho_close() can
+ * cut its wait short; false, with @fd closed, once closing.
+ */
+static bool
+ho_checking(struct pxc_server *s, int fd)
+{
+	bool ok;
+
+	pthread_mutex_lock(&s->ho.lock);
+	ok = !s->ho.closing || fd < 0;
+	s->ho.checking = ok ? fd : -1;
+	pthread_mutex_unlock(&s->ho.lock);
+	if (!ok)
+		close(fd);
+	return ok;
+}
+
 /* Waits for a successor; when one asks, stops the server (SIGUSR1). */
 static void *
 ho_main(void *arg)
 {
 	struct pxc_server *s = arg;
-	int fd;
+	int fd, rc;
 
 	for (;;) {
 		fd = accept4(s->ho.listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0 && (errno == EINTR || errno == ECONNABORTED))
 			continue;
-		if (fd < 0)
+		if (fd < 0 || !ho_checking(s, fd))
 			return NULL; /* shut down by pxc_ho_close() */
-		if (check_peer(s, fd) == 0)
+		rc = check_peer(s, fd);
+		ho_checking(s, -1);
+		if (rc == 0)
 			break;
 		close(fd);
 	}
@@ -434,6 +455,12 @@ void
 pxc_ho_close(struct pxc_server *s)
 {
 	if (s->ho.running) {
+		/* A peer that has not asked yet is cut off, not waited for. */
+		pthread_mutex_lock(&s->ho.lock);
+		s->ho.closing = true;
+		if (s->ho.checking >= 0)
+			shutdown(s->ho.checking, SHUT_RDWR);
+		pthread_mutex_unlock(&s->ho.lock);
 		shutdown(s->ho.listen_fd, SHUT_RDWR);
 		pthread_join(s->ho.thread, NULL);
 		s->ho.running = false;

@@ -185,6 +185,9 @@ struct pxc_ho {
 	pthread_t thread;       /* waits for a successor on listen_fd */
 	bool running;           /* thread was started */
 	int peer_fd;            /* the successor's connection, or -1 */
+	pthread_mutex_t lock;   /* checking and closing */
+	int checking;           /* a peer the thread reads its hello from */
+	bool closing;           /* pxc_ho_close() runs: accept no more */
 	long peer_pid;          /* its pid, from SO_PEERCRED */
 	_Atomic bool requested; /* a successor asked: stop and hand over */
 	bool adopted;           /* this server took its cache over */

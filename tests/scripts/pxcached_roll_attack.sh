@@ -123,8 +123,18 @@ pxc_check "garbage and an overlong line on the socket: the server serves on ($go
 
 # A peer that asks in the right words and hangs up before the answer
 # (a crashed successor, a probe): nobody can take the cache, so the
-# server must not stop for it.
+# server must not stop for it.  Queued behind a silent peer, so that it
+# has hung up for sure when the server reads its hello.
+"$PYTHON" -c "
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); time.sleep(30)
+" "$SOCK" &
+HOLD=$!
+PIDS+=("$HOLD")
+sleep 0.3
 peer hangup "$SOCK" "$layout"
+kill "$HOLD"
+wait "$HOLD" 2>/dev/null
 sleep 1
 got=$(kv check 500)
 ok=no
