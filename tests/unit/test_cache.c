@@ -1417,6 +1417,65 @@ test_cache_block_sizes_across_the_meta_limit(void **state)
 	px_cache_destroy(c);
 }
 
+/*
+ * A request of 127 units (the largest size kept in meta) served from a
+ * free hole of 129: the 2 units left are too few to split off, so the
+ * block is a big one (size in the data) although the item was sized as a
+ * small one.  Its value, flags, expiry and later moves (touch, append,
+ * prepend) and frees must be right, and all memory must come back.
+ */
+static void
+test_cache_small_request_in_a_big_hole(void **state)
+{
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_LRU, 0);
+	static char val[1100], buf[1200];
+	struct px_cache_memory before, m;
+	struct px_cache_info info;
+	size_t used;
+
+	(void)state;
+	memset(val, 'h', sizeof(val));
+	px_cache_memory(c, &before);
+	/* X, then A of 129 units (24 + 4 + 1 + 1003 bytes), then Y. */
+	assert_int_equal(px_cache_set(c, "X", 1, "x", 1, 0, 0), 0);
+	assert_int_equal(px_cache_set(c, "A", 1, val, 1003, 0, 0), 0);
+	assert_int_equal(px_cache_set(c, "Y", 1, "y", 1, 0, 0), 0);
+	assert_int_equal(px_cache_delete(c, "A", 1), 0);
+	px_cache_maintain(c, 0);
+	px_cache_memory(c, &m);
+	used = m.used_bytes;
+	/* B: 24 + 1 + 991 = 1016 bytes, 127 units, lands in A's hole. */
+	assert_int_equal(px_cache_set(c, "B", 1, val, 991, 5, 0), 0);
+	px_cache_memory(c, &m);
+	assert_int_equal(m.used_bytes - used, 129 * 8);
+	assert_int_equal(px_cache_get(c, "B", 1, buf, sizeof(buf), &info), 0);
+	assert_int_equal(info.vlen, 991);
+	assert_int_equal(info.flags, 5);
+	assert_memory_equal(buf, val, 991);
+	/* Moves to a block with room for the expiry time, grows, shrinks. */
+	assert_int_equal(px_cache_touch(c, "B", 1, 100), 0);
+	assert_int_equal(
+	    px_cache_store(c, PX_CACHE_APPEND, "B", 1, "t", 1, 0, 0, 0, NULL),
+	    0);
+	assert_int_equal(
+	    px_cache_store(c, PX_CACHE_PREPEND, "B", 1, "p", 1, 0, 0, 0, NULL),
+	    0);
+	assert_int_equal(px_cache_get(c, "B", 1, buf, sizeof(buf), &info), 0);
+	assert_int_equal(info.vlen, 993);
+	assert_int_equal(info.flags, 5);
+	assert_int_equal(info.exptime, START_TIME + 100);
+	assert_true(buf[0] == 'p' && buf[992] == 't');
+	assert_memory_equal(buf + 1, val, 991);
+	assert_int_equal(px_cache_delete(c, "B", 1), 0);
+	assert_int_equal(px_cache_delete(c, "X", 1), 0);
+	assert_int_equal(px_cache_delete(c, "Y", 1), 0);
+	px_cache_maintain(c, 0);
+	px_cache_memory(c, &m);
+	assert_int_equal(m.used_bytes, before.used_bytes);
+	assert_int_equal(m.free_bytes, before.free_bytes);
+	px_cache_destroy(c);
+}
+
 /* ---- Policies ----------------------------------------------------------- */
 
 static void
@@ -2028,6 +2087,7 @@ main(void)
 	    cmocka_unit_test(test_cache_metadata_per_item),
 	    cmocka_unit_test(test_cache_block_sizes_across_the_meta_limit),
 	    cmocka_unit_test(test_cache_equal_sizes_reuse_holes),
+	    cmocka_unit_test(test_cache_small_request_in_a_big_hole),
 	    cmocka_unit_test(test_cache_lru_evicts_least_recent),
 	    cmocka_unit_test(test_cache_sieve_keeps_visited),
 	    cmocka_unit_test(test_cache_s3fifo_ghost_readmits_to_main),
