@@ -22,7 +22,7 @@
 #include "cache_int.h"
 
 /* Bump when the meaning of the region changes without its sizes. */
-#define PXC_LAYOUT_VERSION 1u
+#define PXC_LAYOUT_VERSION 2u /* 2: 32-bit ghost entries */
 
 uint64_t
 px_cache_layout_id(void)
