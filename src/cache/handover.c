@@ -147,6 +147,7 @@ take_ownership(struct px_cache *c, struct px_region *r,
 	       const struct px_cache_opts *o)
 {
 	extern const struct px_cache_hooks pxc_real_clock;
+	unsigned gen;
 
 	c->region = r;
 	c->listener = o ? o->listener : NULL;
@@ -156,7 +157,12 @@ take_ownership(struct px_cache *c, struct px_region *r,
 	pthread_mutex_init(&c->load_lock, NULL);
 	pthread_cond_init(&c->load_cond, NULL);
 	c->loads = NULL;
+	/* No snapshot runs, but the items carry the claim bit of the last
+	 * one's parity: the count goes on, or the next snapshot could reuse
+	 * that parity and skip every item as claimed already. */
+	gen = c->snap.gen;
 	memset(&c->snap, 0, sizeof(c->snap));
+	c->snap.gen = gen;
 	memset(c->stripes, 0, (size_t)c->nstripes * sizeof(*c->stripes));
 }
 

@@ -327,6 +327,56 @@ test_cache_handover_refusals_keep_the_cache(void **state)
 	px_cache_destroy(c);
 }
 
+static int
+count_item(void *arg, const struct px_cache_ref *item)
+{
+	(void)item;
+	++*(size_t *)arg;
+	return 0;
+}
+
+/* Items handed to a full snapshot walk of @c. */
+static size_t
+snapshot_items(struct px_cache *c)
+{
+	struct px_cache_snap_info si;
+	size_t n = 0;
+	int more;
+
+	assert_int_equal(px_cache_snap_begin(c, 0, &si), 0);
+	do
+		more = px_cache_snap_walk(c, 256, count_item, &n);
+	while (more == 1);
+	assert_int_equal(more, 0);
+	px_cache_snap_end(c, &si);
+	return n;
+}
+
+/*
+ * Snapshots taken before and after a handover each see every item.  The
+ * items carry the claim bit of the last snapshot's parity; an adopter
+ * that started counting snapshots from 0 again could reuse that parity
+ * and skip every item as already claimed.
+ */
+static void
+test_cache_handover_snapshots_before_and_after(void **state)
+{
+	static uint64_t cas[NKEYS];
+	struct px_cache *c = make(PX_CACHE_POLICY_DEFAULT);
+	int fd, i;
+
+	(void)state;
+	fill(c, cas);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(snapshot_items(c), NKEYS);
+		assert_int_equal(px_cache_handover(c, &fd), 0);
+		assert_int_equal(adopt(&c, fd), 0);
+		close(fd);
+		assert_int_equal(snapshot_items(c), NKEYS);
+	}
+	px_cache_destroy(c);
+}
+
 /* A memfd that is no cache, and a cache from a build of another layout. */
 static void
 test_cache_handover_foreign_regions_are_corrupt(void **state)
@@ -366,6 +416,7 @@ main(void)
 		test_cache_handover_adopted_cache_evicts_within_budget),
 	    cmocka_unit_test(test_cache_handover_refusals_keep_the_cache),
 	    cmocka_unit_test(test_cache_handover_foreign_regions_are_corrupt),
+	    cmocka_unit_test(test_cache_handover_snapshots_before_and_after),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
