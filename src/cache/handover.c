@@ -77,10 +77,8 @@ px_cache_handover(struct px_cache *c, int *fd)
 
 	if (rfd < 0)
 		return -EINVAL;
-	if (loads_pending(c))
-		return -EBUSY;
 	pxc_lock(c);
-	if (c->snap.active)
+	if (c->snap.active || loads_pending(c)) /* lock, then load_lock */
 		goto out_busy;
 	while (c->limbo && pxc_reclaim(c))
 		;
