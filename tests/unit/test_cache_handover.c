@@ -288,6 +288,22 @@ test_cache_handover_adopted_cache_evicts_within_budget(void **state)
 	px_cache_destroy(c);
 }
 
+/* A loader that tries to hand its cache over while its load runs. */
+static int
+handover_in_loader(void *arg, const void *key, size_t klen,
+		   struct px_cache_value *out)
+{
+	struct px_cache *c = arg;
+	int fd = -1;
+
+	(void)key;
+	(void)klen;
+	memset(out, 0, sizeof(*out));
+	out->data = "loaded";
+	out->len = 6;
+	return px_cache_handover(c, &fd) == -EBUSY && fd == -1 ? 0 : -EIO;
+}
+
 static void
 test_cache_handover_refusals_keep_the_cache(void **state)
 {
@@ -309,7 +325,11 @@ test_cache_handover_refusals_keep_the_cache(void **state)
 	assert_int_equal(px_cache_snap_begin(c, 0, &si), 0);
 	assert_int_equal(px_cache_handover(c, &fd), -EBUSY);
 	px_cache_snap_end(c, &si);
-	/* The cache is still whole and writable after both refusals. */
+	/* A get-or-load runs (its loader asks). */
+	assert_int_equal(
+	    px_cache_get_or_load(c, "l", 1, handover_in_loader, c, &ref), 0);
+	px_cache_ref_put(c, &ref);
+	/* The cache is still whole and writable after the refusals. */
 	assert_int_equal(px_cache_set(c, "k2", 2, "w", 1, 0, 0), 0);
 	assert_int_equal(px_cache_get(c, "k", 1, buf, sizeof(buf), NULL), 0);
 	/* Not shareable. */
