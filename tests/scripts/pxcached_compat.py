@@ -355,6 +355,13 @@ def cases(mem_mb):
          b"\r\nmg mo v\r\n",
          b"STORED\r\nCLIENT_ERROR opaque token too long\r\n"
          b"VA 1\r\n5\r\n", OURS),
+        ("ma's T holds when the number grows a digit",
+         b"set tg 0 0 1\r\n9\r\nma tg T-1\r\nmg tg v\r\n",
+         b"STORED\r\nHD\r\nEN\r\n", OURS),
+        ("incr of white space only is refused",
+         b"set ws 0 0 1\r\n\n\r\nincr ws 1\r\nma ws\r\n",
+         b"STORED\r\n" + b"CLIENT_ERROR cannot increment or decrement "
+         b"non-numeric value\r\n" * 2, OURS),
         ("ma: t of a TTL set in the past is t0",
          b"ma tp N0 T-1 t\r\n", b"HD t0\r\n", OURS),
         ("a delayed flush_all does not undo an earlier flush_all",

@@ -55,6 +55,8 @@ TTLS = [b"0", b"0", b"100", b"1000", b"-1", b"-100", b"2592000",
         b"2592001", b"+50", b"abc", b"4294967296", b"-2147483649",
         b"2147483647"]
 REPLY_WAIT = 2.0
+NON_NUMERIC = b"CLIENT_ERROR cannot increment or decrement non-numeric " \
+    b"value\r\n"
 CAS_WRONG = 10 ** 15
 
 # The meta flags pxcached refuses on purpose (docs/pxcached.md, "Refused
@@ -86,6 +88,10 @@ class Cmd:
         self.extra = 0  # replies ended by an MN of its own (mn itself)
         self.partial = False
         self.inject = False
+        # an incr of a value of white space only, which memcached reads
+        # past its end (documented)
+        self.ws_value = False
+        self.t_lost = False
         # memcached's delayed flush_all takes back an earlier flush_all
         self.undoes_flush = False
         line = self.text().split(b"\r\n")[0].split(b" ")
@@ -114,6 +120,7 @@ class Gen:
     def __init__(self, seed):
         self.r = random.Random(seed)
         self.padded = set()
+        self.ws = set()  # keys that may hold white space only
 
     def key(self):
         r = self.r.random()
@@ -148,10 +155,18 @@ class Gen:
         return ("cas", self.r.randrange(1 << 30))
 
     def wrote(self, key, arith=False):
+        """KEY surely holds a new value (or none): an arith one, which
+        memcached may pad, or another."""
         if arith:
             self.padded.add(key)
         else:
             self.padded.discard(key)
+            self.ws.discard(key)
+
+    def stored(self, key, val):
+        """VAL may have been stored in KEY (or added to it)."""
+        if all(ch in b" \t\n\v\f\r" for ch in val):
+            self.ws.add(key)
 
     # ---- text protocol ----------------------------------------------
 
@@ -172,6 +187,7 @@ class Gen:
         if cmd == b"set" and key != LONG_KEY and flags not in BAD_NUM and \
                 ttl not in BAD_NUM:
             self.wrote(key)
+        self.stored(key, val)
         return Cmd(parts, key)
 
     def bad_storage(self):
@@ -215,16 +231,18 @@ class Gen:
     def delete(self):
         key = self.key()
         extra = self.r.choice([b"", b"", b" 0", b" 1", b" 0 0"])
-        self.wrote(key)
+        if extra in (b"", b" 0") and key != LONG_KEY:
+            self.wrote(key)
         return Cmd(b"delete %s%s%s\r\n" % (key, extra, self.noreply()), key)
 
     def arith(self):
         key = self.r.choice(NUMKEYS + [self.key()])
         cmd = self.r.choice([b"incr", b"decr"])
         delta = self.r.choice(DELTAS)
+        c = Cmd(b"%s %s %s%s\r\n" % (cmd, key, delta, self.noreply()), key)
+        c.ws_value = key in self.ws
         self.wrote(key, arith=True)
-        return Cmd(b"%s %s %s%s\r\n" % (cmd, key, delta, self.noreply()),
-                   key)
+        return c
 
     def touch(self):
         key = self.key()
@@ -253,7 +271,7 @@ class Gen:
                                       b"touch\r\n", b"incr\r\n",
                                       b"delete\r\n", b"get\r\n",
                                       b"gat\r\n", b"cas\r\n"]))
-        return Cmd(self.garbage())
+        return Cmd(self.garbage(), padded=self.padded & {b"k0"})
 
     def garbage(self):
         r = self.r.randrange(6)
@@ -339,18 +357,24 @@ class Gen:
         c = self.meta_line(b"ms", word, text)
         c.parts = parts
         c.key = key
-        if word == key and key != LONG_KEY and all(
+        if word == key and key != LONG_KEY and \
+                len(set(f[:1] for f in text)) == len(text) and all(
                 f in (b"c", b"k", b"q", b"F0", b"F5") or
                 (f[:1] == b"O" and len(f) <= 32) or
                 (f[:1] == b"T" and f[1:] not in BAD_NUM) for f in text):
             self.wrote(key)
+        self.stored(key, val)
         return c
 
     def md(self):
         fl = self.flags([b"k", b"q", self.opaque, b"I", b"b", b"C1", b"x",
                          b"zz", b"T30"], 3)
         key, word = self.mkey(fl)
-        self.wrote(key)
+        if word == key and key != LONG_KEY and \
+                len(set(f[:1] for f in fl)) == len(fl) and all(
+                f in (b"k", b"q") or (f[:1] == b"O" and len(f) <= 32)
+                for f in fl):
+            self.wrote(key)
         c = self.meta_line(b"md", word, fl)
         c.key = key
         return c
@@ -371,9 +395,12 @@ class Gen:
                 word = base64.b64encode(key)
         else:
             key, word = self.mkey(fl)
-        self.wrote(key, arith=True)
         c = self.meta_line(b"ma", word, fl)
         c.key = key
+        c.ws_value = key in self.ws
+        # memcached loses ma's T when the number grows a digit
+        c.t_lost = any(f.startswith(b"T") for f in fl)
+        self.wrote(key, arith=True)
         return c
 
     def command(self):
@@ -400,7 +427,7 @@ def sequence(seed, n):
         c = g.command()
         out.append(c)
         if c.refused or c.oob or c.partial or c.undoes_flush or \
-                c.long_opaque:
+                c.long_opaque or c.ws_value or c.t_lost:
             for k in c.keys:
                 out.append(Cmd(b"delete %s noreply\r\n" % k))
                 g.wrote(k)
@@ -518,8 +545,6 @@ def normal(reply, seen, cmd, server):
                 t = w[i]
                 if t[:1] == b"c" and t[1:].isdigit() and t != b"c0":
                     w[i] = b"c#%d" % seen.index(int(t[1:]))
-        if server == "mc" and cmd.padded and data is not None:
-            w, data = unpad(w, data, cmd)
         out.append((w, data))
     return out
 
@@ -542,9 +567,9 @@ def unpad(w, data, cmd):
 
 
 def ttl_close(a, b):
-    """TTL words within 1 s; and memcached's t of a TTL set in the past
-    by the same request, printed as a negative number wrapped to 32 bits
-    (documented), against pxcached's t0."""
+    """TTL words within 1 s (2 s for absolute times); and memcached's t
+    of a TTL set in the past by the same request, printed as a negative
+    number wrapped to 32 bits (documented), against pxcached's t0."""
     if a[:1] != b"t" or b[:1] != b"t":
         return False
     try:
@@ -553,6 +578,10 @@ def ttl_close(a, b):
         return False
     if x >= 1 << 31 and y == 0:
         return True
+    if x > 2592000 and y > 2592000:
+        # an absolute expiry: memcached's clock counts from its start,
+        # which it sets 2 s early
+        return abs(x - y) <= 2
     return x >= 0 and y >= 0 and abs(x - y) <= 1
 
 
@@ -560,6 +589,9 @@ def same(a, b, cmd):
     if len(a) != len(b):
         return False
     for (wa, da), (wb, db) in zip(a, b):
+        if da != db and cmd.padded and da is not None and \
+                da.rstrip(b" ") == db:
+            wa, da = unpad(wa, da, cmd)
         if da != db or len(wa) != len(wb):
             return False
         for x, y in zip(wa, wb):
@@ -577,6 +609,8 @@ def same(a, b, cmd):
 def documented(cmd, mc, px):
     """A difference docs/pxcached.md documents, on this command only."""
     if cmd.refused and px == b"CLIENT_ERROR invalid flag\r\n":
+        return True
+    if cmd.ws_value and px == NON_NUMERIC:
         return True
     if cmd.long_opaque and px == b"CLIENT_ERROR opaque token too long\r\n":
         return mc.startswith(b"CLIENT_ERROR ")
@@ -698,8 +732,15 @@ def one_seed(mc, px, seed, ncmds, inject=None):
     if inject is not None:
         cmds[inject].inject = True
     for pipelined in (False, True):
-        got = run(mc, px, cmds, chunking(seed, ncmds, pipelined))
+        chunks = chunking(seed, ncmds, pipelined)
+        got = run(mc, px, cmds, chunks)
         if got is None:
+            continue
+        if inject is None and run(mc, px, cmds, chunks) is None:
+            # Not reproduced: said, not failed (see docs/pxcached.md).
+            print("# seed %d: a difference that did not come again: "
+                  "command %d %r: memcached %r, pxcached %r" %
+                  ((seed, got[0], cmds[got[0]].text()) + got[1:]))
             continue
         at, a, b = got
         mode = "pipelined" if pipelined else "one at a time"
