@@ -23,8 +23,9 @@
 #   that a difference is found and shrunk).  Prints one line per word:
 #   "PASS ..." or "FAIL ...", with the reproduction on "# " lines.  Exits
 #   1 when one failed, 2 when a port is not served by the given pid
-#   (its "stats pid").
+#   (its "stats pid").  PX_DIFFTEST_CMDS: commands per seed (200).
 import base64
+import os
 import random
 import re
 import socket
@@ -256,7 +257,8 @@ class Gen:
             return Cmd(b"flush_all%s\r\n" % self.noreply())
         if r == 1:
             c = Cmd(b"flush_all %s%s\r\n" % (
-                self.r.choice([b"100", b"1000", b"x", b"+200"]),
+                self.r.choice([b"100", b"1000", b"x", b"+200", b"-1",
+                               b"1000000000", b"2592000"]),
                 self.noreply()), keys=ALL_KEYS)
             c.undoes_flush = True
             return c
@@ -404,6 +406,16 @@ class Gen:
         return c
 
     def command(self):
+        c = self.pick()
+        if self.r.random() < 0.05:
+            # a bare newline ends the command line
+            for i, p in enumerate(c.parts):
+                if isinstance(p, bytes) and b"\r\n" in p:
+                    c.parts[i] = p.replace(b"\r\n", b"\n", 1)
+                    break
+        return c
+
+    def pick(self):
         pick = self.r.random()
         for limit, fn in ((0.22, self.storage), (0.27, self.bad_storage),
                           (0.42, self.retrieval), (0.47, self.delete),
@@ -788,7 +800,7 @@ def main():
     if len(sys.argv) < 6:
         sys.exit("usage: see the file's header")
     mc_port, mc_pid, px_port, px_pid = sys.argv[1:5]
-    ncmds = 200
+    ncmds = int(os.environ.get("PX_DIFFTEST_CMDS", "200"))
     for port, pid in ((mc_port, mc_pid), (px_port, px_pid)):
         if not check_owner(int(port), pid):
             print("FAIL port %s is not served by pid %s" % (port, pid))
