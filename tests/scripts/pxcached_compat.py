@@ -245,10 +245,15 @@ def cases(mem_mb):
         # before it says a bad number: a duplicate further on wins.
         ("meta: a duplicate after a bad number is the error said",
          b"mg dk T T\r\nmg dk Tx v v\r\nms dk 1 MX Tx\r\na\r\n"
-         b"mg dk \x80\r\n",
+         b"mg dk \x80\r\nms dk 1 MXX Tx\r\na\r\nms dk 1 Tx MXX\r\na\r\n"
+         b"ms dk 1 Tx Fx\r\na\r\nms dk 1 Fx\r\na\r\n",
          b"CLIENT_ERROR duplicate flag\r\n" * 2 +
          b"CLIENT_ERROR bad token in command line format\r\n"
-         b"CLIENT_ERROR duplicate flag\r\n", SAME),
+         b"CLIENT_ERROR duplicate flag\r\n"
+         b"CLIENT_ERROR bad token in command line format\r\n"
+         b"CLIENT_ERROR incorrect length for M token\r\n"
+         b"CLIENT_ERROR bad token in command line format\r\n"
+         b"CLIENT_ERROR bad command line format\r\n", SAME),
         ("meta: the mode is checked before the opaque's length",
          b"ma dk O" + b"a" * 32 + b" MX\r\nms dk 1 O" + b"a" * 32 +
          b" MX\r\na\r\nmg dk\r\n",
