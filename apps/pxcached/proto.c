@@ -107,6 +107,31 @@ mc_parse_i64(const char *s, size_t n, int64_t *out)
 	return 0;
 }
 
+static bool
+c_space(char ch)
+{
+	return ch == ' ' || (ch >= '\t' && ch <= '\r');
+}
+
+/*
+ * The number in a word as strtoul sees it: words are split at spaces
+ * only, so a word may hold a tab, CR, LF, VT or FF.  strtoul skips them
+ * in front, and memcached takes a number that one of them ends
+ * ("100<TAB>noreply" is 100).
+ */
+static void
+num_span(const char **s, size_t *n)
+{
+	const char *p = *s, *end = *s + *n, *e;
+
+	while (p < end && c_space(*p))
+		p++;
+	for (e = p; e < end && !c_space(*e); e++)
+		;
+	*s = p;
+	*n = (size_t)(e - p);
+}
+
 /*
  * A number word as memcached reads it with strtoul/strtoull: an optional
  * leading '+' or '-', then digits; a '-' is refused unless the value is 0
@@ -115,7 +140,10 @@ mc_parse_i64(const char *s, size_t n, int64_t *out)
 static int
 parse_word_u64(const char *s, size_t n, uint64_t *out)
 {
-	bool sign = n > 0 && (s[0] == '+' || s[0] == '-');
+	bool sign;
+
+	num_span(&s, &n);
+	sign = n > 0 && (s[0] == '+' || s[0] == '-');
 
 	if (mc_parse_u64(s + sign, n - sign, out) < 0)
 		return -1;
@@ -137,9 +165,12 @@ parse_u32(const struct mc_tok *t, uint32_t *out)
 static int
 parse_i32(const struct mc_tok *t, int64_t *out)
 {
+	const char *s = t->p;
+	size_t n = t->n;
 	int64_t v;
 
-	if (mc_parse_i64(t->p, t->n, &v) < 0 || v > INT32_MAX || v < INT32_MIN)
+	num_span(&s, &n);
+	if (mc_parse_i64(s, n, &v) < 0 || v > INT32_MAX || v < INT32_MIN)
 		return -1;
 	*out = v;
 	return 0;

@@ -254,6 +254,11 @@ def cases(mem_mb):
          b"CLIENT_ERROR incorrect length for M token\r\n"
          b"CLIENT_ERROR bad token in command line format\r\n"
          b"CLIENT_ERROR bad command line format\r\n", SAME),
+        ("a tab or VT in a number word ends the number (strtoul)",
+         b"set tb 0 0 1\r\n5\r\nincr tb 100\tnoreply\r\nincr tb \t7\r\n"
+         b"set tb2 1\t2 0 1\x0b\r\nx\r\nmg tb2 f\r\nma tb D3\tz v\r\n",
+         b"STORED\r\n105\r\n112\r\nSTORED\r\nHD f1\r\nVA 3\r\n115\r\n",
+         SAME),
         ("meta: the mode is checked before the opaque's length",
          b"ma dk O" + b"a" * 32 + b" MX\r\nms dk 1 O" + b"a" * 32 +
          b" MX\r\na\r\nmg dk\r\n",

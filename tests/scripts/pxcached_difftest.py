@@ -32,7 +32,7 @@ import socket
 import sys
 import time
 
-KEYS = [b"k0", b"k1", b"k2", b"n0", b"n1", b"noreply"]
+KEYS = [b"k0", b"k1", b"k2", b"n0", b"n1", b"noreply", b"k\x01\xc3\xa9"]
 NUMKEYS = [b"n0", b"n1"]
 LONG_KEY = b"x" * 251
 MAX_KEY = b"y" * 250
@@ -407,6 +407,9 @@ class Gen:
 
     def command(self):
         c = self.pick()
+        r = self.r.random()
+        if r < 0.06:
+            self.spacing(c, r)
         if self.r.random() < 0.05:
             # a bare newline ends the command line
             for i, p in enumerate(c.parts):
@@ -414,6 +417,26 @@ class Gen:
                     c.parts[i] = p.replace(b"\r\n", b"\n", 1)
                     break
         return c
+
+    def spacing(self, c, r):
+        """Two spaces for one, a leading or a trailing space, or a tab,
+        in the command line (its first part)."""
+        p = c.parts[0]
+        if not isinstance(p, bytes) or b" " not in p.split(b"\n")[0]:
+            return
+        line, nl, rest = p.partition(b"\r\n") if b"\r\n" in p else \
+            (p, b"", b"")
+        if r < 0.02:
+            i = self.r.choice([i for i, ch in enumerate(line) if ch == 32])
+            line = line[:i] + b" " + line[i:]
+        elif r < 0.03:
+            line = b" " + line
+        elif r < 0.05:
+            line = line + b" " if nl else line
+        else:
+            i = self.r.choice([i for i, ch in enumerate(line) if ch == 32])
+            line = line[:i] + b"\t" + line[i + 1:]
+        c.parts[0] = line + nl + rest
 
     def pick(self):
         pick = self.r.random()
