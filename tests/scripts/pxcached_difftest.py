@@ -406,10 +406,13 @@ class Gen:
         return c
 
     def command(self):
+        padded, ws = set(self.padded), set(self.ws)
         c = self.pick()
         r = self.r.random()
-        if r < 0.06:
-            self.spacing(c, r)
+        if r < 0.06 and self.spacing(c, r):
+            # the command may now be refused: keep what it would clear
+            self.padded |= padded
+            self.ws |= ws
         if self.r.random() < 0.05:
             # a bare newline ends the command line
             for i, p in enumerate(c.parts):
@@ -420,12 +423,14 @@ class Gen:
 
     def spacing(self, c, r):
         """Two spaces for one, a leading or a trailing space, or a tab,
-        in the command line (its first part)."""
+        in the command line (its first part); true if it changed."""
         p = c.parts[0]
         if not isinstance(p, bytes) or b" " not in p.split(b"\n")[0]:
-            return
+            return False
         line, nl, rest = p.partition(b"\r\n") if b"\r\n" in p else \
             (p, b"", b"")
+        if r >= 0.05 and c.text().count(b"\n") > 1:
+            return False  # a tab joining two words: the data eats an mn
         if r < 0.02:
             i = self.r.choice([i for i, ch in enumerate(line) if ch == 32])
             line = line[:i] + b" " + line[i:]
@@ -437,6 +442,7 @@ class Gen:
             i = self.r.choice([i for i, ch in enumerate(line) if ch == 32])
             line = line[:i] + b"\t" + line[i + 1:]
         c.parts[0] = line + nl + rest
+        return True
 
     def pick(self):
         pick = self.r.random()
