@@ -16,6 +16,9 @@
  *     second; the file goes to -f, default /var/tmp, a real disk here).
  * -i runs the save as SCHED_IDLE, -n N at nice N, -b N walks N index
  * buckets per read-side section.
+ * -H measures instead a warm roll through px_cache_handover() and
+ * px_cache_adopt() (a shareable cache, no load running), against a save
+ * to -f and a load of it into a fresh cache, in the same run.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -369,6 +372,73 @@ measure_load(const struct run *r)
 	return 0;
 }
 
+static double
+secs_since(uint64_t t0)
+{
+	return (double)(now_ns() - t0) / 1e9;
+}
+
+/* Save, then load into a fresh cache: the restart a roll replaces. */
+static int
+save_and_load(const struct run *r, struct px_cache *c, double *save_s,
+	      double *load_s)
+{
+	struct px_snapshot_info si, li;
+	struct px_cache *fresh;
+	uint64_t t0 = now_ns();
+	int err = px_snapshot_save(c, r->file, NULL, &si);
+
+	*save_s = secs_since(t0);
+	if (err || px_cache_create(&fresh, r->mib << 20, NULL))
+		return 1;
+	t0 = now_ns();
+	err = px_snapshot_load(fresh, r->file, &li);
+	*load_s = secs_since(t0);
+	printf("   snapshot: save %.3f s, load %.3f s (%llu items, %.1f MB)\n",
+	       *save_s, *load_s, (unsigned long long)li.loaded, si.bytes / 1e6);
+	px_cache_destroy(fresh);
+	return err ? 1 : 0;
+}
+
+static int
+measure_handover(const struct run *r)
+{
+	struct px_cache_opts o;
+	struct px_cache *c;
+	double save_s, load_s, give_s, take_s;
+	size_t items, kept;
+	uint64_t t0;
+	int fd;
+
+	px_cache_opts_init(&o);
+	o.region.shareable = true;
+	if (px_cache_create(&c, r->mib << 20, &o))
+		return 1;
+	fill(c, r->mib);
+	items = px_cache_items(c);
+	printf("# warm roll: cache %zu MiB, %zu items of %d B, file %s\n",
+	       r->mib, items, VAL_LEN, r->file);
+	if (save_and_load(r, c, &save_s, &load_s))
+		return 1;
+	t0 = now_ns();
+	if (px_cache_handover(c, &fd))
+		return 1;
+	give_s = secs_since(t0);
+	t0 = now_ns();
+	if (px_cache_adopt(&c, fd, NULL))
+		return 1;
+	take_s = secs_since(t0);
+	close(fd);
+	kept = px_cache_items(c);
+	printf("   handover %.3f ms + adopt %.3f ms (%zu items kept): "
+	       "%.4fx the time of save + load\n",
+	       give_s * 1e3, take_s * 1e3, kept,
+	       (give_s + take_s) / (save_s + load_s));
+	px_cache_destroy(c);
+	unlink(r->file);
+	return kept == items ? 0 : 1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -379,10 +449,13 @@ main(int argc, char **argv)
 	struct px_cache *c;
 	uint64_t fork_t;
 	size_t keys;
+	bool handover = false;
 	int opt, ret;
 
-	while ((opt = getopt(argc, argv, "s:t:w:f:r:ib:n:")) != -1) {
-		if (opt == 'i')
+	while ((opt = getopt(argc, argv, "s:t:w:f:r:ib:n:H")) != -1) {
+		if (opt == 'H')
+			handover = true;
+		else if (opt == 'i')
 			r.idle = true;
 		else if (opt == 'n')
 			r.nice = atoi(optarg);
@@ -403,6 +476,8 @@ main(int argc, char **argv)
 	}
 	if (r.mib < 16 || r.threads < 1 || r.write_pct > 100)
 		return 2;
+	if (handover)
+		return measure_handover(&r);
 	fork_t = fork_ns(r.mib << 20);
 	ret = px_cache_create(&c, r.mib << 20, NULL);
 	if (ret) {

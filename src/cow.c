@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -385,11 +386,20 @@ reclaim_locked(struct px_cow *c)
 	return c->nr_retired;
 }
 
+/*
+ * Wait for the grace period of @retired_at without holding the cell: the
+ * readers waited for may be writers of this cell themselves, about to
+ * take its lock (a publish that needs no wait is allowed in a section).
+ * The caller re-checks the cell afterwards.
+ */
 static int
-wait_locked(struct px_cow *c, uint64_t retired_at)
+wait_unlocked(struct px_cow *c, uint64_t retired_at)
 {
-	int ret = cow_epoch_wait(retired_at);
+	int ret;
 
+	pthread_mutex_unlock(&c->lock);
+	ret = cow_epoch_wait(retired_at);
+	pthread_mutex_lock(&c->lock);
 	if (ret == 0)
 		free_safe_locked(c);
 	return ret;
@@ -399,16 +409,24 @@ wait_locked(struct px_cow *c, uint64_t retired_at)
 static int
 make_room_locked(struct px_cow *c)
 {
-	if (c->nr_retired < c->max_retired)
-		return 0;
-	if (reclaim_locked(c) < c->max_retired)
-		return 0;
-	if (c->nowait)
-		return -EAGAIN;
-	if (cow_epoch_in_section())
-		return -EDEADLK;
-	stat_add(&c->st.bound_waits, 1);
-	return wait_locked(c, c->retired_head->retired_at);
+	bool counted = false;
+	int ret;
+
+	while (c->nr_retired >= c->max_retired) {
+		if (reclaim_locked(c) < c->max_retired)
+			return 0;
+		if (c->nowait)
+			return -EAGAIN;
+		if (cow_epoch_in_section())
+			return -EDEADLK;
+		if (!counted)
+			stat_add(&c->st.bound_waits, 1);
+		counted = true;
+		ret = wait_unlocked(c, c->retired_head->retired_at);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
 }
 
 int
@@ -454,14 +472,24 @@ px_cow_reclaim(struct px_cow *c)
 	return pending > INT32_MAX ? INT32_MAX : (int)pending;
 }
 
+/* The last version retired so far (the list is in epoch order). */
+static uint64_t
+last_retired_at(struct px_cow *c)
+{
+	struct cow_version *last =
+	    (struct cow_version *)(void *)((char *)c->retired_tail -
+					   offsetof(struct cow_version, next));
+
+	return last->retired_at;
+}
+
+/* Frees every version retired before the call; others may retire more. */
 static int
 synchronize_locked(struct px_cow *c)
 {
-	int ret = 0;
-
-	while (c->retired_head && ret == 0)
-		ret = wait_locked(c, c->retired_head->retired_at);
-	return ret;
+	if (!c->retired_head)
+		return 0;
+	return wait_unlocked(c, last_retired_at(c));
 }
 
 int

@@ -17,6 +17,7 @@ static const char *const px_own_errors[] = {
     [PX_EVERSION - PX_EBASE] = "stored data has a foreign format version",
     [PX_ENOFEATURE - PX_EBASE] = "the kernel lacks a required feature",
     [PX_EPROTO - PX_EBASE] = "the peer broke the protocol",
+    [PX_ERETAIN - PX_EBASE] = "a snapshot reached its retention limit",
 };
 
 struct px_context_error {
@@ -47,6 +48,10 @@ static const struct px_context_error px_context_errors[] = {
      "the ring was used from a thread other than the one that created it "
      "(EEXIST): rings are SINGLE_ISSUER; create each ring on the thread "
      "that runs it and reach it from others with px_ring_post()"},
+    {PX_PART_RING, EXDEV,
+     "the ring was called from a thread other than the one that created "
+     "it (EXDEV): nothing was done; a ring belongs to its thread, reach "
+     "it from others with px_ring_post() from the caller's own ring"},
     {PX_PART_RING, EBUSY,
      "the ring's completion queue is full (EBUSY): run the loop to reap "
      "completions, or give the ring a larger CQ (CONFIG_PX_RING_CQ_FACTOR)"},
@@ -88,9 +93,14 @@ static const struct px_context_error px_context_errors[] = {
      "the snapshot file was written by another format version of "
      "patinox; nothing was loaded from it"},
     {PX_PART_SNAPSHOT, ENOSPC,
-     "the snapshot could not be completed (ENOSPC): the disk is full, or "
-     "writers replaced more of the cache during the snapshot than the "
-     "retention limit allows (CONFIG_PX_CACHE_SNAPSHOT_RETAIN_PCT)"},
+     "no space left on the snapshot's file system (ENOSPC): the disk or "
+     "its quota is full; free space there or save elsewhere"},
+    {PX_PART_SNAPSHOT, PX_ERETAIN,
+     "the snapshot reached its retention limit: writers replaced more of "
+     "the cache during the save than the cache may hold back for it "
+     "(CONFIG_PX_CACHE_SNAPSHOT_RETAIN_PCT, or opts.retain_limit, and "
+     "the spill buffer, CONFIG_PX_SNAPSHOT_SPILL_KB); not a disk "
+     "problem: save when writes are fewer, or raise the limits"},
     {PX_PART_SNAPSHOT, EBUSY,
      "another snapshot of this cache is still being written (EBUSY)"},
     {PX_PART_POOL, ETIMEDOUT,

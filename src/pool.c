@@ -189,7 +189,10 @@ struct px_pool_obj {
 	uint8_t purpose;
 	bool leak_reported;
 	uint64_t expires_ns;
-	uint64_t since_ns; /* idle since, or checked out at */
+	/* Idle since (or since its last keepalive: the next one counts from
+	 * there), or checked out at.  idle_timeout counts from the last use,
+	 * m.last_used_ns: a keepalive is not a use. */
+	uint64_t since_ns;
 	struct px_pool_metrics m;
 };
 
@@ -218,6 +221,7 @@ struct px_pool {
 	struct plist idle, in_use, waiters, done, aborting;
 	uint32_t size, nidle, nwait, nin_use, ncreate, ncheckout, nkeep;
 	uint32_t naborting;
+	uint32_t nretain; /* idle objects under a retain() predicate */
 	uint32_t records; /* object records allocated */
 
 	struct theap heap;
@@ -708,12 +712,19 @@ check_failed(struct px_pool *p, struct px_pool_obj *o, int err)
 	pump(p);
 }
 
+/* A check passed; max_lifetime may have passed while it ran. */
 static void
 checked(struct px_pool *p, struct px_pool_obj *o)
 {
 	p->st.recycled++;
 	o->m.recycle_count++;
 	o->m.recycled_ns = now(p);
+	if (expired(p, o, now(p))) {
+		p->size--;
+		obj_destroy(p, o, C_EXPIRED);
+		pump(p);
+		return;
+	}
 	ready(p, o);
 }
 
@@ -887,7 +898,7 @@ sweep_idle(struct px_pool *p, uint64_t t)
 		next = n->next;
 		if (expired(p, o, t))
 			why = C_EXPIRED;
-		else if (idle_to && t - o->since_ns >= idle_to &&
+		else if (idle_to && t - o->m.last_used_ns >= idle_to &&
 			 p->nidle > p->o.min_idle)
 			why = C_IDLE;
 		else if (keep && t - o->since_ns >= keep)
@@ -1020,6 +1031,43 @@ run_timers(struct px_pool *p)
 	}
 }
 
+/*
+ * A finished get whose callback has not run changes its outcome: take
+ * back the counter it was given, so every get counts once.
+ */
+static void
+uncount_outcome(struct px_pool *p, const struct px_pool_wait *w)
+{
+	if (w->obj && w->direct)
+		p->st.gets_direct--;
+	else if (w->obj)
+		p->st.gets_waited--;
+	else if (w->res == -ETIMEDOUT)
+		p->st.gets_timed_out--;
+	else
+		p->st.gets_failed--;
+}
+
+/*
+ * The pool closed after @w was matched with an object but before its
+ * callback ran: the caller never saw the object, so the get fails like
+ * the queued ones and the object is destroyed.
+ */
+static void
+unserve(struct px_pool *p, struct px_pool_wait *w)
+{
+	struct px_pool_obj *o = w->obj;
+
+	plist_del(&o->link);
+	p->nin_use--;
+	p->size--;
+	obj_destroy(p, o, C_OTHER);
+	uncount_outcome(p, w);
+	p->st.gets_failed++;
+	w->obj = NULL;
+	w->res = -PX_ECLOSED;
+}
+
 /* Run the callbacks of the gets finished before this call. */
 static int
 deliver(struct px_pool *p)
@@ -1039,6 +1087,8 @@ deliver(struct px_pool *p)
 
 		plist_del(&w->link);
 		w->state = W_FREE; /* a cancel from the callback is -ENOENT */
+		if (w->obj && p->closed)
+			unserve(p, w);
 		w->fn(p, w->obj, w->res, w->ctx);
 		wait_free(p, w);
 		n++;
@@ -1149,6 +1199,8 @@ px_pool_get(struct px_pool *p, int32_t timeout_ms, px_pool_get_fn fn, void *ctx,
 	uint64_t tmo;
 
 	enter(p);
+	if (!fn)
+		return -EINVAL;
 	if (p->closed)
 		return -PX_ECLOSED;
 	if (p->nwait >= p->o.max_waiters) {
@@ -1201,6 +1253,7 @@ px_pool_get_cancel(struct px_pool *p, struct px_pool_wait *w)
 		return 0;
 	}
 	if (w->state == W_DONE && w->res != -ECANCELED) {
+		uncount_outcome(p, w);
 		if (w->obj)
 			px_pool_put(p, w->obj);
 		w->obj = NULL;
@@ -1326,27 +1379,75 @@ px_pool_resize(struct px_pool *p, uint32_t max_size)
 	return 0;
 }
 
+/* Move every node of @from to the front of @to, in order. */
+static void
+plist_splice_head(struct plist *to, struct plist *from)
+{
+	if (plist_empty(from))
+		return;
+	from->prev->next = to->next;
+	to->next->prev = from->prev;
+	to->next = from->next;
+	from->next->prev = to;
+	plist_init(from);
+}
+
+/* After @keep answered for @o, under review by retain(). */
+static bool
+retain_one(struct px_pool *p, struct px_pool_obj *o, bool kept,
+	   struct plist *keep_list)
+{
+	if (kept && !p->closed && p->size <= p->o.max_size) {
+		plist_add_tail(keep_list, &o->link);
+		return false;
+	}
+	p->nretain--;
+	p->size--;
+	obj_destroy(p, o, C_OTHER);
+	return true;
+}
+
+/*
+ * The idle objects move to a private list first, so that a predicate
+ * that calls into the pool (get, put, close, resize, retain) never sees
+ * them and never changes the list walked here.  They still count as
+ * available; the kept ones go back to the front of the idle list, older
+ * than anything that came back meanwhile.
+ */
 int
 px_pool_retain(struct px_pool *p, px_pool_keep_fn keep, void *arg)
 {
-	struct plist *n, *next;
+	struct plist review, kept;
+	uint32_t nkept = 0;
 	int removed = 0;
 
+	if (!keep)
+		return -EINVAL;
 	enter(p);
-	for (n = p->idle.next; n != &p->idle; n = next) {
+	plist_init(&review);
+	plist_init(&kept);
+	plist_splice_head(&review, &p->idle);
+	p->nretain += p->nidle;
+	p->nidle = 0;
+	while (!plist_empty(&review)) {
 		struct px_pool_obj *o =
-		    container_of(n, struct px_pool_obj, link);
+		    container_of(review.next, struct px_pool_obj, link);
 
-		next = n->next;
-		if (keep(p, o, arg))
-			continue;
-		plist_del(n);
-		p->nidle--;
-		p->size--;
-		obj_destroy(p, o, C_OTHER);
-		removed++;
+		plist_del(&o->link);
+		if (retain_one(p, o, keep(p, o, arg), &kept))
+			removed++;
+		else
+			nkept++;
 	}
+	p->nretain -= nkept;
+	p->nidle += nkept;
+	plist_splice_head(&p->idle, &kept);
+	/* A close or resize from a predicate: what is now beyond the size. */
+	nkept = p->nidle;
+	shrink_idle(p);
+	removed += (int)(nkept - p->nidle);
 	pump(p);
+	finish(p);
 	return removed;
 }
 
@@ -1399,7 +1500,7 @@ px_pool_status(const struct px_pool *p, struct px_pool_status *out)
 {
 	out->max_size = p->o.max_size;
 	out->size = p->size;
-	out->available = p->nidle;
+	out->available = p->nidle + p->nretain;
 	out->waiting = p->nwait;
 	out->in_use = p->nin_use;
 	out->creating = p->ncreate;

@@ -7,9 +7,11 @@
  * struct px_pool_conn wrapping a px_ring_conn; its close goes through the
  * guard when the manager has one, else straight to px_ring_conn_close().
  *
- * A px_pool_conn lives until its connection's closed callback: send and
- * recv callbacks may still arrive after the pool destroyed the value, and
- * they only touch the px_pool_conn.
+ * A px_pool_conn lives until both the pool destroyed the value and its
+ * connection's closed callback ran: send and recv callbacks may still
+ * arrive after the pool destroyed the value, and a guard shut down first
+ * closes the connection while the pool still holds the value (it then
+ * reads as broken, without a ring connection, until the pool drops it).
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -39,6 +41,7 @@ struct px_pool_conn {
 	void *user_ctx;
 	int fd;
 	bool broken;
+	bool in_pool; /* the pool has not destroyed the value yet */
 	bool checking;
 	bool cancelled;
 	uint32_t rlen;
@@ -116,10 +119,15 @@ static void
 on_closed(struct px_ring_conn *conn, int res, void *ctx)
 {
 	struct px_pool_conn *pc = ctx;
+	struct px_guard_res *gres = pc->gres;
 
-	if (pc->gres)
-		px_guard_cleanup_done(pc->gres, res);
-	free(pc);
+	pc->gres = NULL;
+	pc->conn = NULL;
+	pc->broken = true;
+	if (gres)
+		px_guard_cleanup_done(gres, res);
+	if (!pc->in_pool)
+		free(pc);
 }
 
 static int
@@ -184,6 +192,7 @@ net_create(struct px_pool *pool, struct px_pool_obj *obj, void *arg)
 	pc->m = m;
 	pc->pool = pool;
 	pc->obj = obj;
+	pc->in_pool = true;
 	px_pool_obj_set_value(obj, pc); /* destroyed by the pool on failure */
 	pc->fd = socket(m->o.addr.ss_family,
 			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -281,6 +290,7 @@ net_destroy(struct px_pool *pool, void *value, void *arg)
 	pc->obj = NULL;
 	pc->checking = false;
 	pc->user_fn = NULL;
+	pc->in_pool = false;
 	if (!pc->conn) {
 		free(pc);
 		return;

@@ -36,6 +36,14 @@ env_timer(struct px_ring *ring, uint64_t ns, px_ring_fn fn, void *ctx,
 	return px_ring_timer(ring, ns, 0, fn, ctx, opp);
 }
 
+static int
+env_cancel(struct px_ring *ring, struct px_ring_op *op)
+{
+	if (env_hooks.cancel)
+		return env_hooks.cancel(ring, op);
+	return px_ring_cancel(ring, op);
+}
+
 struct pool_ring_env {
 	struct px_ring *ring;
 	struct px_pool *pool;
@@ -43,6 +51,7 @@ struct pool_ring_env {
 	uint64_t timer_at;        /* its deadline */
 	uint64_t want_at;         /* earliest deadline asked for */
 	bool cancelling;          /* the timer is being cancelled to re-arm */
+	bool recancel;            /* that cancel found no room: retry */
 	bool deferred;            /* a deferred poll is queued */
 	bool unarmed;             /* want_at has no timer: poll every turn */
 	bool released;            /* the pool is gone */
@@ -109,6 +118,27 @@ env_timer_fired(struct px_ring *ring, int res, bool more, void *ctx)
 	px_pool_poll(e->pool); /* asks for the next deadline */
 }
 
+/*
+ * Cancel the armed timer to re-arm it earlier.  A cancel refused for want
+ * of room in the SQ is retried from the next deferred poll; otherwise
+ * the earlier deadline would wait for the later timer.
+ */
+static void
+env_rearm_earlier(struct pool_ring_env *e)
+{
+	int ret;
+
+	e->recancel = false;
+	if (!e->timer || e->cancelling || e->timer_at <= e->want_at)
+		return;
+	ret = env_cancel(e->ring, e->timer);
+	e->cancelling = ret == 0;
+	if (ret == -EBUSY) {
+		e->recancel = true;
+		env_kick(e);
+	}
+}
+
 static void
 env_wake_at(void *arg, uint64_t deadline)
 {
@@ -118,8 +148,8 @@ env_wake_at(void *arg, uint64_t deadline)
 		e->want_at = deadline;
 	if (!e->timer)
 		env_arm(e);
-	else if (e->timer_at > e->want_at && !e->cancelling)
-		e->cancelling = px_ring_cancel(e->ring, e->timer) == 0;
+	else
+		env_rearm_earlier(e);
 }
 
 static void
@@ -128,6 +158,8 @@ env_deferred(struct px_ring *ring, int res, bool more, void *ctx)
 	struct pool_ring_env *e = ctx;
 
 	e->deferred = false;
+	if (!e->released && e->recancel)
+		env_rearm_earlier(e);
 	if (!e->released && e->unarmed && !e->timer) {
 		/* Due: the poll below asks for the next deadline.  Not due:
 		 * arm again (or come back next iteration). */
@@ -160,7 +192,7 @@ env_release(void *arg)
 
 	e->released = true;
 	if (e->timer)
-		px_ring_cancel(e->ring, e->timer);
+		env_cancel(e->ring, e->timer);
 	env_maybe_free(e);
 }
 

@@ -342,8 +342,15 @@ populate(struct px_region *r)
 	ret = px_region_os.madvise(r->base, r->size, MADV_POPULATE_WRITE);
 	if (ret != -EINVAL)
 		return ret;
-	for (off = 0; off < r->size; off += step)
-		p[off] = 0;
+	/* A read maps a shared file's page; an anonymous one needs a write
+	 * (a read maps the zero page).  Never write a shared mapping: it
+	 * may hold data (px_region_map_fd() of a cache being adopted). */
+	for (off = 0; off < r->size; off += step) {
+		if (r->fd >= 0)
+			(void)p[off];
+		else
+			p[off] = 0;
+	}
 	return 0;
 }
 

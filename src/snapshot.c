@@ -379,6 +379,11 @@ copy_image(struct saver *s)
 	do {
 		pace(s, start);
 		more = px_cache_snap_walk(s->c, s->o.walk_buckets, append, s);
+		/* The walk's -ENOSPC is the retention limit (append() gives
+		 * no -ENOSPC): its own code, so that it does not read as a
+		 * full disk. */
+		if (more == -ENOSPC)
+			return -PX_ERETAIN;
 		if (more < 0)
 			return more;
 		if (drain_spill(s))

@@ -34,6 +34,9 @@ struct reader {
 	px_snapshot_item_fn fn;
 	int (*block_done)(void *arg); /* after a block's items, or NULL */
 	void *arg;
+	px_snapshot_progress_fn progress; /* after each block, or NULL */
+	void *progress_arg;
+	struct px_snapshot_info so_far; /* for @progress */
 };
 
 /* Whether @len bytes at @p are all zero. */
@@ -157,6 +160,18 @@ ensure(struct reader *r, size_t len)
 	return 0;
 }
 
+/* The progress callback, after block @seq ended at @off. */
+static int
+report(struct reader *r, uint64_t seq, uint64_t off, uint64_t items)
+{
+	if (!r->progress)
+		return 0;
+	r->so_far.blocks = seq + 1;
+	r->so_far.bytes = off;
+	r->so_far.items = items;
+	return r->progress(r->progress_arg, &r->so_far);
+}
+
 /* Read, check and parse block @seq at *@off. */
 static int
 read_block(struct reader *r, uint64_t seq, uint64_t *off, uint64_t *items)
@@ -190,7 +205,7 @@ read_block(struct reader *r, uint64_t seq, uint64_t *off, uint64_t *items)
 	err = parse(r, r->buf, b.payload, b.items);
 	if (!err && r->block_done)
 		err = r->block_done(r->arg);
-	return err;
+	return err ? err : report(r, seq, *off, *items);
 }
 
 static int
@@ -317,9 +332,24 @@ restore_flush(struct px_cache *c, struct px_snapshot_info *in)
 	return 1;
 }
 
+/* The verifying pass of a load: the whole file, nothing stored. */
+static int
+verify(const char *path, const struct px_snapshot_opts *o,
+       struct px_snapshot_info *in)
+{
+	struct reader r = {0};
+
+	if (o) {
+		r.progress = o->progress;
+		r.progress_arg = o->progress_arg;
+	}
+	return read_file(&r, path, in);
+}
+
 int
-px_snapshot_load(struct px_cache *c, const char *path,
-		 struct px_snapshot_info *info)
+px_snapshot_load_with(struct px_cache *c, const char *path,
+		      const struct px_snapshot_opts *opts,
+		      struct px_snapshot_info *info)
 {
 	struct px_snapshot_info tmp = {0}, *in = info ? info : &tmp;
 	struct reader r = {.fn = collect, .block_done = store_batch};
@@ -327,7 +357,7 @@ px_snapshot_load(struct px_cache *c, const char *path,
 	int err;
 
 	memset(in, 0, sizeof(*in));
-	err = px_snapshot_read(path, NULL, NULL, in);
+	err = verify(path, opts, in);
 	if (err)
 		return err;
 	if (restore_flush(c, in))
@@ -337,6 +367,10 @@ px_snapshot_load(struct px_cache *c, const char *path,
 		return -ENOMEM;
 	l->c = c;
 	r.arg = l;
+	if (opts) {
+		r.progress = opts->progress;
+		r.progress_arg = opts->progress_arg;
+	}
 	err = read_file(&r, path, NULL);
 	in->loaded = l->ri.stored;
 	in->expired = l->ri.expired;
@@ -345,4 +379,11 @@ px_snapshot_load(struct px_cache *c, const char *path,
 out_floor:
 	px_cache_cas_floor(c, in->cas);
 	return err;
+}
+
+int
+px_snapshot_load(struct px_cache *c, const char *path,
+		 struct px_snapshot_info *info)
+{
+	return px_snapshot_load_with(c, path, NULL, info);
 }

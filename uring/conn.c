@@ -160,12 +160,25 @@ recv_continue(struct px_ring_conn *c)
 	recv_arm_or_wait(c);
 }
 
+/*
+ * Whether the last completion @res of a recv that px_ring_conn_recv_check()
+ * cancelled is that cancel's: the recv was parked and is armed again.
+ * Anything else is the recv's own end (data, EOF, an error) that was
+ * only not reaped yet when the check ran: nothing is restarted.
+ */
+static bool
+recv_restarting(const struct px_ring_conn *c, int res)
+{
+	return res == -ECANCELED && c->state == CONN_OPEN && c->recv_wanted &&
+	       !c->recv_stopping;
+}
+
 /* The cancel of px_ring_conn_recv_check() ends the recv: arm a new one. */
 static void
 recv_ended_or_restart(struct px_ring_conn *c, int res, bool restart)
 {
-	if (restart && res == -ECANCELED && c->state == CONN_OPEN &&
-	    c->recv_wanted && !c->recv_stopping) {
+	if (restart && recv_restarting(c, res)) {
+		RING_STAT_ADD(c->ring, recv_restarts, 1);
 		recv_arm_or_wait(c);
 		return;
 	}
@@ -185,6 +198,8 @@ recv_handler(struct px_ring *r, struct px_ring_op *op,
 		restart = c->recv_restart;
 		c->recv_restart = false;
 		conn_op_ended(c);
+		if (restart && !recv_restarting(c, cqe->res))
+			RING_STAT_ADD(r, recv_check_late, 1);
 	}
 	if (cqe->res > 0) {
 		recv_data(c, cqe);
@@ -206,6 +221,8 @@ recv_handler(struct px_ring *r, struct px_ring_op *op,
 int
 px_ring_conn_recv_start(struct px_ring_conn *conn)
 {
+	if (ring_foreign(conn->ring))
+		return -EXDEV;
 	if (conn->state != CONN_OPEN)
 		return -PX_ECLOSED;
 	if (!conn->ring->has_buf_ring)
@@ -220,6 +237,8 @@ px_ring_conn_recv_start(struct px_ring_conn *conn)
 int
 px_ring_conn_recv_stop(struct px_ring_conn *conn)
 {
+	if (ring_foreign(conn->ring))
+		return -EXDEV;
 	if (!conn->recv_wanted || conn->recv_stopping)
 		return -ENOENT;
 	if (conn->recv_armed) {
@@ -254,6 +273,8 @@ px_ring_conn_recv_check(struct px_ring_conn *conn)
 {
 	int ret;
 
+	if (ring_foreign(conn->ring))
+		return -EXDEV;
 	if (conn->state != CONN_OPEN || !conn->recv_armed || conn->fixed ||
 	    conn->recv_stopping || conn->recv_restart)
 		return 0;
@@ -264,7 +285,6 @@ px_ring_conn_recv_check(struct px_ring_conn *conn)
 	if (ret < 0)
 		return ret;
 	conn->recv_restart = true;
-	RING_STAT_ADD(conn->ring, recv_restarts, 1);
 	return 1;
 }
 
@@ -433,6 +453,8 @@ px_ring_conn_send(struct px_ring_conn *conn, const struct iovec *iov,
 	struct ring_send *s;
 	size_t total = 0;
 
+	if (ring_foreign(conn->ring))
+		return -EXDEV;
 	if (conn->state != CONN_OPEN)
 		return -PX_ECLOSED;
 	if (conn->send_error)
@@ -674,8 +696,8 @@ conn_schedule_progress(struct px_ring_conn *c)
 	ring_defer_add(c->ring, &c->close_defer);
 }
 
-int
-px_ring_conn_close(struct px_ring_conn *conn, px_ring_closed_fn done, void *ctx)
+static int
+conn_close_start(struct px_ring_conn *conn, px_ring_closed_fn done, void *ctx)
 {
 	if (conn->state != CONN_OPEN)
 		return -EALREADY;
@@ -691,6 +713,14 @@ px_ring_conn_close(struct px_ring_conn *conn, px_ring_closed_fn done, void *ctx)
 		cancel_arm(conn);
 	conn_schedule_progress(conn);
 	return 0;
+}
+
+int
+px_ring_conn_close(struct px_ring_conn *conn, px_ring_closed_fn done, void *ctx)
+{
+	if (ring_foreign(conn->ring))
+		return -EXDEV;
+	return conn_close_start(conn, done, ctx);
 }
 
 /* ---- life cycle ---- */
@@ -725,6 +755,13 @@ px_ring_conn_create(struct px_ring *ring, int fd, uint32_t flags,
 
 	if (fd < 0)
 		return -EINVAL;
+	/* The fd is the callee's even then; a fixed slot can only be closed
+	 * through its ring, on the ring's thread. */
+	if (ring && ring_foreign(ring)) {
+		if (!fixed)
+			close(fd);
+		return -EXDEV;
+	}
 	/* The fd is ours even on failure; a fixed slot needs its ring. */
 	if (!ring || !out) {
 		if (ring)
@@ -764,7 +801,7 @@ ring_conns_close_all(struct px_ring *r)
 {
 	for (struct px_ring_conn *c = r->conns; c; c = c->next)
 		if (c->state == CONN_OPEN)
-			px_ring_conn_close(c, NULL, NULL);
+			conn_close_start(c, NULL, NULL);
 }
 
 /* After the ring is gone: whatever did not finish in time. */

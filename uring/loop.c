@@ -21,7 +21,7 @@ ring_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static int
+int
 ring_flush(struct px_ring *r)
 {
 	int ret;
@@ -75,6 +75,8 @@ ring_op_ended(struct px_ring *r)
 int
 px_ring_submit(struct px_ring *ring)
 {
+	if (ring_foreign(ring))
+		return -EXDEV;
 	return ring_flush(ring);
 }
 
@@ -119,6 +121,8 @@ px_ring_defer(struct px_ring *ring, px_ring_fn fn, void *ctx)
 {
 	struct px_ring_op *op;
 
+	if (ring_foreign(ring))
+		return -EXDEV;
 	if (!fn)
 		return -EINVAL;
 	op = ring_op_alloc(ring, fn, ctx);
@@ -247,7 +251,7 @@ submit_and_wait(struct px_ring *r, int64_t timeout_ns)
 }
 
 int
-px_ring_run_once(struct px_ring *ring, int64_t timeout_ns)
+ring_run_once(struct px_ring *ring, int64_t timeout_ns)
 {
 	unsigned int queued;
 	int n, ret;
@@ -268,13 +272,23 @@ px_ring_run_once(struct px_ring *ring, int64_t timeout_ns)
 }
 
 int
+px_ring_run_once(struct px_ring *ring, int64_t timeout_ns)
+{
+	if (ring_foreign(ring))
+		return -EXDEV;
+	return ring_run_once(ring, timeout_ns);
+}
+
+int
 px_ring_run(struct px_ring *ring)
 {
 	int ret = 0;
 
+	if (ring_foreign(ring))
+		return -EXDEV;
 	ring->stop = false;
 	while (!ring->stop) {
-		ret = px_ring_run_once(ring, -1);
+		ret = ring_run_once(ring, -1);
 		if (ret < 0)
 			return ret;
 	}

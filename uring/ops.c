@@ -75,6 +75,8 @@ op_finish(struct px_ring *r, struct px_ring_op *op, int res)
 static int
 op_start_check(struct px_ring *r, px_ring_fn fn)
 {
+	if (ring_foreign(r))
+		return -EXDEV;
 	if (r->destroying)
 		return -PX_ECLOSED;
 	return fn ? 0 : -EINVAL;
@@ -186,7 +188,7 @@ reserve_sqes(struct px_ring *r, unsigned int n)
 {
 	if (io_uring_sq_space_left(&r->uring) >= n)
 		return 0;
-	px_ring_submit(r);
+	ring_flush(r);
 	return io_uring_sq_space_left(&r->uring) >= n ? 0 : -EBUSY;
 }
 
@@ -399,6 +401,8 @@ ring_cancel_submit(struct px_ring *r, uint64_t key, int fd, unsigned int flags,
 int
 px_ring_cancel(struct px_ring *ring, struct px_ring_op *op)
 {
+	if (ring_foreign(ring))
+		return -EXDEV;
 	if (!op || !(op->flags & OP_LIVE))
 		return -ENOENT;
 	if (op->flags & OP_CANCELLED)
@@ -418,6 +422,8 @@ px_ring_cancel(struct px_ring *ring, struct px_ring_op *op)
 int
 px_ring_cancel_fd(struct px_ring *ring, int fd, px_ring_fn fn, void *ctx)
 {
+	if (ring_foreign(ring))
+		return -EXDEV;
 	if (fd < 0)
 		return -EBADF;
 	return ring_cancel_submit(
@@ -428,6 +434,8 @@ px_ring_cancel_fd(struct px_ring *ring, int fd, px_ring_fn fn, void *ctx)
 int
 px_ring_cancel_all(struct px_ring *ring, px_ring_fn fn, void *ctx)
 {
+	if (ring_foreign(ring))
+		return -EXDEV;
 	return ring_cancel_submit(
 	    ring, 0, -1, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL, fn,
 	    ctx);
@@ -450,6 +458,8 @@ px_ring_close_fd(struct px_ring *ring, int fd, bool fixed, px_ring_fn fn,
 	struct io_uring_sqe *sqe;
 	struct px_ring_op *op;
 
+	if (ring_foreign(ring))
+		return -EXDEV;
 	if (fd < 0)
 		return -EBADF;
 	op = ring_op_alloc(ring, fn, ctx);

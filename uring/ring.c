@@ -15,6 +15,8 @@
 
 static struct px_ring_hooks ring_hooks;
 
+__thread char ring_thread_mark __attribute__((tls_model("initial-exec")));
+
 void
 px_ring_hooks_set(const struct px_ring_hooks *hooks)
 {
@@ -177,6 +179,7 @@ px_ring_create(const struct px_ring_opts *opts, struct px_ring **out)
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
+	r->owner = &ring_thread_mark;
 	r->defer_tail = &r->defer_head;
 	r->wait_tail = &r->wait_head;
 
@@ -230,7 +233,7 @@ drain_for_destroy(struct px_ring *r)
 	while (r->stats.in_flight || r->conns || r->defer_head) {
 		if (destroy_now_ns() > deadline)
 			break;
-		if (px_ring_run_once(r, 10 * 1000000) < 0)
+		if (ring_run_once(r, 10 * 1000000) < 0)
 			break;
 	}
 }

@@ -155,6 +155,7 @@ struct ring_op_chunk {
 
 struct px_ring {
 	struct io_uring uring;
+	const void *owner; /* &ring_thread_mark of the creating thread */
 	uint32_t setup_flags;
 	bool stop;
 	bool destroying;
@@ -212,6 +213,23 @@ op_user_data(struct px_ring_op *op)
 /* loop.c */
 struct io_uring_sqe *ring_sqe(struct px_ring *ring);
 struct io_uring_sqe *ring_sqe_op(struct px_ring *ring, struct px_ring_op *op);
+/*
+ * Owner check.  Each thread's ring_thread_mark has its own address while
+ * the thread lives, so comparing it with the one recorded at creation
+ * tells the owner from any other thread: one compare with an address
+ * the initial-exec TLS model computes without a call.  A thread that
+ * reuses an exited owner's TLS block passes: the check catches use from
+ * a live foreign thread, not use after the owner exited.
+ */
+extern __thread char ring_thread_mark
+    __attribute__((tls_model("initial-exec")));
+
+static inline bool
+ring_foreign(const struct px_ring *r)
+{
+	return __builtin_expect(r->owner != &ring_thread_mark, 0);
+}
+
 void ring_op_ended(struct px_ring *ring);
 void ring_defer_add(struct px_ring *ring, struct ring_defer *d);
 void ring_defer_remove(struct px_ring *ring, struct ring_defer *d);
@@ -240,6 +258,8 @@ bool ring_bufs_available(const struct px_ring *ring);
 /* conn.c */
 void ring_conns_rearm_waiting(struct px_ring *ring);
 void ring_conns_close_all(struct px_ring *ring);
+int ring_run_once(struct px_ring *ring, int64_t timeout_ns);
+int ring_flush(struct px_ring *ring);
 void ring_conns_free_all(struct px_ring *ring);
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <patinox/cache.h>
 #include <patinox/probe.h>
 
 #include "../common/log.h"
@@ -22,6 +23,9 @@ print_features(void)
 	px_probe_features(&f);
 	px_probe_format(&f, buf, sizeof(buf));
 	fputs(buf, stdout);
+	/* --handover works between two builds whose layouts are equal. */
+	printf("cache_layout: %016llx\n",
+	       (unsigned long long)px_cache_layout_id());
 	return 0;
 }
 

@@ -32,6 +32,7 @@ enum {
 	OPT_SNAPSHOT,
 	OPT_SNAPSHOT_INTERVAL,
 	OPT_SNAPSHOT_STRICT,
+	OPT_HANDOVER,
 };
 
 static const struct option long_opts[] = {
@@ -51,6 +52,7 @@ static const struct option long_opts[] = {
     {"snapshot", required_argument, NULL, OPT_SNAPSHOT},
     {"snapshot-interval", required_argument, NULL, OPT_SNAPSHOT_INTERVAL},
     {"snapshot-strict", no_argument, NULL, OPT_SNAPSHOT_STRICT},
+    {"handover", required_argument, NULL, OPT_HANDOVER},
     {"extended", required_argument, NULL, 'o'},
     {NULL, 0, NULL, 0},
 };
@@ -94,6 +96,11 @@ static const char usage_text[] =
     "      --snapshot-strict    exit non-zero when FILE exists but is\n"
     "                           refused (corrupt, truncated, foreign)\n"
     "                           instead of starting empty\n"
+    "      --handover=SOCKET    warm roll: take the cache over from the\n"
+    "                           pxcached serving on the Unix socket\n"
+    "                           SOCKET (it stops and hands its memory\n"
+    "                           over, nothing is copied), then serve\n"
+    "                           SOCKET for the next one\n"
     "  -o, --extended=OPT,...   memcached's extended options, those that\n"
     "                           apply: idle_timeout=N closes a connection\n"
     "                           that finishes no request for N seconds\n"
@@ -423,6 +430,14 @@ parse_one(struct pxc_opts *o, int c, const char *arg, char *err, size_t errlen)
 		return 0;
 	case OPT_SNAPSHOT_STRICT:
 		o->snapshot_strict = true;
+		return 0;
+	case OPT_HANDOVER:
+		if (!*arg || strlen(arg) >= PXC_HANDOVER_PATH_MAX)
+			return opt_fail(err, errlen,
+					"--handover: needs a socket path "
+					"shorter than %d bytes",
+					PXC_HANDOVER_PATH_MAX);
+		o->handover = arg;
 		return 0;
 	default:
 		return opt_fail(err, errlen, "unknown option (see --help)");

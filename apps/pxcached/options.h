@@ -12,6 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* sizeof(sockaddr_un.sun_path): the longest --handover path, NUL included */
+#define PXC_HANDOVER_PATH_MAX 108
+
 enum pxc_hugepages {
 	PXC_HUGE_AUTO = 0, /* hugepages when free, else fall back, and say so */
 	PXC_HUGE_ON,       /* hugepages or refuse to start */
@@ -40,6 +43,7 @@ struct pxc_opts {
 	const char *snapshot;       /* --snapshot: warm restart file, or NULL */
 	uint32_t snapshot_interval; /* --snapshot-interval: seconds, 0 off */
 	bool snapshot_strict;  /* --snapshot-strict: exit on a refused file */
+	const char *handover;  /* --handover: Unix socket path, or NULL */
 	uint32_t idle_timeout; /* -o idle_timeout: seconds, 0 off */
 	uint32_t partial_timeout; /* -o partial_timeout: seconds, 0 off */
 	uint32_t ring_entries;    /* -o ring_entries: SQ size, 0 default */

@@ -26,6 +26,7 @@
 #include "live.h"
 #include "options.h"
 #include "proto.h"
+#include "snapwarn.h"
 
 /*
  * The server's counters, each defined once: memcached's names and
@@ -172,15 +173,28 @@ struct pxc_snap {
 	_Atomic uint64_t last_items; /* items of the last good save */
 	_Atomic int64_t last_time;   /* its Unix time, 0 for none yet */
 	_Atomic int last_error;      /* -errno of the last save, or 0 */
-	uint64_t failed_in_row;      /* failed saves since the last good one */
+	struct pxc_snapwarn warn;    /* failed saves since the last good one */
 	char *target;                /* FILE's link target, malloc'd */
 	int lock_fd;                 /* FILE.lock, held while running */
 	bool locked;                 /* lock_fd is open */
 };
 
+/* --handover: the warm roll's socket and its state (handover.c). */
+struct pxc_ho {
+	int listen_fd;          /* the SOCKET this server serves, or -1 */
+	pthread_t thread;       /* waits for a successor on listen_fd */
+	bool running;           /* thread was started */
+	int peer_fd;            /* the successor's connection, or -1 */
+	long peer_pid;          /* its pid, from SO_PEERCRED */
+	_Atomic bool requested; /* a successor asked: stop and hand over */
+	bool adopted;           /* this server took its cache over */
+	bool served;            /* and then served it */
+};
+
 struct pxc_server {
 	struct pxc_opts opts;
 	struct pxc_snap snap;
+	struct pxc_ho ho;
 	struct px_cache *cache;
 	struct pxc_auth *auth; /* -Y credentials, or NULL */
 	const char *backing;   /* page backing obtained, for logs and stats */
@@ -220,17 +234,38 @@ void pxc_cmd_live(struct pxc_conn *c, const struct mc_req *req);
 
 /*
  * Warm restart (snapshot.c), all on the main thread.  pxc_snap_load:
- * before the listeners; 0, or the error when --snapshot-strict refuses
- * the file.  pxc_snap_start: the --snapshot-interval thread, once the
- * workers serve.  pxc_snap_stop: after the workers stopped, joins it and
- * saves once more; 0 or the final save's error.
+ * before the listeners; 0, 1 when a stop signal came during the load
+ * (exit 0 at once, no save: the cache holds part of the file), or the
+ * error when --snapshot-strict refuses the file.  pxc_snap_start: the
+ * --snapshot-interval thread, once the workers serve.  pxc_snap_stop: after the
+ * workers stopped, joins it and saves once more; 0 or the final save's error.
  */
 int pxc_snap_load(struct pxc_server *s);
+/* pxc_snap_check: --snapshot FILE can be saved (links followed), or
+ * the logged error.  pxc_snap_rescue: saves a cache taken over by
+ * --handover when the server cannot start with it. */
+int pxc_snap_check(struct pxc_server *s);
+int pxc_snap_rescue(struct pxc_server *s);
 int pxc_snap_start(struct pxc_server *s);
 int pxc_snap_stop(struct pxc_server *s);
 /* Closes FILE.lock (held from pxc_snap_load() on) and frees what
  * pxc_snap_load() allocated; no-op without --snapshot. */
 void pxc_snap_unlock(struct pxc_server *s);
+
+/*
+ * Warm roll (handover.c), on the main thread.  pxc_ho_takeover: before
+ * the cache is created; with --handover, asks the server on SOCKET for
+ * its cache and adopts it (s->cache set, s->ho.adopted), or finds none
+ * and leaves s->cache NULL; <0 when one answered and it failed.
+ * pxc_ho_listen: once serving, serves SOCKET for a successor.
+ * pxc_ho_give: after the workers stopped, when s->ho.requested; hands
+ * the cache over (s->cache NULL after), or keeps it and returns <0.
+ * pxc_ho_close: stops serving SOCKET.
+ */
+int pxc_ho_takeover(struct pxc_server *s);
+int pxc_ho_listen(struct pxc_server *s);
+int pxc_ho_give(struct pxc_server *s);
+void pxc_ho_close(struct pxc_server *s);
 
 /* Connections (conn.c). */
 void pxc_conn_accept(struct pxc_worker *w, int fd);

@@ -457,6 +457,8 @@ cache_try(struct pxc_server *s, enum px_region_backing b,
 	co.item_max = s->opts.item_max;
 	co.region.backing = b;
 	co.region.name = "pxcached";
+	/* A memfd that --handover can give to the next pxcached. */
+	co.region.shareable = s->opts.handover != NULL;
 	return px_cache_create(&s->cache, s->opts.memory_mb << 20, &co);
 }
 
@@ -630,6 +632,20 @@ check_uring(void)
 	return 0;
 }
 
+/* A successor asked for the cache: give it, or save it when that fails. */
+static int
+give_or_save(struct pxc_server *s)
+{
+	int rc = pxc_ho_give(s);
+
+	if (rc == 0)
+		return 0;
+	atomic_store(&s->ho.requested, false);
+	if (s->cache)
+		pxc_snap_stop(s);
+	return rc;
+}
+
 static int
 serve(struct pxc_server *s)
 {
@@ -649,15 +665,28 @@ serve(struct pxc_server *s)
 	atomic_store(&s->go, true);
 	if (rc == 0)
 		rc = pxc_snap_start(s);
+	if (rc == 0)
+		rc = pxc_ho_listen(s);
 	if (rc == 0) {
+		s->ho.served = true;
 		sig = wait_signal();
-		LOG_NOTICE("signal %d: stopping; finishing requests in flight",
-			   sig);
+		if (atomic_load(&s->ho.requested))
+			LOG_NOTICE("handover: pid %ld takes the cache over; "
+				   "stopping, finishing requests in flight",
+				   s->ho.peer_pid);
+		else
+			LOG_NOTICE("signal %d: stopping; finishing requests "
+				   "in flight",
+				   sig);
 	}
 	stop_workers(s);
-	/* No request in flight now: the final snapshot holds every reply. */
+	/* No request in flight now: the final snapshot holds every reply
+	 * (none when the cache goes to a successor, unless that fails). */
 	if (rc == 0)
 		rc = pxc_snap_stop(s);
+	if (rc == 0 && atomic_load(&s->ho.requested))
+		rc = give_or_save(s);
+	pxc_ho_close(s);
 	return rc;
 }
 
@@ -752,18 +781,30 @@ pxc_server_run(const struct pxc_opts *o)
 	if (rc == 0)
 		rc = load_auth(s);
 	if (rc == 0)
+		rc = pxc_ho_takeover(s);
+	if (rc == 0 && !s->cache)
 		rc = setup_cache(s);
 	if (rc < 0)
 		goto out_free;
 	rc = pxc_snap_load(s);
+	if (rc > 0) { /* stopped during the load: nothing to serve or save */
+		rc = 0;
+		goto out_unlock;
+	}
 	if (rc == 0)
 		rc = start_live(s);
 	if (rc == 0) {
 		rc = run_workers(s);
 		pxc_live_destroy();
 	}
-	if (rc == 0)
+	if (rc == 0 && !s->cache)
+		LOG_NOTICE("stopped cleanly: the cache went to pid %ld",
+			   s->ho.peer_pid);
+	else if (rc == 0)
 		LOG_NOTICE("stopped cleanly");
+	else if (s->ho.adopted && s->cache && !s->ho.served)
+		pxc_snap_rescue(s); /* its old server is gone */
+out_unlock:
 	pxc_snap_unlock(s);
 	px_cache_destroy(s->cache);
 out_free:

@@ -5,12 +5,15 @@
  * --snapshot-interval seconds by a thread of its own while the workers
  * serve, and saved once more after SIGTERM/SIGINT/SIGUSR1 when the
  * workers have stopped, so the last image holds every request that was
- * answered.
+ * answered.  A periodic save still running at the stop is abandoned
+ * (its temporary file removed): the final save replaces it.
  *
  * px_snapshot_save() writes a temporary file and renames it, so a crash
  * or kill -9 at any moment leaves the previous snapshot whole; and
  * px_snapshot_load() verifies the whole file before it stores anything,
- * so a refused file leaves the cache empty.  The saver thread inherits
+ * so a refused file leaves the cache empty.  A stop signal during the
+ * load ends it within a block, and the server exits without serving and
+ * without saving the partial cache.  The saver thread inherits
  * the main thread's blocked signals (server.c, stop_set()).
  */
 #include <errno.h>
@@ -18,6 +21,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,11 +236,40 @@ set_aside(const char *path)
 	return 0;
 }
 
+/*
+ * px_snapshot_progress_fn of the load: -ECANCELED once SIGTERM, SIGINT
+ * or SIGUSR1 is pending (blocked since the start, server.c).  A stop
+ * sent during a long load used to wait for the whole load, then started
+ * the server only to stop it.
+ */
+static int
+stop_pending(void *arg, const struct px_snapshot_info *so_far)
+{
+	sigset_t set;
+
+	if (sigpending(&set) < 0)
+		return 0;
+	if (sigismember(&set, SIGTERM) || sigismember(&set, SIGINT) ||
+	    sigismember(&set, SIGUSR1))
+		return -ECANCELED;
+	return 0;
+}
+
+/* A large file takes seconds to load: say so before it starts. */
+static void
+log_loading(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) == 0)
+		LOG_NOTICE("snapshot %s: loading %llu bytes", path,
+			   (unsigned long long)st.st_size);
+}
+
 int
-pxc_snap_load(struct pxc_server *s)
+pxc_snap_check(struct pxc_server *s)
 {
 	const struct pxc_opts *o = &s->opts;
-	struct px_snapshot_info li = {0};
 	int rc;
 
 	if (!o->snapshot)
@@ -244,22 +277,50 @@ pxc_snap_load(struct pxc_server *s)
 	rc = follow_links(s);
 	if (rc == 0)
 		rc = check_savable(o->snapshot);
-	if (rc == -EINVAL) {
+	if (rc == -EINVAL)
 		LOG_ERROR("snapshot %s cannot be saved: it is not a regular "
 			  "file (a FIFO, socket or device)",
 			  o->snapshot);
-		return rc;
-	}
-	if (rc < 0) {
+	else if (rc < 0)
 		LOG_ERROR("snapshot %s cannot be saved: %s (its directory must "
 			  "exist and be writable)",
 			  o->snapshot, strerror(-rc));
-		return rc;
-	}
-	rc = lock_snapshot(s);
+	return rc;
+}
+
+int
+pxc_snap_load(struct pxc_server *s)
+{
+	const struct pxc_opts *o = &s->opts;
+	struct px_snapshot_info li = {0};
+	struct px_snapshot_opts so;
+	int rc;
+
+	if (!o->snapshot)
+		return 0;
+	rc = pxc_snap_check(s);
+	if (rc == 0)
+		rc = lock_snapshot(s);
 	if (rc < 0)
 		return rc;
-	rc = px_snapshot_load(s->cache, o->snapshot, &li);
+	if (s->ho.adopted) {
+		LOG_NOTICE("snapshot %s: not loaded: the cache was taken over "
+			   "whole (--handover)",
+			   o->snapshot);
+		return 0;
+	}
+	log_loading(o->snapshot);
+	px_snapshot_opts_init(&so);
+	so.progress = stop_pending;
+	rc = px_snapshot_load_with(s->cache, o->snapshot, &so, &li);
+	if (rc == -ECANCELED) {
+		/* The cache holds part of the image: saving it would
+		 * replace the whole snapshot with that part. */
+		LOG_NOTICE("snapshot %s: stop requested during load; not "
+			   "saving",
+			   o->snapshot);
+		return 1;
+	}
 	if (rc == 0) {
 		LOG_NOTICE("snapshot %s: loaded %llu items (%llu expired, "
 			   "%llu too large, %llu flushed) taken at %lld",
@@ -299,26 +360,73 @@ record(struct pxc_snap *sn, int rc, const struct px_snapshot_info *si)
 			      memory_order_relaxed);
 }
 
+static uint64_t
+mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec;
+}
+
+/*
+ * A failed save's warning, rate-limited (snapwarn.h): a save failing
+ * every --snapshot-interval for hours logged one line per attempt.  The
+ * final save's failure is always logged (it decides the exit status).
+ */
+static void
+log_failure(struct pxc_server *s, int rc, bool final, const char *why)
+{
+	struct pxc_snapwarn *w = &s->snap.warn;
+	enum pxc_snapwarn_say say;
+
+	say = pxc_snapwarn_note(w, rc, mono_s(),
+				CONFIG_PX_PXCACHED_SNAPSHOT_WARN_S);
+	if (say == PXC_SNAPWARN_FAILED || final)
+		LOG_WARN("%s snapshot %s failed: %s; the previous file is kept",
+			 why, s->opts.snapshot,
+			 px_strerror_in(PX_PART_SNAPSHOT, rc));
+	else if (say == PXC_SNAPWARN_STILL)
+		LOG_WARN("%s snapshot %s still failing: %llu attempts since "
+			 "%llu s ago: %s; the previous file is kept",
+			 why, s->opts.snapshot, (unsigned long long)w->failed,
+			 (unsigned long long)(mono_s() - w->since),
+			 px_strerror_in(PX_PART_SNAPSHOT, rc));
+}
+
 /*
  * The first good save after failed ones is logged at notice level:
  * periodic saves log at info, so at the default verbosity the log showed
  * the failures (warn) and never that saving works again.
  */
 static void
-log_recovery(struct pxc_server *s, int rc, const char *why)
+log_recovery(struct pxc_server *s, const char *why)
 {
-	struct pxc_snap *sn = &s->snap;
+	struct pxc_snapwarn *w = &s->snap.warn;
 
-	if (rc < 0) {
-		sn->failed_in_row++;
-		return;
-	}
-	if (sn->failed_in_row)
+	if (pxc_snapwarn_note(w, 0, mono_s(), 0) == PXC_SNAPWARN_RECOVERED)
 		LOG_NOTICE("%s snapshot %s saved again after %llu failed "
 			   "saves",
 			   why, s->opts.snapshot,
-			   (unsigned long long)sn->failed_in_row);
-	sn->failed_in_row = 0;
+			   (unsigned long long)w->failed);
+	pxc_snapwarn_reset(w);
+}
+
+/*
+ * px_snapshot_progress_fn of periodic saves: -ECANCELED once a stop was
+ * requested.  A periodic save still running at SIGTERM used to be
+ * finished and then followed by the final save: two full saves at
+ * shutdown, the first one of no use, since the final one must be taken
+ * after the workers stopped to hold every answered write.
+ */
+static int
+stop_requested(void *arg, const struct px_snapshot_info *so_far)
+{
+	struct pxc_server *s = arg;
+
+	if (atomic_load_explicit(&s->stop_requested, memory_order_acquire))
+		return -ECANCELED;
+	return 0;
 }
 
 /* One save with its log line; the final one is logged at notice level. */
@@ -334,22 +442,30 @@ save(struct pxc_server *s, bool final)
 	 * served: they may yield CPU to them.  The final one runs after the
 	 * workers stopped, at full speed. */
 	px_snapshot_opts_init(&so);
-	if (!final)
+	if (!final) {
 		so.nice = CONFIG_PX_SNAPSHOT_PERIODIC_NICE;
+		so.progress = stop_requested;
+		so.progress_arg = s;
+	}
 	rc = px_snapshot_save(s->cache, s->opts.snapshot, &so, &si);
+	if (rc == -ECANCELED && !final) {
+		LOG_NOTICE("periodic snapshot %s abandoned: stopping, the "
+			   "final save follows",
+			   s->opts.snapshot);
+		return rc;
+	}
 
 	record(&s->snap, rc, &si);
-	log_recovery(s, rc, why);
-	if (rc == 0)
-		LOG_AT(final ? LOG_LVL_NOTICE : LOG_LVL_INFO,
-		       "%s snapshot %s: %llu items, %llu bytes in %llu ms", why,
-		       s->opts.snapshot, (unsigned long long)si.items,
-		       (unsigned long long)si.bytes,
-		       (unsigned long long)(si.elapsed_ns / 1000000));
-	else
-		LOG_WARN("%s snapshot %s failed: %s; the previous file is kept",
-			 why, s->opts.snapshot,
-			 px_strerror_in(PX_PART_SNAPSHOT, rc));
+	if (rc < 0) {
+		log_failure(s, rc, final, why);
+		return rc;
+	}
+	log_recovery(s, why);
+	LOG_AT(final ? LOG_LVL_NOTICE : LOG_LVL_INFO,
+	       "%s snapshot %s: %llu items, %llu bytes in %llu ms", why,
+	       s->opts.snapshot, (unsigned long long)si.items,
+	       (unsigned long long)si.bytes,
+	       (unsigned long long)(si.elapsed_ns / 1000000));
 	return rc;
 }
 
@@ -370,7 +486,8 @@ interval_main(void *arg)
 		if (sn->stop)
 			break;
 		pthread_mutex_unlock(&sn->lock);
-		save(s, false);
+		if (!stop_requested(s, NULL))
+			save(s, false);
 		pthread_mutex_lock(&sn->lock);
 	}
 	pthread_mutex_unlock(&sn->lock);
@@ -403,6 +520,32 @@ pxc_snap_start(struct pxc_server *s)
 }
 
 int
+pxc_snap_rescue(struct pxc_server *s)
+{
+	struct px_snapshot_info si = {0};
+	size_t items = px_cache_items(s->cache);
+	int rc;
+
+	if (!s->opts.snapshot) {
+		LOG_ERROR("the %zu items taken over are lost: the server could "
+			  "not start, and there is no --snapshot to save them",
+			  items);
+		return -ENOENT;
+	}
+	rc = px_snapshot_save(s->cache, s->opts.snapshot, NULL, &si);
+	if (rc == 0)
+		LOG_NOTICE("snapshot %s: the %llu items taken over are saved, "
+			   "since the server could not start",
+			   s->opts.snapshot, (unsigned long long)si.items);
+	else
+		LOG_ERROR("snapshot %s: cannot save the %zu items taken over: "
+			  "%s",
+			  s->opts.snapshot, items,
+			  px_strerror_in(PX_PART_SNAPSHOT, rc));
+	return rc;
+}
+
+int
 pxc_snap_stop(struct pxc_server *s)
 {
 	struct pxc_snap *sn = &s->snap;
@@ -419,5 +562,7 @@ pxc_snap_stop(struct pxc_server *s)
 		pthread_mutex_destroy(&sn->lock);
 		sn->running = false;
 	}
+	if (atomic_load(&s->ho.requested))
+		return 0; /* the cache goes to a successor instead */
 	return save(s, true);
 }

@@ -157,7 +157,9 @@ on_got(struct px_pool *pool, struct px_pool_obj *obj, int res, void *ctx)
 		c->last = t;
 	}
 	if (res < 0) {
-		c->run->errors++;
+		/* Gets still pending when the run ends fail with the pool. */
+		if (!(res == -PX_ECLOSED && c->run->stop))
+			c->run->errors++;
 		c->done = true;
 		c->run->finished++;
 		return;

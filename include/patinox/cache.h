@@ -153,6 +153,44 @@ PX_API int px_cache_create(struct px_cache **out, size_t limit,
  */
 PX_API void px_cache_destroy(struct px_cache *c);
 
+/*
+ * px_cache_handover - give the cache to another process (or to a later
+ * px_cache_adopt() in this one) without copying it.  The cache must live
+ * on a shareable region (@opts->region.shareable at creation).  It waits
+ * for readers, frees removed items, then unmaps its region and returns a
+ * new file descriptor (close-on-exec) of the region's memfd in @fd, for
+ * the caller to pass on (SCM_RIGHTS) and close.  From then on @c is gone:
+ * no call may use it, px_cache_destroy() included; a reader of another
+ * thread still using it would fault.
+ *
+ * Returns 0, -EINVAL (not shareable), -EBUSY (a reference is held, a
+ * snapshot or a get-or-load runs: the cache stays usable), -errno.
+ */
+PX_API int px_cache_handover(struct px_cache *c, int *fd);
+
+/*
+ * px_cache_adopt - take over a cache that px_cache_handover() gave away,
+ * from its memfd @fd (the caller keeps @fd; the cache maps it with its
+ * own duplicate).  Items, cas ids, expiry times, flush state, the index,
+ * the policy and its queues carry over; the limit, policy and item_max
+ * are the cache's own.  From @opts (NULL for the defaults) only the
+ * listener, the clock hooks and the region's mapping options (populate,
+ * lock, NUMA) apply.  Counters start at zero.
+ *
+ * Returns 0, -PX_ECORRUPT (not a cache's region, or one made by another
+ * build: sizes, layout and limits must match), -EBUSY (not handed over,
+ * or adopted already), or an error of px_region_map_fd().
+ */
+PX_API int
+px_cache_adopt(struct px_cache **out, int fd, const struct px_cache_opts *opts);
+
+/*
+ * px_cache_layout_id - a fingerprint of this build's cache layout: two
+ * processes can hand a cache from one to the other only when theirs are
+ * equal.  Compare it before px_cache_handover() to refuse early.
+ */
+PX_API uint64_t px_cache_layout_id(void);
+
 /* A short name of a policy: "lru", "sieve", "s3fifo". */
 PX_API const char *px_cache_policy_name(enum px_cache_policy p);
 

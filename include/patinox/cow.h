@@ -25,7 +25,9 @@
  * Thread safety: every call may be made from any thread at once, except
  * px_cow_destroy() (no other call on the cell may run or follow) and
  * px_cow_set_hooks().  A thread must not publish or synchronize from
- * inside a read-side section when that has to wait (-EDEADLK).
+ * inside a read-side section when that has to wait (-EDEADLK); a publish
+ * that needs no wait may, also while other writers wait for that section
+ * (writers never hold the cell while they wait for a grace period).
  */
 #ifndef PATINOX_COW_H
 #define PATINOX_COW_H
@@ -193,9 +195,10 @@ PX_API int px_cow_publish(struct px_cow *c, void *ref);
 PX_API int px_cow_reclaim(struct px_cow *c);
 
 /*
- * px_cow_synchronize - wait until every retired version of @c is freed.
- * Returns 0, or -EDEADLK when called inside a read-side section while
- * versions wait.
+ * px_cow_synchronize - wait until every version of @c retired before the
+ * call is freed (versions other writers retire meanwhile may remain).
+ * Does not hold the cell while it waits.  Returns 0, or -EDEADLK when
+ * called inside a read-side section while versions wait.
  */
 PX_API int px_cow_synchronize(struct px_cow *c);
 
@@ -204,8 +207,9 @@ PX_API void px_cow_stats(struct px_cow *c, struct px_cow_stats *st);
 
 /*
  * px_cow_thread_register - give the calling thread its reader slot now
- * rather than at its first read-side section.  Returns 0, or -ENOMEM
- * (the thread still reads, through a slot shared under a lock).  The
+ * rather than at its first read-side section.  Returns 0, -ENOMEM (the
+ * thread still reads, through a slot shared under a lock), or -EBUSY
+ * when a thread on that shared slot calls it inside a section.  The
  * slot is given back when the thread exits or calls
  * px_cow_thread_unregister() outside any section.
  */

@@ -17,6 +17,7 @@ enum px_errno {
 	PX_EVERSION,           /* stored data has a foreign format version */
 	PX_ENOFEATURE,         /* the kernel lacks a required feature */
 	PX_EPROTO,             /* the peer broke the protocol */
+	PX_ERETAIN,            /* a snapshot hit its retention limit */
 	PX_EMAX
 };
 

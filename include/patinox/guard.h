@@ -196,7 +196,10 @@ px_guard_set_report(struct px_guard *g, px_guard_report_fn fn, void *arg);
  * reports every resource never released (NEVER_RELEASED) and releases
  * it, then drives the ring until every cleanup finished or the timeout
  * passed, and reports each one left (UNFINISHED).  Returns 0 when all
- * finished, or -ETIMEDOUT.  Not from a ring callback.
+ * finished, or -ETIMEDOUT.  Callable again (it then drives and reports
+ * what is still pending).  Not from a ring callback nor a cleanup
+ * callback: the poll running that cleanup holds resources the shutdown
+ * could neither drive nor report.
  */
 PX_API int px_guard_shutdown(struct px_guard *g, int64_t timeout_ns,
 			     px_guard_report_fn fn, void *arg);

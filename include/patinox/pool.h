@@ -137,15 +137,17 @@ struct px_pool_env {
 
 /*
  * Hooks for the ring calls of px_pool_create()'s environment, so tests
- * can make them fail.  timer() replaces px_ring_timer() (same contract).
- * NULL members keep the real call; px_pool_ring_hooks_set(NULL) restores
- * everything.  Not thread safe: set hooks while no pool runs.
+ * can make them fail.  timer() replaces px_ring_timer() and cancel()
+ * px_ring_cancel() (same contracts).  NULL members keep the real call;
+ * px_pool_ring_hooks_set(NULL) restores everything.  Not thread safe:
+ * set hooks while no pool runs.
  */
 struct px_pool_ring_hooks {
 	int (*timer)(struct px_ring *ring, uint64_t ns, uint32_t flags,
 		     void (*fn)(struct px_ring *ring, int res, bool more,
 				void *ctx),
 		     void *ctx, struct px_ring_op **opp);
+	int (*cancel)(struct px_ring *ring, struct px_ring_op *op);
 };
 
 PX_API void px_pool_ring_hooks_set(const struct px_pool_ring_hooks *hooks);
@@ -162,7 +164,9 @@ enum px_pool_order {
 /*
  * Pool options.  px_pool_opts_init() fills the Kconfig defaults
  * (CONFIG_PX_POOL_*); every field is then taken as is.  Durations are in
- * milliseconds; for the last five, 0 turns the feature off.
+ * milliseconds; for the last five, 0 turns the feature off.  idle_timeout
+ * counts from an object's last return (or its creation); keepalive
+ * checks repeat every keepalive_ms and are not uses.
  */
 struct px_pool_opts {
 	uint32_t max_size;            /* > 0 */
@@ -176,7 +180,7 @@ struct px_pool_opts {
 	uint32_t maint_interval_ms;   /* housekeeping period, > 0 */
 	uint32_t lifetime_jitter_pct; /* lifetime cut by up to this % */
 	uint32_t max_lifetime_ms;     /* destroy objects older than this */
-	uint32_t idle_timeout_ms;     /* destroy objects idle this long */
+	uint32_t idle_timeout_ms;     /* destroy objects unused this long */
 	uint32_t keepalive_ms;        /* recycle objects idle this long */
 	uint32_t leak_threshold_ms;   /* report objects held this long */
 	uint32_t seed;                /* jitter seed, 0 = from the clock */
@@ -214,9 +218,11 @@ px_pool_create_env(const struct px_pool_env *env,
 
 /*
  * px_pool_close - close the pool: every queued get fails at once with
- * -PX_ECLOSED (callbacks from the next poll), idle objects are destroyed,
- * steps in flight are cancelled, later gets fail with -PX_ECLOSED and
- * objects still out are destroyed when they come back.  Idempotent.
+ * -PX_ECLOSED (callbacks from the next poll), and so does a get already
+ * matched with an object whose callback has not run yet (the object is
+ * destroyed); idle objects are destroyed, steps in flight are cancelled,
+ * later gets fail with -PX_ECLOSED and objects still out are destroyed
+ * when they come back.  Idempotent; callable from the pool's callbacks.
  */
 PX_API void px_pool_close(struct px_pool *pool);
 
@@ -257,9 +263,9 @@ typedef void (*px_pool_get_fn)(struct px_pool *pool, struct px_pool_obj *obj,
  *
  * Waiters are served strictly in arrival order: an object that comes back
  * goes to the oldest waiter, and a new get never overtakes the queue.
- * Returns 0 (the callback will come) or, with no callback: -PX_ECLOSED,
- * -EAGAIN (the waiter queue is full), -ETIMEDOUT (a try-get found nothing
- * free), -ENOMEM.
+ * Returns 0 (the callback will come) or, with no callback: -EINVAL (@fn
+ * NULL), -PX_ECLOSED, -EAGAIN (the waiter queue is full), -ETIMEDOUT (a
+ * try-get found nothing free), -ENOMEM.
  */
 PX_API int
 px_pool_get(struct px_pool *pool, int32_t timeout_ms, px_pool_get_fn fn,
@@ -272,7 +278,12 @@ px_pool_get(struct px_pool *pool, int32_t timeout_ms, px_pool_get_fn fn,
  */
 PX_API int px_pool_get_cancel(struct px_pool *pool, struct px_pool_wait *wait);
 
-/* px_pool_put - return a healthy object.  It goes to the oldest waiter. */
+/*
+ * px_pool_put - return a healthy object.  It goes to the oldest waiter.
+ * Each object handed out goes back exactly once, by px_pool_put(),
+ * _drop() or _take(); a second return of the same object is undefined
+ * (its record may be freed, or handed to another caller meanwhile).
+ */
 PX_API void px_pool_put(struct px_pool *pool, struct px_pool_obj *obj);
 
 /*
@@ -335,7 +346,12 @@ typedef bool (*px_pool_keep_fn)(struct px_pool *pool, struct px_pool_obj *obj,
 
 /*
  * px_pool_retain - destroy every idle object for which @keep returns
- * false.  Returns how many were destroyed.
+ * false.  @keep is asked once for each object idle at the call and may
+ * call into the pool (get, put, drop, resize, close, retain; not
+ * destroy): the objects under review count as available but are not
+ * handed out until retain returns, and the kept ones stay the oldest
+ * idle.  A close or shrink from @keep destroys the rest as well.
+ * Returns how many objects this call destroyed, or -EINVAL (@keep NULL).
  */
 PX_API int
 px_pool_retain(struct px_pool *pool, px_pool_keep_fn keep, void *arg);
@@ -368,7 +384,10 @@ px_pool_status(const struct px_pool *pool, struct px_pool_status *out);
 
 /*
  * The counter table: X(name, description).  struct px_pool_stats has one
- * uint64_t per entry in this order, then the wait histogram.
+ * uint64_t per entry in this order, then the wait histogram.  Every get
+ * px_pool_get() accepted counts once, in exactly one of the first six,
+ * by the outcome its callback saw; refused ones count in gets_rejected
+ * (-EAGAIN) or gets_timed_out (a try-get), the other refusals nowhere.
  */
 #define PX_POOL_COUNTERS(X)                                                 \
 	X(gets_direct, "gets served without queueing behind others")        \
@@ -424,7 +443,11 @@ enum px_pool_proto {
  * Options of a connection manager.  @addr is copied (AF_INET, AF_INET6
  * or AF_UNIX).  The connect timeout is the pool's create_timeout_ms
  * (io_uring connect with a linked timeout).  With @guard the
- * connections are registered there and their close is handed to it.
+ * connections are registered there and their close is handed to it.  A
+ * guard shut down while the pool still lives closes the pool's
+ * connections (as never released): they then read as broken, with no
+ * ring connection, and the pool drops them at their next checkout;
+ * connections made after that are not registered.
  */
 struct px_pool_net_opts {
 	struct sockaddr_storage addr;

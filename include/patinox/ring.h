@@ -20,7 +20,13 @@
  * thread that created the ring (the ring is created with SINGLE_ISSUER
  * where the kernel has it, and the kernel then refuses other submitters).
  * Functions that may be called from any thread say so.  The fast path
- * takes no locks.
+ * takes no locks.  The rule is checked: every function that returns an
+ * int and submits or runs work (on the ring or on one of its
+ * connections) returns -EXDEV, having done nothing, when called from a
+ * thread other than the ring's creator; px_ring_post() checks its @src
+ * only.  The check is one compare against a thread-local address.  The
+ * void functions (px_ring_stop, px_ring_buf_put, px_ring_destroy) are
+ * not checked.
  *
  * Errors: 0 (or a count) on success, a negative errno on failure; for
  * ring creation print px_strerror_in(PX_PART_RING, err), which explains
@@ -311,7 +317,8 @@ PX_API int px_ring_close_fd(struct px_ring *ring, int fd, bool fixed,
  *       fn(src, -errno, false, ctx).  Exactly one call either way.
  *
  * Use it to wake a ring, hand a connection to a worker, or stop it.
- * Returns 0 or -errno (-ENOMEM, -EBUSY; no callback).
+ * Returns 0 or -errno (-ENOMEM, -EBUSY, -EXDEV when @src is not the
+ * calling thread's ring; no callback).
  */
 PX_API int px_ring_post(struct px_ring *src, struct px_ring *dst, px_ring_fn fn,
 			void *ctx);
@@ -386,13 +393,14 @@ enum px_ring_conn_flags {
  * px_ring_conn_create - take ownership of a connected socket.
  * @fd:     a connected stream socket (or fixed slot with CONN_FIXED);
  *          owned by the connection from now on, even on failure: on
- *          failure it is closed (a fixed slot only when @ring is given)
+ *          failure it is closed (a fixed slot only when @ring is given
+ *          and the call is made on @ring's thread)
  * @on_recv: receive callback (may be NULL if recv is never started)
  * @ctx:    passed to every callback of the connection
  * @out:    the connection
  *
- * Returns 0, -ENOMEM, -EINVAL, or -PX_ECLOSED when the ring is being
- * destroyed.
+ * Returns 0, -ENOMEM, -EINVAL, -EXDEV from a thread other than @ring's,
+ * or -PX_ECLOSED when the ring is being destroyed.
  */
 PX_API int px_ring_conn_create(struct px_ring *ring, int fd, uint32_t flags,
 			       px_ring_recv_fn on_recv, void *ctx,
@@ -424,9 +432,14 @@ PX_API int px_ring_conn_recv_stop(struct px_ring_conn *conn);
  * armed again, and the fresh recv reads what is left, then the end, in
  * order.  The owner sees nothing of the restart.  Meant for a periodic
  * check of quiet connections (one poll system call each).  Returns 1
- * when it restarted the recv, 0 when nothing was wrong (or no recv
- * runs, or the fd is a fixed file, which poll cannot see), -EBUSY when
- * the cancel found no room in the SQ (call again later).
+ * when it cancelled the recv to restart it, 0 when nothing was wrong (or
+ * no recv runs, or the fd is a fixed file, which poll cannot see),
+ * -EBUSY when the cancel found no room in the SQ (call again later).
+ * What the cancel found is counted when the recv's last completion is
+ * reaped: recv_restarts when the recv was parked (it ended with the
+ * cancel's -ECANCELED and was armed again), recv_check_late when the
+ * recv had ended on its own (its data, EOF or error was only not reaped
+ * yet; the owner sees that end, nothing is restarted).
  */
 PX_API int px_ring_conn_recv_check(struct px_ring_conn *conn);
 
@@ -487,8 +500,9 @@ PX_API uint32_t px_ring_conn_sends_pending(const struct px_ring_conn *conn);
 	X(cancels, "cancel requests submitted")                              \
 	X(conns, "connections open")                                         \
 	X(msgs_in, "messages received from other rings")                     \
-	X(recv_restarts, "recvs restarted: socket ended, no completion yet") \
-	X(timer_rearm_retries, "periodic timer ticks re-armed a turn late")
+	X(recv_restarts, "parked multishot recvs cancelled and re-armed")    \
+	X(timer_rearm_retries, "periodic timer ticks re-armed a turn late")  \
+	X(recv_check_late, "recv checks that found the recv ending anyway")
 
 struct px_ring_stats {
 #define PX_RING_STAT_FIELD(name, desc) uint64_t name;

@@ -24,7 +24,8 @@
  *
  * Errors: 0 or a negative errno.  A file that is not a snapshot, is
  * truncated, extended or fails a checksum gives -PX_ECORRUPT; a snapshot
- * of another format version gives -PX_EVERSION (include/patinox/error.h);
+ * of another format version gives -PX_EVERSION, a save that hit the
+ * retention limit -PX_ERETAIN (include/patinox/error.h);
  * px_strerror_in(PX_PART_SNAPSHOT, err) explains them for a log line.
  *
  * Thread safety: one save per cache at a time (another gets -EBUSY).  A
@@ -76,7 +77,10 @@ struct px_snapshot_info {
  * Called by a save after each block is handed to the kernel, with the
  * progress so far.  A non-zero return abandons the save (the temporary
  * file is removed, @path is untouched) and is returned by it.  Runs on
- * the saving thread outside any cache section; it may block.
+ * the saving thread outside any cache section; it may block.  Also
+ * called by px_snapshot_load_with() after each block of each of its two
+ * passes (@so_far: the blocks, items and file bytes read so far in the
+ * pass); a non-zero return abandons the load and is returned by it.
  */
 typedef int (*px_snapshot_progress_fn)(void *arg,
 				       const struct px_snapshot_info *so_far);
@@ -127,8 +131,10 @@ PX_API void px_snapshot_opts_init(struct px_snapshot_opts *opts);
  * removing writer (into at most spill_bytes of the saver's memory, then
  * written as blocks) and freed as usual; past spill_bytes they stay
  * allocated in the cache until the save ends (at most retain_limit).
- * Returns 0, -EBUSY (a snapshot of @c is running), -ENOSPC (both limits
- * hit, or the disk is full), -ENOMEM, the progress
+ * Returns 0, -EBUSY (a snapshot of @c is running), -PX_ERETAIN (both
+ * limits hit: writers replaced more of the image than spill_bytes and
+ * retain_limit hold; a later save may succeed), -ENOSPC (only the file
+ * system: the disk or a quota is full), -ENOMEM, the progress
  * callback's error, or -errno of open, write, fsync or rename; on any
  * error @path is untouched.
  */
@@ -166,5 +172,20 @@ PX_API int px_snapshot_read(const char *path, px_snapshot_item_fn fn, void *arg,
  */
 PX_API int px_snapshot_load(struct px_cache *c, const char *path,
 			    struct px_snapshot_info *info);
+
+/*
+ * px_snapshot_load_with - px_snapshot_load() with options.  Only
+ * @opts->progress and @opts->progress_arg are used (NULL @opts: none):
+ * the callback runs on the loading thread after every block of the
+ * verifying pass and of the storing pass, outside any cache section, so
+ * a program can give up a long load (a stop signal at start, for
+ * example) within one block.  Its non-zero return ends the load and is
+ * returned; items stored before it stay in @c (a partial image: do not
+ * serve or save it as if it were whole).  Otherwise as
+ * px_snapshot_load().
+ */
+PX_API int px_snapshot_load_with(struct px_cache *c, const char *path,
+				 const struct px_snapshot_opts *opts,
+				 struct px_snapshot_info *info);
 
 #endif

@@ -5,9 +5,11 @@
  * sit on segregated lists (16 per power of two, found with two bitmaps in
  * constant time, as TLSF does) and merge with free neighbours at once, so
  * memory freed by items of one size serves items of any other size: there
- * are no size classes to calcify.  A used block costs 4 bytes (its size)
- * plus two bits of the item's meta word; the size of a free block is
- * repeated in its last 4 bytes so the next block can find its start.
+ * are no size classes to calcify.  A used block costs two bits of the
+ * item's meta word plus its size: 7 more bits of meta below 128 units,
+ * else 4 bytes of data (pxc_units()).  A free block keeps its size in its
+ * hnext word and again in its last 4 bytes, so the next block can find
+ * its start.
  *
  * All functions run under the cache's writer lock.  Blocks being freed are
  * past their RCU grace period; the only bits of live items touched are
@@ -21,6 +23,13 @@ static struct pxc_item *
 blk(const struct pxc_arena *a, uint32_t off)
 {
 	return (struct pxc_item *)(a->base + (size_t)off * PXC_UNIT);
+}
+
+/* The size of a free block. */
+static uint32_t
+fsize(const struct pxc_item *b)
+{
+	return atomic_load_explicit(&b->hnext, memory_order_relaxed);
 }
 
 static void
@@ -78,8 +87,8 @@ list_insert(struct pxc_arena *a, uint32_t off, uint32_t size)
 	unsigned fl, sl;
 
 	mapping(size, &fl, &sl);
-	b->size = size;
 	atomic_store_explicit(&b->meta, PXC_M_FREE, memory_order_relaxed);
+	atomic_store_explicit(&b->hnext, size, memory_order_relaxed);
 	b->prev = 0;
 	b->next = a->heads[fl][sl];
 	if (b->next)
@@ -99,7 +108,7 @@ list_remove(struct pxc_arena *a, uint32_t off)
 	struct pxc_item *b = blk(a, off);
 	unsigned fl, sl;
 
-	mapping(b->size, &fl, &sl);
+	mapping(fsize(b), &fl, &sl);
 	if (b->prev)
 		blk(a, b->prev)->next = b->next;
 	else
@@ -111,7 +120,7 @@ list_remove(struct pxc_arena *a, uint32_t off)
 		if (!a->sl_bitmap[fl])
 			a->fl_bitmap &= ~(1u << fl);
 	}
-	a->free_units -= b->size;
+	a->free_units -= fsize(b);
 }
 
 static uint32_t
@@ -147,7 +156,7 @@ fit_in_class(const struct pxc_arena *a, size_t units)
 		return 0;
 	off = a->heads[fl][sl];
 	for (n = 0; off && n < PXC_FIT_SCAN; n++) {
-		if (blk(a, off)->size >= units)
+		if (fsize(blk(a, off)) >= units)
 			return off;
 		off = blk(a, off)->next;
 	}
@@ -164,8 +173,7 @@ pxc_arena_init(struct pxc_arena *a, char *base, uint32_t start, uint32_t end)
 	a->total_units = end - start;
 
 	/* The sentinel: a used 1-unit block that is never freed. */
-	blk(a, end)->size = 1;
-	atomic_store_explicit(&blk(a, end)->meta, 0, memory_order_relaxed);
+	pxc_set_units(blk(a, end), 1);
 	list_insert(a, start, end - start);
 }
 
@@ -195,7 +203,7 @@ pxc_arena_alloc(struct pxc_arena *a, size_t units)
 		return 0;
 
 	list_remove(a, off);
-	size = blk(a, off)->size;
+	size = fsize(blk(a, off));
 	if (size - units >= PXC_MIN_UNITS) {
 		list_insert(a, off + (uint32_t)units, size - (uint32_t)units);
 		size = (uint32_t)units;
@@ -204,8 +212,7 @@ pxc_arena_alloc(struct pxc_arena *a, size_t units)
 					  ~PXC_M_PREV_FREE,
 					  memory_order_relaxed);
 	}
-	blk(a, off)->size = size;
-	atomic_store_explicit(&blk(a, off)->meta, 0, memory_order_relaxed);
+	pxc_set_units(blk(a, off), size);
 	return off;
 }
 
@@ -214,7 +221,7 @@ void
 pxc_arena_free(struct pxc_arena *a, uint32_t off)
 {
 	struct pxc_item *b = blk(a, off);
-	uint32_t size = b->size, next = off + size;
+	uint32_t size = pxc_units(b), next = off + size;
 
 	if (atomic_load_explicit(&b->meta, memory_order_relaxed) &
 	    PXC_M_PREV_FREE) {
@@ -226,7 +233,7 @@ pxc_arena_free(struct pxc_arena *a, uint32_t off)
 	}
 	if (atomic_load_explicit(&blk(a, next)->meta, memory_order_relaxed) &
 	    PXC_M_FREE) {
-		size += blk(a, next)->size;
+		size += fsize(blk(a, next));
 		list_remove(a, next);
 	}
 	list_insert(a, off, size);

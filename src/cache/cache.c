@@ -28,18 +28,16 @@
 /* ---- Small helpers ---------------------------------------------------- */
 
 /*
- * The index hash is XXH3-64 seeded with a secret drawn once per process.
- * Unseeded, it is public: a client could compute keys that all land in
- * one bucket at every index size (hash flooding) and make each lookup,
- * and each store under the writer lock, walk one chain of all of them.
- * Nothing outside the process depends on the hash: the index and the
- * ghost are rebuilt from keys, and snapshots store keys, not hashes.
+ * The index hash is XXH3-64 seeded with a secret of the cache's own
+ * (pxc_seed(), drawn at creation).  Unseeded, it is public: a client
+ * could compute keys that all land in one bucket at every index size
+ * (hash flooding) and make each lookup, and each store under the writer
+ * lock, walk one chain of all of them.  Nothing outside the cache depends
+ * on it: snapshots store keys, not hashes; a cache adopted by another
+ * process (px_cache_adopt()) brings its seed along in its control block.
  */
-static uint64_t hash_seed;
-static pthread_once_t hash_seed_once = PTHREAD_ONCE_INIT;
-
-static void
-hash_seed_draw(void)
+uint64_t
+pxc_seed(void)
 {
 	uint64_t s = 0;
 	struct timespec ts;
@@ -50,19 +48,13 @@ hash_seed_draw(void)
 		s = (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 32 ^
 		    (uint64_t)(uintptr_t)&s ^ (uint64_t)getpid() << 16;
 	}
-	hash_seed = s;
-}
-
-void
-pxc_hash_init(void)
-{
-	pthread_once(&hash_seed_once, hash_seed_draw);
+	return s;
 }
 
 uint64_t
-pxc_hash(const void *key, size_t klen)
+pxc_hash(const struct px_cache *c, const void *key, size_t klen)
 {
-	return XXH3_64bits_withSeed(key, klen, hash_seed);
+	return XXH3_64bits_withSeed(key, klen, c->seed);
 }
 
 static int64_t
@@ -189,7 +181,7 @@ index_block_units(size_t buckets, size_t ghost_buckets)
 {
 	size_t bytes = PXC_IX_OFF + sizeof(struct pxc_index) +
 		       buckets * sizeof(uint32_t) +
-		       ghost_buckets * PXC_GHOST_WAYS * sizeof(uint64_t);
+		       ghost_buckets * PXC_GHOST_WAYS * sizeof(uint32_t);
 
 	return (bytes + PXC_UNIT - 1) / PXC_UNIT;
 }
@@ -222,7 +214,7 @@ pxc_index_new(struct px_cache *c, size_t buckets, size_t ghost_buckets,
 	if (!off)
 		return NULL;
 	blk = pxc_item(c, off);
-	atomic_store_explicit(&blk->meta, PXC_M_TABLE, memory_order_relaxed);
+	atomic_fetch_or_explicit(&blk->meta, PXC_M_TABLE, memory_order_relaxed);
 	atomic_store_explicit(&blk->hnext, 0, memory_order_relaxed);
 	pxc_set_cas(blk, 0);
 	ix = (struct pxc_index *)((char *)blk + PXC_IX_OFF);
@@ -247,14 +239,14 @@ index_block(const struct px_cache *c, const struct pxc_index *ix)
 void
 pxc_index_use(struct px_cache *c, struct pxc_index *ix)
 {
-	pxc_ghost_move(c, (uint64_t *)(ix->b + ix->mask + 1),
+	pxc_ghost_move(c, (uint32_t *)(ix->b + ix->mask + 1),
 		       ix->ghost_buckets);
 	c->buckets = ix->b;
 	c->bucket_mask = ix->mask;
 	c->index_bytes = ((size_t)ix->mask + 1) * sizeof(uint32_t);
 	c->ghost_bytes =
-	    (size_t)ix->ghost_buckets * PXC_GHOST_WAYS * sizeof(uint64_t);
-	atomic_store_explicit(&c->table_units, index_block(c, ix)->size,
+	    (size_t)ix->ghost_buckets * PXC_GHOST_WAYS * sizeof(uint32_t);
+	atomic_store_explicit(&c->table_units, pxc_units(index_block(c, ix)),
 			      memory_order_relaxed);
 	atomic_store_explicit(&c->index, ix, memory_order_release);
 }
@@ -275,7 +267,7 @@ index_relink(struct px_cache *c, const struct pxc_index *old,
 			uint32_t next = atomic_load_explicit(
 			    &it->hnext, memory_order_relaxed);
 			_Atomic uint32_t *head =
-			    &ix->b[pxc_hash(pxc_key(it), pxc_klen(it)) &
+			    &ix->b[pxc_hash(c, pxc_key(it), pxc_klen(it)) &
 				   ix->mask];
 
 			atomic_store_explicit(
@@ -353,7 +345,7 @@ static void
 count_in(struct px_cache *c, struct pxc_item *it)
 {
 	gauge_add(&c->items, 1, 0);
-	gauge_add(&c->used_units, it->size, 0);
+	gauge_add(&c->used_units, pxc_units(it), 0);
 	gauge_add(&c->kv_bytes, pxc_klen(it) + pxc_vlen(it), 0);
 }
 
@@ -361,7 +353,7 @@ static void
 count_out(struct px_cache *c, struct pxc_item *it)
 {
 	gauge_add(&c->items, 0, 1);
-	gauge_add(&c->used_units, 0, it->size);
+	gauge_add(&c->used_units, 0, pxc_units(it));
 	gauge_add(&c->kv_bytes, 0, pxc_klen(it) + pxc_vlen(it));
 }
 
@@ -400,7 +392,7 @@ void
 pxc_remove_locked(struct px_cache *c, struct pxc_item *it,
 		  enum px_cache_cause cause)
 {
-	index_unlink(c, it, pxc_hash(pxc_key(it), pxc_klen(it)));
+	index_unlink(c, it, pxc_hash(c, pxc_key(it), pxc_klen(it)));
 	pxc_policy_remove(c, it);
 	count_out(c, it);
 	notify(c, it, cause);
@@ -518,7 +510,7 @@ evict_units(struct px_cache *c, size_t target, int64_t now)
 	struct pxc_item *v;
 
 	while (done < target && (v = pxc_policy_victim(c))) {
-		done += v->size;
+		done += pxc_units(v);
 		evict_one(c, v, now);
 	}
 	return done;
@@ -545,8 +537,8 @@ window_fits(const struct px_cache *c, uint32_t start, size_t units,
 			return false; /* the index is not evictable */
 		if (!(pxc_meta(b) & PXC_M_FREE) && pxc_pinned(c, b))
 			return false;
-		got += b->size;
-		off += b->size;
+		got += pxc_units(b);
+		off += pxc_units(b);
 	}
 	*end = off;
 	return true;
@@ -571,13 +563,13 @@ evict_window(struct px_cache *c, size_t units, int64_t now)
 	if (window_fits(c, off, pxc_arena_fit_units(units), &end))
 		PXC_COUNT(c, evict_windows, 1);
 	else
-		end = off + v->size;
+		end = off + pxc_units(v);
 	while (off < end) {
 		b = pxc_item(c, off);
-		off += b->size;
+		off += pxc_units(b);
 		if (!pxc_linked(b))
 			continue;
-		done += b->size;
+		done += pxc_units(b);
 		evict_one(c, b, now);
 	}
 	return done;
@@ -678,15 +670,16 @@ static void
 item_init(struct px_cache *c, struct pxc_item *it, const struct pxc_req *r,
 	  size_t vlen)
 {
-	uint32_t bits = (r->flags ? PXC_M_FLAGS : 0) |
+	uint32_t bits = (pxc_meta(it) & PXC_M_UNITS_MASK) |
+			(r->flags ? PXC_M_FLAGS : 0) |
 			(r->exptime ? PXC_M_EXPT : 0) | r->keep;
 	size_t extra = pxc_extra(bits);
 	size_t pad =
-	    (size_t)it->size * PXC_UNIT - PXC_HDR - extra - r->klen - vlen;
+	    (size_t)pxc_units(it) * PXC_UNIT - PXC_HDR - extra - r->klen - vlen;
 	uint64_t last =
 	    atomic_load_explicit(&c->cas_next, memory_order_relaxed);
 	uint64_t cas = r->set_cas ? r->set_cas : last + 1;
-	char *d = it->data;
+	char *d = it->data + pxc_big(bits);
 
 	atomic_store_explicit(&it->meta,
 			      (uint32_t)r->klen |
@@ -898,7 +891,7 @@ pxc_store_locked(struct px_cache *c, enum px_cache_mode mode, const void *key,
 	    .vlen = vlen,
 	    .flags = flags,
 	    .cas = cas,
-	    .h = pxc_hash(key, klen),
+	    .h = pxc_hash(c, key, klen),
 	    .now = pxc_now(c),
 	};
 
@@ -959,7 +952,7 @@ pxc_restore_locked(struct px_cache *c, const struct px_cache_ref *item)
 	    .vlen = item->vlen,
 	    .flags = item->flags,
 	    .set_cas = item->cas,
-	    .h = pxc_hash(item->key, item->klen),
+	    .h = pxc_hash(c, item->key, item->klen),
 	    .now = pxc_now(c),
 	};
 
@@ -982,7 +975,7 @@ lock_live(struct px_cache *c, const void *key, size_t klen, int64_t *now)
 	pxc_lock(c);
 	*now = pxc_now(c);
 	pxc_apply_flush(c, *now);
-	it = find_live_locked(c, pxc_hash(key, klen), key, klen, *now);
+	it = find_live_locked(c, pxc_hash(c, key, klen), key, klen, *now);
 	if (!it)
 		pxc_unlock(c);
 	return it;
@@ -1031,7 +1024,7 @@ move_with_exptime(struct px_cache *c, struct pxc_item *old, uint32_t e,
 	    .exptime = e,
 	    .alive = true,
 	    .set_cas = pxc_cas(old),
-	    .h = pxc_hash(pxc_key(old), pxc_klen(old)),
+	    .h = pxc_hash(c, pxc_key(old), pxc_klen(old)),
 	    .now = now,
 	    .moving = true,
 	    .keep = (pxc_meta(old) & PXC_M_FETCHED) |
@@ -1137,7 +1130,7 @@ delta_locked(struct px_cache *c, struct pxc_item *old, bool incr,
 	v = incr ? v + delta : (v > delta ? v - delta : 0);
 	r.vlen = (size_t)snprintf(digits, sizeof(digits), "%llu",
 				  (unsigned long long)v);
-	r.h = pxc_hash(r.key, r.klen);
+	r.h = pxc_hash(c, r.key, r.klen);
 	err = store_req_locked(c, &r, &it);
 	if (err)
 		return err;
@@ -1220,7 +1213,7 @@ pxc_fill_ref(const struct pxc_item *it, struct px_cache_ref *ref)
 static struct pxc_item *
 read_live(struct px_cache *c, const void *key, size_t klen)
 {
-	struct pxc_item *it = pxc_find(c, pxc_hash(key, klen), key, klen);
+	struct pxc_item *it = pxc_find(c, pxc_hash(c, key, klen), key, klen);
 	int cause;
 
 	if (!it) {

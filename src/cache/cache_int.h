@@ -25,7 +25,7 @@
 #include <patinox/region.h>
 
 #define PXC_UNIT        8u  /* allocation unit and offset scale */
-#define PXC_HDR         28u /* sizeof(struct pxc_item) */
+#define PXC_HDR         24u /* sizeof(struct pxc_item) */
 #define PXC_IX_OFF      32u /* struct pxc_index in its block (8-aligned) */
 #define PXC_MIN_UNITS   3u  /* smallest free block: header + footer */
 #define PXC_LIMIT_MIN   PX_CACHE_LIMIT_MIN
@@ -38,29 +38,32 @@
 #define PXC_GROW_EVICT  4u    /* growth evicts a batch + 4x its block at most */
 
 /*
- * Item header, 28 bytes, followed by the expiry time (4 bytes, only when
- * it is not 0: PXC_M_EXPT), the client flags (4 bytes, only when they are
- * not 0: PXC_M_FLAGS), the key and the value.  Free blocks reuse size and
- * meta, keep their free-list links in prev/next, and store their size
- * again in their last 4 bytes (the footer).
+ * Item header, 24 bytes.  The block size (in units) is in the top 7 bits
+ * of meta when it is below 128 (blocks up to 1016 bytes: the small items
+ * memcached workloads are made of); larger blocks have those bits 0 and
+ * keep their size in 4 bytes leading the data (pxc_units()).  Then the
+ * expiry time (4 bytes, only when it is not 0: PXC_M_EXPT), the client
+ * flags (4 bytes, only when they are not 0: PXC_M_FLAGS), the key and
+ * the value.  Free blocks keep PXC_M_FREE in meta, their size in the
+ * hnext word (they are in no chain), their free-list links in prev/next,
+ * and their size again in their last 4 bytes (the footer).
  *
  * Fields readers see: meta (klen, pad, hot bits) and the expiry time are
  * atomic because writers change bits of them while readers look; hnext is
- * atomic because writers relink chains under readers; size, cas, the
+ * atomic because writers relink chains under readers; the size, cas, the
  * flags, the key and the value are written before the item is published
  * and never again while it can be reached.  prev/next belong to the writer
  * lock.  The cas id is two 32-bit halves so that the header needs no
- * 8-byte alignment padding (pxc_cas()).
+ * 8-byte alignment.
  */
 struct pxc_item {
-	uint32_t size;          /* block size in units */
 	_Atomic uint32_t meta;  /* see PXC_M_* */
-	_Atomic uint32_t hnext; /* next item in the index chain */
+	_Atomic uint32_t hnext; /* index chain; free block: its size */
 	uint32_t prev;          /* policy list: older; free list */
 	uint32_t next;          /* policy list: newer; free list; limbo */
 	uint32_t cas_lo;        /* cas id, low half */
 	uint32_t cas_hi;        /* cas id, high half */
-	char data[];            /* [exptime], [flags], key, value, pad */
+	char data[];            /* [size], [exptime], [flags], key, value */
 };
 
 _Static_assert(sizeof(struct pxc_item) == PXC_HDR, "item header size");
@@ -83,8 +86,12 @@ _Static_assert(sizeof(struct pxc_item) == PXC_HDR, "item header size");
 #define PXC_M_FETCHED (1u << 22)
 /* The block holds the hash index and ghost (struct pxc_index), no item. */
 #define PXC_M_TABLE (1u << 23)
-/* 4 bytes of absolute expiry time (Unix seconds) lead data. */
+/* 4 bytes of absolute expiry time (Unix seconds) in data. */
 #define PXC_M_EXPT (1u << 24)
+/* Block size in units when below 128; 0: in 4 bytes leading data. */
+#define PXC_M_UNITS_SHIFT 25
+#define PXC_M_UNITS_MASK  (0x7fu << PXC_M_UNITS_SHIFT)
+#define PXC_SMALL_UNITS   (PXC_M_UNITS_MASK >> PXC_M_UNITS_SHIFT)
 
 /*
  * The hash index and the S3-FIFO ghost, in one block of the item arena
@@ -129,8 +136,9 @@ struct pxc_policy {
 	size_t capacity;      /* items or units */
 	size_t small_cap;     /* S3-FIFO small queue share */
 	unsigned move_threshold;
-	uint64_t *ghost;      /* fingerprint << 32 | insertion seq */
+	uint32_t *ghost;      /* fingerprint << 12 | coarse insertion seq */
 	size_t ghost_buckets; /* power of two */
+	unsigned ghost_shift; /* insertion seq >> this is stored */
 	size_t ghost_fixed;   /* count mode: entries the ghost remembers */
 	uint32_t ghost_seq;
 };
@@ -164,7 +172,24 @@ struct pxc_snap {
 	size_t spilled_items;
 };
 
+/*
+ * The control block, at offset 0 of the region.  magic and layout come
+ * first so that px_cache_adopt() can check a region of another build
+ * before it reads anything else.
+ */
+#define PXC_MAGIC 0x70786361636865ull /* "pxcache" */
+
+enum pxc_handover {
+	PXC_LIVE,     /* in use by the process that created or adopted it */
+	PXC_HANDED,   /* px_cache_handover() done: any process may adopt */
+	PXC_ADOPTING, /* px_cache_adopt() is rebuilding it */
+};
+
 struct px_cache {
+	uint64_t magic;  /* PXC_MAGIC */
+	uint64_t layout; /* px_cache_layout_id() of the build that made it */
+	uint64_t seed;   /* index hash seed */
+	_Atomic uint32_t handover; /* enum pxc_handover */
 	struct px_region *region;
 	char *base;
 	size_t limit;
@@ -244,11 +269,49 @@ pxc_klen(const struct pxc_item *it)
 	return pxc_meta(it) & PXC_M_KLEN;
 }
 
+/* Bytes of data holding the size of a used block of 128 units or more. */
+static inline size_t
+pxc_big(uint32_t meta)
+{
+	return meta & PXC_M_UNITS_MASK ? 0 : sizeof(uint32_t);
+}
+
+/* Bytes of data before the key: [size], [exptime], [flags]. */
 static inline size_t
 pxc_extra(uint32_t meta)
 {
-	return (meta & PXC_M_FLAGS ? sizeof(uint32_t) : 0) +
+	return pxc_big(meta) + (meta & PXC_M_FLAGS ? sizeof(uint32_t) : 0) +
 	       (meta & PXC_M_EXPT ? sizeof(uint32_t) : 0);
+}
+
+/* The size in units of any block: free, item, index or sentinel. */
+static inline uint32_t
+pxc_units(const struct pxc_item *b)
+{
+	uint32_t m = pxc_meta(b), u;
+
+	if (m & PXC_M_FREE)
+		return atomic_load_explicit(&b->hnext, memory_order_relaxed);
+	u = (m & PXC_M_UNITS_MASK) >> PXC_M_UNITS_SHIFT;
+	if (!u)
+		memcpy(&u, b->data, sizeof(u));
+	return u;
+}
+
+/*
+ * The meta word of a used block of @units units (its other bits 0), and
+ * the size field when the block is too large for meta.  Writer lock.
+ */
+static inline void
+pxc_set_units(struct pxc_item *b, uint32_t units)
+{
+	uint32_t m = 0;
+
+	if (units <= PXC_SMALL_UNITS)
+		m = units << PXC_M_UNITS_SHIFT;
+	else
+		memcpy(b->data, &units, sizeof(units));
+	atomic_store_explicit(&b->meta, m, memory_order_relaxed);
 }
 
 static inline bool
@@ -263,16 +326,18 @@ pxc_exptime(const struct pxc_item *it)
 {
 	if (!pxc_has_exptime(it))
 		return 0;
-	return atomic_load_explicit((_Atomic uint32_t *)it->data,
-				    memory_order_relaxed);
+	return atomic_load_explicit(
+	    (_Atomic uint32_t *)(it->data + pxc_big(pxc_meta(it))),
+	    memory_order_relaxed);
 }
 
 /* Change the expiry time of an item that has the field (writer lock). */
 static inline void
 pxc_set_exptime(struct pxc_item *it, uint32_t e)
 {
-	atomic_store_explicit((_Atomic uint32_t *)it->data, e,
-			      memory_order_relaxed);
+	atomic_store_explicit(
+	    (_Atomic uint32_t *)(it->data + pxc_big(pxc_meta(it))), e,
+	    memory_order_relaxed);
 }
 
 static inline size_t
@@ -281,7 +346,7 @@ pxc_vlen(const struct pxc_item *it)
 	uint32_t m = pxc_meta(it);
 	size_t pad = (m & PXC_M_PAD_MASK) >> PXC_M_PAD_SHIFT;
 
-	return (size_t)it->size * PXC_UNIT - PXC_HDR - pxc_extra(m) -
+	return (size_t)pxc_units(it) * PXC_UNIT - PXC_HDR - pxc_extra(m) -
 	       (m & PXC_M_KLEN) - pad;
 }
 
@@ -300,10 +365,11 @@ pxc_value(struct pxc_item *it)
 static inline uint32_t
 pxc_flags(const struct pxc_item *it)
 {
-	uint32_t f = 0;
+	uint32_t m = pxc_meta(it), f = 0;
 
-	if (pxc_meta(it) & PXC_M_FLAGS)
-		memcpy(&f, it->data + (pxc_has_exptime(it) ? sizeof(f) : 0),
+	if (m & PXC_M_FLAGS)
+		memcpy(&f,
+		       it->data + pxc_big(m) + (m & PXC_M_EXPT ? sizeof(f) : 0),
 		       sizeof(f));
 	return f;
 }
@@ -359,8 +425,14 @@ pxc_units_for(size_t klen, size_t vlen, uint32_t flags, uint32_t exptime)
 {
 	size_t extra =
 	    (flags ? sizeof(flags) : 0) + (exptime ? sizeof(exptime) : 0);
+	size_t units =
+	    (PXC_HDR + extra + klen + vlen + PXC_UNIT - 1) / PXC_UNIT;
 
-	return (PXC_HDR + extra + klen + vlen + PXC_UNIT - 1) / PXC_UNIT;
+	if (units <= PXC_SMALL_UNITS)
+		return units;
+	return (PXC_HDR + sizeof(uint32_t) + extra + klen + vlen + PXC_UNIT -
+		1) /
+	       PXC_UNIT;
 }
 
 /* ---- Counters ------------------------------------------------------ */
@@ -383,7 +455,7 @@ size_t pxc_arena_fit_units(size_t units);
 /* ---- Policy (policy.c), writer lock held ---------------------------- */
 
 void pxc_policy_init(struct px_cache *c, enum px_cache_policy kind);
-void pxc_ghost_move(struct px_cache *c, uint64_t *ghost, size_t buckets);
+void pxc_ghost_move(struct px_cache *c, uint32_t *ghost, size_t buckets);
 void pxc_policy_insert(struct px_cache *c, struct pxc_item *it, uint64_t h);
 void pxc_policy_remove(struct px_cache *c, struct pxc_item *it);
 void pxc_policy_replace(struct px_cache *c, struct pxc_item *old,
@@ -407,9 +479,9 @@ bool pxc_pinned(const struct px_cache *c, const struct pxc_item *it);
 
 /* ---- Core (cache.c) -------------------------------------------------- */
 
-/* pxc_hash_init - draw the hash seed once per process (before any pxc_hash). */
-void pxc_hash_init(void);
-uint64_t pxc_hash(const void *key, size_t klen);
+/* pxc_seed - a fresh secret seed for a cache's index hash. */
+uint64_t pxc_seed(void);
+uint64_t pxc_hash(const struct px_cache *c, const void *key, size_t klen);
 int64_t pxc_now(const struct px_cache *c);
 struct pxc_item *
 pxc_find(const struct px_cache *c, uint64_t h, const void *key, size_t klen);

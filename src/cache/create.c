@@ -135,7 +135,7 @@ ghost_buckets(const struct px_cache_opts *o, size_t nbuckets, size_t size)
 		want =
 		    o->max_items > SIZE_MAX / 2 ? SIZE_MAX : 2 * o->max_items;
 	n = pow2_at_least(want / PXC_GHOST_WAYS + !!(want % PXC_GHOST_WAYS));
-	while (n > 1 && n > size / 8 / sizeof(uint64_t) / PXC_GHOST_WAYS)
+	while (n > 1 && n > size / 8 / sizeof(uint32_t) / PXC_GHOST_WAYS)
 		n >>= 1;
 	return n;
 }
@@ -165,7 +165,10 @@ static void
 init_control(struct px_cache *c, const struct px_cache_opts *o,
 	     const struct layout *l, size_t size)
 {
+	c->magic = PXC_MAGIC;
+	c->layout = px_cache_layout_id();
 	c->base = (char *)c;
+	c->seed = pxc_seed();
 	c->region_bytes = size;
 	c->max_items = o->max_items;
 	c->item_max = o->item_max ? o->item_max
@@ -221,7 +224,6 @@ px_cache_create(struct px_cache **out, size_t limit,
 	void *mem;
 	int err;
 
-	pxc_hash_init();
 	if (opts)
 		o = *opts;
 	else

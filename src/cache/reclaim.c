@@ -126,7 +126,7 @@ pxc_limbo_push(struct px_cache *c, struct pxc_item *it)
 	atomic_store_explicit(
 	    &c->limbo_units,
 	    atomic_load_explicit(&c->limbo_units, memory_order_relaxed) +
-		it->size,
+		pxc_units(it),
 	    memory_order_relaxed);
 }
 
@@ -156,7 +156,7 @@ free_or_keep(struct px_cache *c, uint32_t list)
 			c->pinned = pxc_off(c, it);
 			continue;
 		}
-		freed += it->size;
+		freed += pxc_units(it);
 		pxc_arena_free(&c->arena, pxc_off(c, it));
 	}
 	return freed;

@@ -104,13 +104,13 @@ pxc_snap_retain(struct px_cache *c, struct pxc_item *it)
 			return false;
 		}
 	}
-	if ((s->retained_units + it->size) * PXC_UNIT > s->retain_limit) {
+	if ((s->retained_units + pxc_units(it)) * PXC_UNIT > s->retain_limit) {
 		fail_locked(c);
 		return false;
 	}
 	it->next = s->retained;
 	s->retained = pxc_off(c, it);
-	s->retained_units += it->size;
+	s->retained_units += pxc_units(it);
 	s->retained_items++;
 	return true;
 }
@@ -389,9 +389,9 @@ prefetch_chain(const struct px_cache *c, uint64_t h)
 }
 
 static uint64_t
-ref_hash(const struct px_cache_ref *item)
+ref_hash(const struct px_cache *c, const struct px_cache_ref *item)
 {
-	return pxc_hash(item->key, item->klen);
+	return pxc_hash(c, item->key, item->klen);
 }
 
 /* Store one item of a batch; writer lock held. */
@@ -429,7 +429,7 @@ px_cache_restore_many(struct px_cache *c, const struct px_cache_ref *items,
 	int err = 0;
 
 	for (i = 0; i < n && i < RESTORE_AHEAD; i++)
-		h[i] = ref_hash(&items[i]);
+		h[i] = ref_hash(c, &items[i]);
 	pxc_lock(c); /* the index may grow: its address only under the lock */
 	for (i = 0; i < n && i < RESTORE_AHEAD; i++)
 		prefetch_slot(c, h[i]);
@@ -440,7 +440,7 @@ px_cache_restore_many(struct px_cache *c, const struct px_cache_ref *items,
 			prefetch_chain(c, h[mid % RESTORE_AHEAD]);
 		err = restore_one(c, &items[i], ri);
 		if (far < n) {
-			h[far % RESTORE_AHEAD] = ref_hash(&items[far]);
+			h[far % RESTORE_AHEAD] = ref_hash(c, &items[far]);
 			prefetch_slot(c, h[far % RESTORE_AHEAD]);
 		}
 	}

@@ -13,8 +13,9 @@
 # stats, and the first good save after them is logged at the default
 # verbosity; a FILE that is a FIFO is refused at start (it hung the load
 # with SIGTERM blocked); on a small tmpfs of our own that fills up (root
-# only, else skipped) the server keeps serving, reports ENOSPC and keeps
-# the previous snapshot loadable.  Our own servers on free 127.0.0.1
+# only, else skipped) the server keeps serving, reports ENOSPC as the
+# file system's (not the retention limit's) and keeps the previous
+# snapshot loadable.  Our own servers on free 127.0.0.1
 # ports, stopped by pid.
 . "$(dirname "$0")/pxcached_server.sh"
 
@@ -202,8 +203,8 @@ st=$(client snapstats)
 held=$(client count)
 pxc_check "a full disk: serves on ($held items), log and stats: ENOSPC" \
 	bash -c "[ '$held' = 1000 ] &&
-		grep -q 'periodic snapshot .* failed: .*ENOSPC.*previous file is kept' \
-			'$PXC_TMP/log' &&
+		grep -q 'periodic snapshot .* failed: no space left on the snapshot.s file system (ENOSPC).*previous file is kept' \
+			'$PXC_TMP/log' && ! grep -q 'retention' '$PXC_TMP/log' &&
 		grep -q 'snapshot_last_error -28' <<<'$st' &&
 		grep -q 'snapshot_last_items 500 ' <<<'$st'"
 pxc_stop TERM

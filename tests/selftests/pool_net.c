@@ -343,6 +343,50 @@ TEST_F(net, connections_are_closed_through_the_guard)
 	px_guard_destroy(g);
 }
 
+/*
+ * The guard's gate closed before the pool went away: the guard closes
+ * the pool's connections as never released.  The pool still holds them
+ * (one idle, one out), so they must stay valid objects, seen as broken
+ * and without a ring connection, until the pool destroys them; the pool
+ * then makes a fresh connection.
+ */
+TEST_F(net, guard_shutdown_before_the_pool_is_destroyed)
+{
+	uint16_t port;
+	struct px_guard *g;
+	struct px_guard_stats st;
+	struct px_pool_conn *held, *fresh;
+	struct got one[2], again;
+
+	ASSERT_EQ(px_guard_create(self->ring, &g), 0);
+	self->lfd = loopback_listen(16, &port);
+	ASSERT_GE(self->lfd, 0);
+	self->no.guard = g;
+	make_pool(_metadata, self, port, PX_POOL_PROTO_NONE);
+	for (int i = 0; i < 2; i++)
+		ASSERT_EQ(get_sync(self->ring, self->pool, &one[i], 2000), 0);
+	px_pool_put(self->pool, one[1].obj);
+	held = px_pool_obj_value(one[0].obj);
+	ASSERT_EQ(px_guard_shutdown(g, 2000000000, NULL, NULL), 0);
+	px_guard_stats_get(g, &st);
+	EXPECT_EQ(st.cleaned, 2);
+	spin(self->ring, 20);
+	EXPECT_TRUE(px_pool_conn_broken(held));
+	EXPECT_EQ(px_pool_conn_ring_conn(held), NULL);
+	px_pool_put(self->pool, one[0].obj);
+	/* Both closed ones are dropped at checkout; a new one is made
+	 * (registered nowhere: the gate is closed). */
+	ASSERT_EQ(get_sync(self->ring, self->pool, &again, 2000), 0);
+	fresh = px_pool_obj_value(again.obj);
+	EXPECT_FALSE(px_pool_conn_broken(fresh));
+	EXPECT_NE(px_pool_conn_ring_conn(fresh), NULL);
+	px_pool_put(self->pool, again.obj);
+	px_pool_destroy(self->pool);
+	self->pool = NULL;
+	spin(self->ring, 20);
+	px_guard_destroy(g);
+}
+
 static int late_recv_calls;
 
 static void

@@ -294,4 +294,62 @@ TEST_F(pr, a_refused_timer_is_armed_again)
 	px_pool_destroy(pool);
 }
 
+/* A ring cancel hook that refuses the first @cancel_refusals cancels. */
+static int cancel_refusals;
+static int cancel_calls;
+
+static int
+refusing_cancel(struct px_ring *ring, struct px_ring_op *op)
+{
+	cancel_calls++;
+	if (cancel_refusals > 0) {
+		cancel_refusals--;
+		return -EBUSY; /* no room in the SQ: nothing changed */
+	}
+	return px_ring_cancel(ring, op);
+}
+
+/*
+ * The ring timer waits for a 5 s waiter; a 50 ms waiter comes and the
+ * cancel that should re-arm the timer earlier finds the SQ full.  The
+ * quick waiter must still time out near its deadline, not at 5 s.
+ */
+TEST_F(pr, a_refused_timer_cancel_is_retried)
+{
+	const struct px_pool_ring_hooks h = {.cancel = refusing_cancel};
+	struct px_pool *pool;
+	struct got held = {0}, slow = {0}, quick = {0};
+	uint64_t t0;
+
+	cancel_refusals = 1;
+	cancel_calls = 0;
+	/* No housekeeping: its timer would wake the pool early anyway. */
+	self->o.min_idle = 0;
+	self->o.max_lifetime_ms = 0;
+	self->o.idle_timeout_ms = 0;
+	self->o.keepalive_ms = 0;
+	self->o.leak_threshold_ms = 0;
+	px_pool_ring_hooks_set(&h);
+	ASSERT_EQ(px_pool_create(self->ring, &self->mgr, &self->o, &pool), 0);
+	ASSERT_EQ(px_pool_get(pool, -1, on_got, &held, NULL), 0);
+	run_until(self->ring, &held.calls, 2000);
+	ASSERT_EQ(held.res, 0);
+	t0 = mono_ms();
+	ASSERT_EQ(px_pool_get(pool, 5000, on_got, &slow, NULL), 0);
+	run_until(self->ring, NULL, 5);
+	ASSERT_EQ(px_pool_get(pool, 50, on_got, &quick, NULL), 0);
+	run_until(self->ring, &quick.calls, 3000);
+	px_pool_ring_hooks_set(NULL);
+	EXPECT_EQ(quick.calls, 1);
+	EXPECT_EQ(quick.res, -ETIMEDOUT);
+	EXPECT_LT(quick.at_ms - t0, 1500);
+	EXPECT_GE(cancel_calls, 2); /* refused, then done */
+	EXPECT_EQ(slow.calls, 0);
+	px_pool_put(pool, held.obj);
+	run_until(self->ring, &slow.calls, 2000);
+	EXPECT_EQ(slow.res, 0);
+	px_pool_put(pool, slow.obj);
+	px_pool_destroy(pool);
+}
+
 TEST_HARNESS_MAIN

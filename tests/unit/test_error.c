@@ -67,6 +67,19 @@ test_error_context_explains_blocked_uring(void **state)
 }
 
 static void
+test_error_snapshot_full_disk_and_retention_differ(void **state)
+{
+	const char *disk = px_strerror_in(PX_PART_SNAPSHOT, -ENOSPC);
+	const char *retain = px_strerror_in(PX_PART_SNAPSHOT, -PX_ERETAIN);
+
+	assert_non_null(strstr(disk, "ENOSPC"));
+	assert_null(strstr(disk, "retention"));
+	assert_non_null(strstr(retain, "retention limit"));
+	assert_null(strstr(retain, "ENOSPC"));
+	assert_non_null(strstr(px_strerror(-PX_ERETAIN), "retention"));
+}
+
+static void
 test_error_version_string(void **state)
 {
 	assert_string_equal(px_version(), PX_VERSION_STRING);
@@ -81,6 +94,8 @@ main(void)
 	    cmocka_unit_test(test_error_unknown_codes_are_safe),
 	    cmocka_unit_test(test_error_int_min_is_unknown),
 	    cmocka_unit_test(test_error_context_explains_blocked_uring),
+	    cmocka_unit_test(
+		test_error_snapshot_full_disk_and_retention_differ),
 	    cmocka_unit_test(test_error_version_string),
 	};
 

@@ -366,6 +366,111 @@ test_guard_full_ring_retries(void **state)
 	px_guard_destroy(g);
 }
 
+/*
+ * Cleanups that call back into the guard: release themselves again,
+ * release another live resource, register a new one, end a held
+ * operation of a resource queued in the same poll.  Each must take
+ * effect exactly once, in a later poll where it queues work.
+ */
+static struct {
+	struct px_guard *g;
+	struct px_guard_res *other, *held, *fresh;
+	int runs, fresh_runs, add_ret;
+} re;
+
+static int
+fresh_cleanup(struct px_guard_res *res, void *ctx)
+{
+	re.fresh_runs++;
+	return 0;
+}
+
+static int
+reentrant_cleanup(struct px_guard_res *res, void *ctx)
+{
+	re.runs++;
+	px_guard_release(res); /* itself, while cleaning: ignored */
+	px_guard_release(re.other);
+	px_guard_unhold(re.held);
+	re.add_ret =
+	    px_guard_add(re.g, PX_GUARD_USER, fresh_cleanup, NULL, &re.fresh);
+	if (re.add_ret == 0)
+		px_guard_release(re.fresh);
+	return 0;
+}
+
+static void
+test_guard_cleanup_reenters_the_guard(void **state)
+{
+	struct px_guard_res *first;
+	struct px_guard_stats st;
+
+	memset(&re, 0, sizeof(re));
+	re.g = make_guard();
+	assert_int_equal(
+	    px_guard_add(re.g, PX_GUARD_USER, reentrant_cleanup, NULL, &first),
+	    0);
+	assert_int_equal(px_guard_add_fd(re.g, 40, &re.held), 0);
+	assert_int_equal(px_guard_add_fd(re.g, 41, &re.other), 0);
+	assert_int_equal(px_guard_hold(re.held), 0);
+	px_guard_release(first);
+	px_guard_release(re.held); /* same poll; waits for its operation */
+	px_guard_release(first);   /* twice: ignored */
+	assert_int_equal(px_guard_poll(re.g), 2);
+	assert_int_equal(re.runs, 1);
+	assert_int_equal(re.add_ret, 0);
+	/* The unhold inside the cleanup let 40 close in this poll, with no
+	 * cancel: its operation had ended by the time its turn came. */
+	assert_int_equal(fk.nclosed, 1);
+	assert_int_equal(fk.closed[0], 40);
+	assert_int_equal(fk.ncancel, 0);
+	/* What the cleanup released runs at the next poll, once. */
+	assert_int_equal(px_guard_poll(re.g), 2);
+	assert_int_equal(px_guard_poll(re.g), 0);
+	assert_int_equal(re.runs, 1);
+	assert_int_equal(re.fresh_runs, 1);
+	assert_int_equal(fk.nclosed, 2);
+	assert_int_equal(fk.closed[1], 41);
+	px_guard_stats_get(re.g, &st);
+	assert_int_equal(st.registered, 4);
+	assert_int_equal(st.released, 4);
+	assert_int_equal(st.cleaned, 4);
+	assert_int_equal(st.live, 0);
+	assert_int_equal(st.pending, 0);
+	px_guard_destroy(re.g);
+}
+
+/*
+ * Shutdown with a zero deadline and one cleanup that finishes later:
+ * reported once as unfinished; a second shutdown after it finished
+ * reports nothing and returns 0; registration stays refused.
+ */
+static void
+test_guard_shutdown_twice_with_zero_deadline(void **state)
+{
+	struct px_guard *g = make_guard();
+	struct px_guard_res *r, *late;
+	struct reports rs = {0};
+	struct px_guard_stats st;
+
+	fk.async_close = true;
+	assert_int_equal(px_guard_add_fd(g, 50, &r), 0);
+	assert_int_equal(px_guard_shutdown(g, 0, collect, &rs), -ETIMEDOUT);
+	assert_int_equal(rs.n, 2);
+	assert_int_equal(rs.r[0].problem, PX_GUARD_NEVER_RELEASED);
+	assert_int_equal(rs.r[1].problem, PX_GUARD_UNFINISHED);
+	assert_int_equal(rs.r[1].fd, 50);
+	assert_int_equal(fk.npending, 1);
+	assert_int_equal(px_guard_add_fd(g, 51, &late), -PX_ECLOSED);
+	px_guard_cleanup_done(fk.pending[0], 0);
+	assert_int_equal(px_guard_shutdown(g, 0, collect, &rs), 0);
+	assert_int_equal(rs.n, 2);
+	px_guard_stats_get(g, &st);
+	assert_int_equal(st.cleaned, 1);
+	assert_int_equal(st.live, 0);
+	px_guard_destroy(g);
+}
+
 static void
 test_guard_rejects_bad_arguments(void **state)
 {
@@ -394,6 +499,8 @@ main(void)
 	    cmocka_unit_test(test_guard_failed_cleanup_is_reported),
 	    cmocka_unit_test(test_guard_100k_resources_in_bursts),
 	    cmocka_unit_test(test_guard_full_ring_retries),
+	    cmocka_unit_test(test_guard_cleanup_reenters_the_guard),
+	    cmocka_unit_test(test_guard_shutdown_twice_with_zero_deadline),
 	    cmocka_unit_test(test_guard_rejects_bad_arguments),
 	};
 

@@ -804,6 +804,70 @@ test_pool_destroy_runs_pending_callbacks(void **state)
 	assert_int_equal(fm.live, 0);
 }
 
+/*
+ * A get already matched with an object whose callback has not run yet
+ * is still pending for its caller: destroy documents every callback it
+ * runs as -PX_ECLOSED, and a caller that trusts that must not be handed
+ * an object it will never put back (the pool could never be freed).
+ */
+static void
+test_pool_destroy_fails_gets_not_yet_delivered(void **state)
+{
+	struct px_pool *pool;
+	struct got a = {0};
+
+	fm_reset();
+	pool = make_pool(1, NULL);
+	/* Every step ends at once: the get is matched inside this call. */
+	assert_int_equal(px_pool_get(pool, -1, on_got, &a, NULL), 0);
+	assert_int_equal(a.calls, 0);
+	px_pool_destroy(pool);
+	assert_int_equal(a.calls, 1);
+	assert_int_equal(a.res, -PX_ECLOSED);
+	assert_null(a.obj);
+	assert_int_equal(fm.live, 0);
+	assert_int_equal(fk_released, 1);
+}
+
+static struct got close_first[2];
+
+static void
+close_on_got(struct px_pool *pool, struct px_pool_obj *obj, int res, void *ctx)
+{
+	on_got(pool, obj, res, ctx);
+	if (ctx == &close_first[0]) {
+		if (obj)
+			px_pool_put(pool, obj);
+		px_pool_close(pool);
+	}
+}
+
+/* The same after a close from the first of two callbacks of one poll. */
+static void
+test_pool_close_fails_gets_not_yet_delivered(void **state)
+{
+	struct px_pool *pool;
+	struct px_pool_stats st;
+
+	fm_reset();
+	memset(close_first, 0, sizeof(close_first));
+	pool = make_pool(2, NULL);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(
+		    px_pool_get(pool, -1, close_on_got, &close_first[i], NULL),
+		    0);
+	assert_int_equal(px_pool_poll(pool), 2);
+	assert_int_equal(close_first[0].res, 0);
+	assert_int_equal(close_first[1].calls, 1);
+	assert_int_equal(close_first[1].res, -PX_ECLOSED);
+	assert_null(close_first[1].obj);
+	assert_int_equal(fm.live, 0);
+	px_pool_stats_get(pool, &st);
+	assert_int_equal(st.gets_direct + st.gets_waited, 1);
+	assert_int_equal(st.gets_failed, 1);
+	check_empty_destroy(pool);
+}
+
 static void
 test_pool_cancel_get(void **state)
 {
@@ -828,6 +892,52 @@ test_pool_cancel_get(void **state)
 	px_pool_poll(pool);
 	assert_int_equal(b.calls, 1);
 	assert_int_equal(b.res, -ECANCELED);
+	check_empty_destroy(pool);
+}
+
+/*
+ * Every get ends in exactly one outcome counter: one cancelled after it
+ * was served, or after it timed out, but before its callback, counts as
+ * cancelled only (the counters must add up to the gets issued).
+ */
+static struct px_pool_wait *cancel_target;
+
+static void
+cancel_other(struct px_pool *pool, struct px_pool_obj *obj, int res, void *ctx)
+{
+	on_got(pool, obj, res, ctx);
+	assert_int_equal(px_pool_get_cancel(pool, cancel_target), 0);
+}
+
+static void
+test_pool_cancel_after_outcome_counts_once(void **state)
+{
+	struct px_pool_stats st;
+	struct px_pool_wait *w;
+	struct px_pool *pool;
+	struct got a = {0}, b = {0}, x = {0}, y = {0};
+
+	fm_reset();
+	pool = make_pool(1, NULL);
+	px_pool_get(pool, -1, on_got, &a, &w); /* served, callback pending */
+	assert_int_equal(px_pool_get_cancel(pool, w), 0);
+	settle(pool);
+	assert_int_equal(a.res, -ECANCELED);
+	px_pool_get(pool, -1, on_got, &b, NULL);
+	settle(pool);
+	/* Both time out in one poll; x's callback cancels y, whose own
+	 * callback has not run yet. */
+	px_pool_get(pool, 10, cancel_other, &x, NULL);
+	px_pool_get(pool, 10, on_got, &y, &cancel_target);
+	advance(pool, 20 * MS);
+	assert_int_equal(x.res, -ETIMEDOUT);
+	assert_int_equal(y.res, -ECANCELED);
+	px_pool_stats_get(pool, &st);
+	assert_int_equal(st.gets_direct + st.gets_waited, 1);
+	assert_int_equal(st.gets_timed_out, 1);
+	assert_int_equal(st.gets_cancelled, 2);
+	assert_int_equal(st.gets_failed + st.gets_rejected, 0);
+	px_pool_put(pool, b.obj);
 	check_empty_destroy(pool);
 }
 
@@ -1144,6 +1254,55 @@ test_pool_resize_take_retain(void **state)
 	check_empty_destroy(pool);
 }
 
+/*
+ * Resize while six gets wait and four slow creates are in flight: down
+ * to 2, then up to 3 before they land.  No more than 3 objects may ever
+ * exist once they did, waiters are served in arrival order, and the
+ * rest are served as objects come back.
+ */
+static void
+test_pool_resize_while_creates_in_flight(void **state)
+{
+	struct px_pool_status s;
+	struct px_pool *pool;
+	struct got g[6] = {{0}};
+	int served = 0;
+
+	fm_reset();
+	fm.mode[S_CREATE] = M_SLOW;
+	pool = make_pool(4, NULL);
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(px_pool_get(pool, -1, on_got, &g[i], NULL), 0);
+	settle(pool);
+	px_pool_status(pool, &s);
+	assert_int_equal(s.creating, 4);
+	assert_int_equal(px_pool_resize(pool, 2), 0);
+	assert_int_equal(px_pool_resize(pool, 3), 0);
+	advance(pool, fm.slow_ns);
+	px_pool_status(pool, &s);
+	assert_true(s.size <= 3);
+	assert_int_equal(fm.live, (int)s.size);
+	for (int i = 0; i < 6; i++)
+		served += g[i].calls && g[i].res == 0;
+	assert_int_equal(served, 3);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(g[i].res, 0); /* the oldest three */
+	for (int i = 0; i < 3; i++)
+		px_pool_put(pool, g[i].obj);
+	advance(pool, fm.slow_ns);
+	for (int i = 3; i < 6; i++) {
+		assert_int_equal(g[i].calls, 1);
+		assert_int_equal(g[i].res, 0);
+		assert_true(g[i - 1].order < g[i].order);
+	}
+	px_pool_status(pool, &s);
+	assert_int_equal(s.size, 3);
+	assert_int_equal(fm.live, 3);
+	for (int i = 3; i < 6; i++)
+		px_pool_put(pool, g[i].obj);
+	check_empty_destroy(pool);
+}
+
 static bool
 keep_odd(struct px_pool *pool, struct px_pool_obj *obj, void *arg)
 {
@@ -1169,6 +1328,312 @@ test_pool_retain_predicate(void **state)
 	assert_int_equal(s.size, 2);
 	assert_int_equal(fm.live, 2);
 	check_empty_destroy(pool);
+}
+
+/*
+ * A keep-predicate that calls back into the pool: what a user does when
+ * a health sweep decides the backend is gone (close), or wants an object
+ * right away (get), or shrinks the pool (resize).  retain() must not walk
+ * a list the predicate changed under it.
+ */
+struct reenter {
+	int calls;
+	int action; /* 0 close, 1 get, 2 resize to 1 */
+	struct got g;
+	struct px_pool_status seen;
+};
+
+static bool
+keep_reenter(struct px_pool *pool, struct px_pool_obj *obj, void *arg)
+{
+	struct reenter *r = arg;
+
+	if (r->calls++ == 0) {
+		if (r->action == 0)
+			px_pool_close(pool);
+		else if (r->action == 1)
+			assert_int_equal(
+			    px_pool_get(pool, -1, on_got, &r->g, NULL), 0);
+		else
+			assert_int_equal(px_pool_resize(pool, 1), 0);
+		px_pool_status(pool, &r->seen);
+		return false;
+	}
+	return true;
+}
+
+/* Four idle objects; retain() with @action from inside the predicate. */
+static struct px_pool *
+retain_reenter(struct reenter *r, int action, int *removed)
+{
+	struct px_pool *pool;
+	struct got g[4] = {{0}};
+
+	fm_reset();
+	pool = make_pool(4, NULL);
+	for (int i = 0; i < 4; i++)
+		px_pool_get(pool, -1, on_got, &g[i], NULL);
+	drive(pool);
+	for (int i = 0; i < 4; i++)
+		px_pool_put(pool, g[i].obj);
+	memset(r, 0, sizeof(*r));
+	r->action = action;
+	*removed = px_pool_retain(pool, keep_reenter, r);
+	return pool;
+}
+
+static void
+test_pool_retain_predicate_closes_pool(void **state)
+{
+	struct px_pool_status s;
+	struct px_pool *pool;
+	struct reenter r;
+	int removed;
+
+	pool = retain_reenter(&r, 0, &removed);
+	/* Closing destroys every idle object: none is left to look at. */
+	assert_int_equal(removed, 4);
+	assert_int_equal(fm.live, 0);
+	px_pool_status(pool, &s);
+	assert_int_equal(s.size, 0);
+	assert_int_equal(s.available, 0);
+	check_empty_destroy(pool);
+}
+
+static void
+test_pool_retain_predicate_gets_an_object(void **state)
+{
+	struct px_pool_status s;
+	struct px_pool *pool;
+	struct reenter r;
+	int removed;
+
+	pool = retain_reenter(&r, 1, &removed);
+	/* The object the predicate rejected is not the one handed out. */
+	assert_int_equal(removed, 1);
+	drive(pool);
+	assert_int_equal(r.g.calls, 1);
+	assert_int_equal(r.g.res, 0);
+	assert_int_equal(fm.live, 3);
+	px_pool_status(pool, &s);
+	assert_int_equal(s.size, 3);
+	assert_int_equal(s.in_use, 1);
+	assert_int_equal(s.available, 2);
+	assert_true(value_of(r.g.obj) > 0);
+	px_pool_put(pool, r.g.obj);
+	check_empty_destroy(pool);
+}
+
+static void
+test_pool_retain_predicate_resizes_pool(void **state)
+{
+	struct px_pool_status s;
+	struct px_pool *pool;
+	struct reenter r;
+	int removed;
+
+	pool = retain_reenter(&r, 2, &removed);
+	/* Status inside the predicate counts the objects under review. */
+	assert_int_equal(r.seen.size, 4);
+	assert_int_equal(r.seen.available, 4);
+	assert_int_equal(r.seen.max_size, 1);
+	/* Every object was looked at; all but one went to the new size. */
+	assert_int_equal(r.calls, 4);
+	assert_int_equal(removed, 3);
+	px_pool_status(pool, &s);
+	assert_int_equal(s.size, 1);
+	assert_int_equal(s.available, 1);
+	assert_int_equal(fm.live, 1);
+	check_empty_destroy(pool);
+}
+
+/*
+ * Close from every place a user's code runs: each manager step and hook,
+ * the cancel callbacks, a get callback and each error-sink event.  The
+ * status must add up at every one of those calls, every started get
+ * must get exactly one callback, and nothing may leak.
+ */
+enum cx_site {
+	X_NONE,
+	X_CREATE,
+	X_POST_CREATE,
+	X_PRE_RECYCLE,
+	X_RECYCLE,
+	X_POST_RECYCLE,
+	X_CANCEL,
+	X_HOOK_CANCEL,
+	X_GET_CB,
+	X_CREATE_FAILED,
+	X_RECYCLE_FAILED,
+	X_STEP_TIMEOUT,
+	X_LEAK,
+	X_BACKOFF,
+	X_SITES
+};
+
+#define CX_HELD 16
+
+static struct {
+	enum cx_site close_at;
+	bool after; /* close after the step's own work, else before */
+	bool closed;
+	int bad_status;
+	int started, callbacks;
+	unsigned int reached; /* bit per site */
+	struct px_pool_obj *held[CX_HELD];
+	int nheld;
+} cx;
+
+static void
+cx_site(struct px_pool *pool, enum cx_site site)
+{
+	struct px_pool_status st;
+
+	px_pool_status(pool, &st);
+	if (st.size != st.available + st.in_use + st.creating + st.recycling)
+		cx.bad_status++;
+	cx.reached |= 1u << site;
+	if (site == cx.close_at && !cx.closed) {
+		cx.closed = true;
+		px_pool_close(pool);
+	}
+}
+
+#define CX_STEP(name, site, inner)                                      \
+	static void name(struct px_pool *pool, struct px_pool_obj *obj, \
+			 void *arg)                                     \
+	{                                                               \
+		if (!cx.after)                                          \
+			cx_site(pool, site);                            \
+		inner(pool, obj, arg);                                  \
+		if (cx.after)                                           \
+			cx_site(pool, site);                            \
+	}
+
+CX_STEP(cx_create, X_CREATE, fm_create)
+CX_STEP(cx_post_create, X_POST_CREATE, fm_post_create)
+CX_STEP(cx_pre_recycle, X_PRE_RECYCLE, fm_pre_recycle)
+CX_STEP(cx_recycle, X_RECYCLE, fm_recycle)
+CX_STEP(cx_post_recycle, X_POST_RECYCLE, fm_post_recycle)
+CX_STEP(cx_cancel, X_CANCEL, fm_cancel)
+CX_STEP(cx_hook_cancel, X_HOOK_CANCEL, fm_cancel)
+
+static void
+cx_got(struct px_pool *pool, struct px_pool_obj *obj, int res, void *ctx)
+{
+	cx.callbacks++;
+	if (obj) {
+		assert_int_equal(res, 0);
+		assert_true(cx.nheld < CX_HELD);
+		cx.held[cx.nheld++] = obj;
+	}
+	cx_site(pool, X_GET_CB);
+}
+
+static void
+cx_sink(struct px_pool *pool, enum px_pool_event ev, int err,
+	struct px_pool_obj *obj, void *arg)
+{
+	static const enum cx_site map[] = {
+	    [PX_POOL_EV_CREATE_FAILED] = X_CREATE_FAILED,
+	    [PX_POOL_EV_RECYCLE_FAILED] = X_RECYCLE_FAILED,
+	    [PX_POOL_EV_STEP_TIMEOUT] = X_STEP_TIMEOUT,
+	    [PX_POOL_EV_LEAK] = X_LEAK,
+	    [PX_POOL_EV_BACKOFF] = X_BACKOFF,
+	};
+
+	cx_site(pool, map[ev]);
+}
+
+static const struct px_pool_manager cx_mgr = {
+    .create = cx_create,
+    .recycle = cx_recycle,
+    .destroy = fm_destroy,
+    .cancel = cx_cancel,
+};
+
+static void
+cx_get(struct px_pool *pool)
+{
+	if (px_pool_get(pool, -1, cx_got, NULL, NULL) == 0)
+		cx.started++;
+}
+
+static void
+cx_give_back(struct px_pool *pool, bool broken)
+{
+	if (cx.nheld == 0)
+		return;
+	if (broken)
+		px_pool_drop(pool, cx.held[--cx.nheld]);
+	else
+		px_pool_put(pool, cx.held[--cx.nheld]);
+}
+
+/* One run that passes every site, closing at @at. */
+static void
+cx_run(enum cx_site at, bool after)
+{
+	struct px_pool_opts o;
+	struct px_pool *pool;
+
+	fm_reset();
+	memset(&cx, 0, sizeof(cx));
+	cx.close_at = at;
+	cx.after = after;
+	fm_opts(&o, 2);
+	o.leak_threshold_ms = 50;
+	o.maint_interval_ms = 10;
+	o.hooks.post_create = cx_post_create;
+	o.hooks.pre_recycle = cx_pre_recycle;
+	o.hooks.post_recycle = cx_post_recycle;
+	o.hooks.cancel = cx_hook_cancel;
+	o.error_sink = cx_sink;
+	assert_int_equal(px_pool_create_env(&fk_env, &cx_mgr, &o, &pool), 0);
+	cx_get(pool);
+	cx_get(pool);
+	settle(pool);
+	cx_give_back(pool, false); /* a checkout recycle */
+	cx_get(pool);
+	settle(pool);
+	fm.mode[S_RECYCLE] = M_FAIL; /* a failed recycle, then a create */
+	cx_give_back(pool, false);
+	cx_get(pool);
+	settle(pool);
+	fm.mode[S_RECYCLE] = M_OK;
+	advance(pool, 60 * MS);      /* held past leak_threshold_ms */
+	fm.mode[S_CREATE] = M_NEVER; /* a create that times out */
+	cx_give_back(pool, true);
+	cx_get(pool);
+	advance(pool, 200 * MS);
+	fm.mode[S_CREATE] = M_OK;
+	fm.mode[S_POST_CREATE] = M_NEVER; /* a hook that times out */
+	cx_get(pool);
+	advance(pool, 200 * MS);
+	fm.mode[S_POST_CREATE] = M_OK;
+	fm.mode[S_CREATE] = M_FAIL; /* a create that fails */
+	cx_get(pool);
+	settle(pool);
+	while (cx.nheld)
+		cx_give_back(pool, false);
+	settle(pool);
+	if (at != X_NONE && !cx.closed)
+		fail_msg("site %d was never reached", at);
+	if (at == X_NONE && cx.reached != ((1u << X_SITES) - 2))
+		fail_msg("sites reached: %#x", cx.reached);
+	assert_int_equal(cx.bad_status, 0);
+	assert_int_equal(cx.callbacks, cx.started);
+	check_empty_destroy(pool);
+}
+
+static void
+test_pool_close_from_every_callback(void **state)
+{
+	for (int at = X_NONE; at < 2 * X_SITES; at++) {
+		print_message("close at site %d, %s\n", at % X_SITES,
+			      at < X_SITES ? "before" : "after");
+		cx_run((enum cx_site)(at % X_SITES), at >= X_SITES);
+	}
 }
 
 static void
@@ -1230,6 +1695,80 @@ test_pool_idle_timeout_and_keepalive(void **state)
 	px_pool_stats_get(pool, &st);
 	assert_true(st.closed_broken >= 1);
 	assert_true(st.closed_idle + st.closed_broken >= 2);
+	check_empty_destroy(pool);
+}
+
+/*
+ * A keepalive check is not a use: idle objects that pass their
+ * keepalives must still reach idle_timeout, counted from their return.
+ */
+static void
+test_pool_keepalive_does_not_defeat_idle_timeout(void **state)
+{
+	struct px_pool_opts o;
+	struct px_pool *pool;
+	struct px_pool_status s;
+	struct px_pool_stats st;
+	struct got g[2] = {{0}};
+
+	fm_reset();
+	fm_opts(&o, 2);
+	o.idle_timeout_ms = 100;
+	o.keepalive_ms = 30;
+	o.maint_interval_ms = 10;
+	pool = make_pool(2, &o);
+	for (int i = 0; i < 2; i++)
+		px_pool_get(pool, -1, on_got, &g[i], NULL);
+	settle(pool);
+	for (int i = 0; i < 2; i++)
+		px_pool_put(pool, g[i].obj);
+	advance(pool, 90 * MS);
+	px_pool_stats_get(pool, &st);
+	assert_true(st.keepalives >= 4); /* checked, and kept */
+	px_pool_status(pool, &s);
+	assert_int_equal(s.size, 2);
+	advance(pool, 60 * MS);
+	px_pool_status(pool, &s);
+	assert_int_equal(s.size, 0);
+	px_pool_stats_get(pool, &st);
+	assert_int_equal(st.closed_idle, 2);
+	check_empty_destroy(pool);
+}
+
+/*
+ * max_lifetime holds at hand-out: an object that expires while its
+ * checkout recycle runs is destroyed, not handed out, and the waiter
+ * gets a fresh one.
+ */
+static void
+test_pool_object_expiring_during_checkout_is_not_handed_out(void **state)
+{
+	struct px_pool_opts o;
+	struct px_pool *pool;
+	struct px_pool_stats st;
+	struct got a = {0}, b = {0};
+
+	fm_reset();
+	fm_opts(&o, 1);
+	o.max_lifetime_ms = 100;
+	o.lifetime_jitter_pct = 0;
+	pool = make_pool(1, &o);
+	px_pool_get(pool, -1, on_got, &a, NULL);
+	settle(pool);
+	assert_int_equal(value_of(a.obj), 1);
+	px_pool_put(pool, a.obj);
+	advance(pool, 80 * MS);
+	fm.mode[S_RECYCLE] = M_SLOW; /* 30 ms: ends past the lifetime */
+	px_pool_get(pool, -1, on_got, &b, NULL);
+	advance(pool, 40 * MS);
+	fm.mode[S_RECYCLE] = M_OK;
+	settle(pool);
+	assert_int_equal(b.calls, 1);
+	assert_int_equal(b.res, 0);
+	assert_int_equal(value_of(b.obj), 2);
+	px_pool_stats_get(pool, &st);
+	assert_int_equal(st.closed_expired, 1);
+	px_pool_put(pool, b.obj);
 	check_empty_destroy(pool);
 }
 
@@ -1311,6 +1850,26 @@ test_pool_rejects_bad_options(void **state)
 			 -EINVAL);
 	m.destroy = NULL;
 	assert_int_equal(px_pool_create_env(&fk_env, &m, NULL, &pool), -EINVAL);
+}
+
+/* A get without a callback, or a retain without a predicate, is
+ * refused at the call instead of crashing a later poll. */
+static void
+test_pool_rejects_calls_without_callbacks(void **state)
+{
+	struct px_pool_status s;
+	struct px_pool *pool;
+
+	fm_reset();
+	pool = make_pool(2, NULL);
+	assert_int_equal(px_pool_get(pool, -1, NULL, NULL, NULL), -EINVAL);
+	assert_int_equal(px_pool_get(pool, 0, NULL, NULL, NULL), -EINVAL);
+	assert_int_equal(px_pool_retain(pool, NULL, NULL), -EINVAL);
+	px_pool_status(pool, &s);
+	assert_int_equal(s.size, 0);
+	assert_int_equal(s.waiting, 0);
+	assert_int_equal(px_pool_poll(pool), 0);
+	check_empty_destroy(pool);
 }
 
 static void
@@ -1497,7 +2056,10 @@ main(void)
 	    cmocka_unit_test(test_pool_bounded_waiter_queue_fails_fast),
 	    cmocka_unit_test(test_pool_close_fails_every_waiter_at_once),
 	    cmocka_unit_test(test_pool_destroy_runs_pending_callbacks),
+	    cmocka_unit_test(test_pool_destroy_fails_gets_not_yet_delivered),
+	    cmocka_unit_test(test_pool_close_fails_gets_not_yet_delivered),
 	    cmocka_unit_test(test_pool_cancel_get),
+	    cmocka_unit_test(test_pool_cancel_after_outcome_counts_once),
 	    cmocka_unit_test(test_pool_lifo_and_fifo_idle_order),
 	    cmocka_unit_test(test_pool_timeout_mid_create_leaks_nothing),
 	    cmocka_unit_test(test_pool_timeout_mid_recycle_leaks_nothing),
@@ -1508,15 +2070,24 @@ main(void)
 	    cmocka_unit_test(test_pool_lifetime_jitter_spreads_expiry),
 	    cmocka_unit_test(test_pool_hook_failures),
 	    cmocka_unit_test(test_pool_resize_take_retain),
+	    cmocka_unit_test(test_pool_resize_while_creates_in_flight),
 	    cmocka_unit_test(test_pool_retain_predicate),
+	    cmocka_unit_test(test_pool_retain_predicate_closes_pool),
+	    cmocka_unit_test(test_pool_retain_predicate_gets_an_object),
+	    cmocka_unit_test(test_pool_retain_predicate_resizes_pool),
+	    cmocka_unit_test(test_pool_close_from_every_callback),
 	    cmocka_unit_test(test_pool_min_idle_replenishes),
 	    cmocka_unit_test(test_pool_housekeeping_rearmed_without_memory),
 	    cmocka_unit_test(test_pool_waiter_deadlines_mixed_timeouts),
 	    cmocka_unit_test(test_pool_no_check_fast_paths_keep_fifo),
 	    cmocka_unit_test(test_pool_idle_timeout_and_keepalive),
+	    cmocka_unit_test(test_pool_keepalive_does_not_defeat_idle_timeout),
+	    cmocka_unit_test(
+		test_pool_object_expiring_during_checkout_is_not_handed_out),
 	    cmocka_unit_test(test_pool_leak_detection_reports_once),
 	    cmocka_unit_test(test_pool_stats_and_histogram),
 	    cmocka_unit_test(test_pool_rejects_bad_options),
+	    cmocka_unit_test(test_pool_rejects_calls_without_callbacks),
 	    cmocka_unit_test(test_pool_error_texts_explain_pool_errors),
 	    cmocka_unit_test(test_pool_cancellation_matrix),
 	};

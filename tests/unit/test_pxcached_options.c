@@ -182,6 +182,7 @@ test_pxcached_options_help_lists_everything(void **state)
 					   "--snapshot=",
 					   "--snapshot-interval",
 					   "--snapshot-strict",
+					   "--handover",
 					   "--extended",
 					   "idle_timeout",
 					   "partial_timeout",
@@ -224,6 +225,27 @@ test_pxcached_options_snapshot(void **state)
 	assert_int_equal(parse(&o, err, sizeof(err), "--snapshot", "", NULL),
 			 -EINVAL);
 	assert_non_null(strstr(err, "file name"));
+}
+
+/* --handover: a Unix socket path that fits in sockaddr_un. */
+static void
+test_pxcached_options_handover(void **state)
+{
+	char err[128], longp[PXC_HANDOVER_PATH_MAX + 1];
+	struct pxc_opts o;
+
+	assert_int_equal(parse(&o, err, sizeof(err), NULL), 0);
+	assert_null(o.handover);
+	assert_int_equal(
+	    parse(&o, err, sizeof(err), "--handover", "/run/px.sock", NULL), 0);
+	assert_string_equal(o.handover, "/run/px.sock");
+	assert_int_equal(parse(&o, err, sizeof(err), "--handover", "", NULL),
+			 -EINVAL);
+	memset(longp, 'a', sizeof(longp) - 1);
+	longp[sizeof(longp) - 1] = 0;
+	assert_int_equal(parse(&o, err, sizeof(err), "--handover", longp, NULL),
+			 -EINVAL);
+	assert_non_null(strstr(err, "shorter than"));
 }
 
 /* -o: memcached's extended options, comma separated, Kconfig defaults. */
@@ -309,6 +331,7 @@ main(void)
 	    cmocka_unit_test(test_pxcached_options_sizes),
 	    cmocka_unit_test(test_pxcached_options_help_lists_everything),
 	    cmocka_unit_test(test_pxcached_options_snapshot),
+	    cmocka_unit_test(test_pxcached_options_handover),
 	    cmocka_unit_test(test_pxcached_options_extended),
 	    cmocka_unit_test(test_pxcached_options_extended_refused),
 	    cmocka_unit_test(test_pxcached_options_memory_over_cache_limit),

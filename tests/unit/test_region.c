@@ -788,6 +788,37 @@ test_region_populate_falls_back_to_touching(void **state)
 	px_region_destroy(r);
 }
 
+/*
+ * Mapping a memfd again with populate on a kernel without
+ * MADV_POPULATE_WRITE must fault the pages in without writing them: the
+ * touching fallback of a new region wrote a zero into every page, which
+ * wiped the first bytes of each page of a cache being adopted.
+ */
+static void
+test_region_map_fd_populate_fallback_keeps_the_data(void **state)
+{
+	struct px_region_opts o = opts_for(PX_REGION_4K);
+	struct px_region_stats st;
+	struct px_region *a, *b;
+	char *q;
+	size_t off;
+
+	o.shareable = true;
+	assert_int_equal(px_region_create(&a, 64 * KB, &o), 0);
+	memset(px_region_base(a), 7, 64 * KB);
+	fk.real_smaps = true;
+	fk.fail[F_POPULATE] = -EINVAL; /* a kernel before 5.14 */
+	o.populate = true;
+	assert_int_equal(px_region_map_fd(&b, px_region_fd(a), &o), 0);
+	q = px_region_base(b);
+	for (off = 0; off < 64 * KB; off += 4096)
+		assert_int_equal(q[off], 7);
+	assert_int_equal(px_region_stats(b, &st), 0);
+	assert_int_equal(st.resident, 64 * KB);
+	px_region_destroy(b);
+	px_region_destroy(a);
+}
+
 static void
 test_region_populate_failure_cleans_up(void **state)
 {
@@ -1129,6 +1160,7 @@ main(void)
 	    FAKE_TEST(test_region_reservation_failure_is_returned),
 	    FAKE_TEST(test_region_place_failure_unmaps_the_reservation),
 	    FAKE_TEST(test_region_populate_falls_back_to_touching),
+	    FAKE_TEST(test_region_map_fd_populate_fallback_keeps_the_data),
 	    FAKE_TEST(test_region_populate_failure_cleans_up),
 	    FAKE_TEST(test_region_mlock_failure_cleans_up),
 	    FAKE_TEST(test_region_collapse_is_best_effort),

@@ -473,7 +473,7 @@ test_snapshot_retention_limit_fails_and_keeps_the_old_file(void **state)
 	o.retain_limit = 64 * 1024;
 	o.progress = churn_all;
 	o.progress_arg = &ch;
-	assert_int_equal(px_snapshot_save(c, path, &o, NULL), -ENOSPC);
+	assert_int_equal(px_snapshot_save(c, path, &o, NULL), -PX_ERETAIN);
 	assert_image_is(&m); /* the previous snapshot, untouched */
 	model_free(&m);
 
@@ -541,7 +541,7 @@ test_snapshot_full_cache_keeps_storing_during_a_snapshot(void **state)
 	 * stores still succeed. */
 	f.calls = 0;
 	o.spill_bytes = 1;
-	assert_int_equal(px_snapshot_save(c, path, &o, NULL), -ENOSPC);
+	assert_int_equal(px_snapshot_save(c, path, &o, NULL), -PX_ERETAIN);
 	assert_int_equal(f.failed, 0);
 	assert_image_is(&m); /* the previous file */
 	model_free(&m);
@@ -900,6 +900,68 @@ test_snapshot_info_bytes_is_the_file_size(void **state)
 	px_cache_destroy(c);
 }
 
+/* Load progress: count the calls, give up at call @stop_at (0: never). */
+struct load_watch {
+	unsigned calls, stop_at;
+	uint64_t last_blocks;
+};
+
+static int
+watch_load(void *arg, const struct px_snapshot_info *so_far)
+{
+	struct load_watch *w = arg;
+
+	w->calls++;
+	w->last_blocks = so_far->blocks;
+	return w->calls == w->stop_at ? -ECANCELED : 0;
+}
+
+static void
+test_snapshot_load_progress_can_abandon_the_load(void **state)
+{
+	struct px_cache *c = make(32 * MIB), *d;
+	uint64_t m[PX_CACHE_METRIC_COUNT];
+	struct load_watch w = {0};
+	struct px_snapshot_opts o;
+	struct px_snapshot_info si, li;
+
+	fill(c, 1);
+	small_blocks(&o);
+	assert_int_equal(px_snapshot_save(c, path, &o, &si), 0);
+	assert_true(si.blocks > 4);
+	px_cache_destroy(c);
+
+	/* Called after every block of both passes. */
+	px_snapshot_opts_init(&o);
+	o.progress = watch_load;
+	o.progress_arg = &w;
+	d = make(32 * MIB);
+	assert_int_equal(px_snapshot_load_with(d, path, &o, &li), 0);
+	assert_int_equal(li.loaded, NKEYS);
+	assert_int_equal(w.calls, 2 * si.blocks);
+	assert_int_equal(w.last_blocks, si.blocks);
+	px_cache_destroy(d);
+
+	/* Given up in the verifying pass: nothing stored. */
+	w = (struct load_watch){.stop_at = 2};
+	d = make(32 * MIB);
+	assert_int_equal(px_snapshot_load_with(d, path, &o, &li), -ECANCELED);
+	assert_int_equal(w.calls, 2);
+	px_cache_metrics(d, m);
+	assert_int_equal(m[PX_CACHE_M_items], 0);
+	px_cache_destroy(d);
+
+	/* Given up in the storing pass after one block: part stored. */
+	w = (struct load_watch){.stop_at = (unsigned)si.blocks + 1};
+	d = make(32 * MIB);
+	assert_int_equal(px_snapshot_load_with(d, path, &o, &li), -ECANCELED);
+	assert_int_equal(w.calls, si.blocks + 1);
+	assert_true(li.loaded > 0 && li.loaded < NKEYS);
+	px_cache_metrics(d, m);
+	assert_int_equal(m[PX_CACHE_M_items], li.loaded);
+	px_cache_destroy(d);
+}
+
 int
 main(void)
 {
@@ -922,6 +984,7 @@ main(void)
 	    T(test_snapshot_version1_files_still_load),
 	    T(test_snapshot_failed_save_keeps_the_previous_file),
 	    T(test_snapshot_info_bytes_is_the_file_size),
+	    T(test_snapshot_load_progress_can_abandon_the_load),
 #undef T
 	};
 

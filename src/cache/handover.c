@@ -1,0 +1,202 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Handing a cache to another process without copying it (a warm roll, in
+ * the manner of CacheLib's): everything of a cache lives in one region,
+ * and everything in the region refers to the rest by offsets, except for
+ * a few pointers in the control block.  A cache made on a shareable
+ * (memfd) region is quiesced by px_cache_handover(), its memfd passed on
+ * (SCM_RIGHTS, or kept across exec), and px_cache_adopt() maps it again,
+ * checks that the same build made it, and moves those pointers to the new
+ * address.  Locks, the counter stripes, loader bookkeeping, the listener
+ * and the clock are the new owner's; items, cas ids, expiry times, the
+ * index, the policy's queues and the hash seed carry over.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <patinox/error.h>
+#include <xxhash.h>
+
+#include "cache_int.h"
+
+/* Bump when the meaning of the region changes without its sizes. */
+#define PXC_LAYOUT_VERSION 2u /* 2: 32-bit ghost entries */
+
+uint64_t
+px_cache_layout_id(void)
+{
+	const uint64_t facts[] = {
+	    PXC_LAYOUT_VERSION,
+	    sizeof(struct px_cache),
+	    sizeof(struct pxc_item),
+	    sizeof(struct pxc_index),
+	    sizeof(struct pxc_stripe),
+	    sizeof(pthread_mutex_t),
+	    offsetof(struct px_cache, arena),
+	    offsetof(struct px_cache, pol),
+	    offsetof(struct px_cache, snap),
+	    PXC_UNIT,
+	    PXC_PIN_SLOTS,
+	    PXC_GHOST_WAYS,
+	    CONFIG_PX_CACHE_STAT_STRIPES,
+	    CONFIG_PX_CACHE_KEY_MAX,
+	};
+
+	return XXH3_64bits(facts, sizeof(facts));
+}
+
+static bool
+pins_clear(const struct px_cache *c)
+{
+	unsigned i;
+
+	for (i = 0; i < PXC_PIN_SLOTS; i++)
+		if (atomic_load_explicit(&c->pins[i], memory_order_acquire))
+			return false;
+	return true;
+}
+
+static bool
+loads_pending(struct px_cache *c)
+{
+	bool busy;
+
+	pthread_mutex_lock(&c->load_lock);
+	busy = c->loads != NULL;
+	pthread_mutex_unlock(&c->load_lock);
+	return busy;
+}
+
+int
+px_cache_handover(struct px_cache *c, int *fd)
+{
+	struct px_region *r = c->region;
+	int rfd = px_region_fd(r), dfd;
+
+	if (rfd < 0)
+		return -EINVAL;
+	if (loads_pending(c))
+		return -EBUSY;
+	pxc_lock(c);
+	if (c->snap.active)
+		goto out_busy;
+	while (c->limbo && pxc_reclaim(c))
+		;
+	if (c->limbo || c->pinned || !pins_clear(c))
+		goto out_busy;
+	dfd = fcntl(rfd, F_DUPFD_CLOEXEC, 0);
+	if (dfd < 0) {
+		pxc_unlock(c);
+		return -errno;
+	}
+	/* The control block is the adopter's from here on, in the shared
+	 * memory itself: read nothing more of it.  The writer lock stays
+	 * held in the mapping this process drops. */
+	atomic_store_explicit(&c->handover, PXC_HANDED, memory_order_release);
+	px_region_destroy(r);
+	*fd = dfd;
+	return 0;
+
+out_busy:
+	pxc_unlock(c);
+	return -EBUSY;
+}
+
+static void *
+rebase(const void *p, const char *from, char *to)
+{
+	return p ? to + ((const char *)p - from) : NULL;
+}
+
+/* Move every pointer into the region from the old mapping to @c's. */
+static void
+rebase_all(struct px_cache *c)
+{
+	char *from = c->base, *to = (char *)c;
+	struct pxc_index *ix =
+	    atomic_load_explicit(&c->index, memory_order_relaxed);
+
+	atomic_store_explicit(&c->index, rebase(ix, from, to),
+			      memory_order_relaxed);
+	c->buckets = rebase((void *)c->buckets, from, to);
+	c->pins = rebase((void *)c->pins, from, to);
+	c->stripes = rebase(c->stripes, from, to);
+	c->pol.ghost = rebase(c->pol.ghost, from, to);
+	c->arena.base = to;
+	c->base = to;
+}
+
+/* Whether the offsets adoption relies on stay inside @size bytes. */
+static bool
+plausible(const struct px_cache *c, size_t size)
+{
+	const char *ix =
+	    (const char *)atomic_load_explicit(&c->index, memory_order_relaxed);
+
+	return c->region_bytes == size && c->limit >= size &&
+	       (size_t)c->arena.end * PXC_UNIT + PXC_UNIT <= size &&
+	       c->arena.start < c->arena.end && ix > c->base &&
+	       (size_t)(ix - c->base) < size && !c->snap.active && !c->limbo &&
+	       !c->pinned;
+}
+
+static void
+take_ownership(struct px_cache *c, struct px_region *r,
+	       const struct px_cache_opts *o)
+{
+	extern const struct px_cache_hooks pxc_real_clock;
+
+	c->region = r;
+	c->listener = o ? o->listener : NULL;
+	c->listener_arg = o ? o->listener_arg : NULL;
+	c->hooks = o && o->hooks && o->hooks->now ? *o->hooks : pxc_real_clock;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->load_lock, NULL);
+	pthread_cond_init(&c->load_cond, NULL);
+	c->loads = NULL;
+	memset(&c->snap, 0, sizeof(c->snap));
+	memset(c->stripes, 0, (size_t)c->nstripes * sizeof(*c->stripes));
+}
+
+int
+px_cache_adopt(struct px_cache **out, int fd, const struct px_cache_opts *opts)
+{
+	uint32_t handed = PXC_HANDED;
+	struct px_region *r;
+	struct px_cache *c;
+	size_t size;
+	int err;
+
+	err = px_region_map_fd(&r, fd, opts ? &opts->region : NULL);
+	if (err)
+		return err;
+	size = px_region_size(r);
+	err = -PX_ECORRUPT;
+	if (size < sizeof(*c))
+		goto out_region;
+	c = px_region_base(r);
+	if (c->magic != PXC_MAGIC || c->layout != px_cache_layout_id())
+		goto out_region;
+	err = -EBUSY; /* still in use, or another process adopts it */
+	if (!atomic_compare_exchange_strong_explicit(
+		&c->handover, &handed, PXC_ADOPTING, memory_order_acquire,
+		memory_order_relaxed))
+		goto out_region;
+	if (!plausible(c, size)) {
+		err = -PX_ECORRUPT;
+		atomic_store_explicit(&c->handover, PXC_HANDED,
+				      memory_order_release);
+		goto out_region;
+	}
+	rebase_all(c);
+	take_ownership(c, r, opts);
+	atomic_store_explicit(&c->handover, PXC_LIVE, memory_order_release);
+	*out = c;
+	return 0;
+
+out_region:
+	px_region_destroy(r);
+	return err;
+}
