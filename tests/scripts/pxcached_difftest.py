@@ -569,10 +569,9 @@ def cas_ids(reply):
     return ids
 
 
-def normal(reply, seen, cmd, server):
-    """The reply as comparable items: cas ids as their first-seen index,
-    version and TTL words apart, memcached's padding removed on the keys
-    the generator marked."""
+def normal(reply, seen):
+    """The reply as comparable items: cas ids as their first-seen index
+    and the version's words made alike (TTLs and padding: see same())."""
     out = []
     for it in items(reply):
         line, data = it if isinstance(it, tuple) else (it, None)
@@ -699,8 +698,8 @@ def run(mc, px, cmds, chunks):
                 continue  # its cas ids, if any, are not learnt
             mc.learn(a)
             px.learn(b)
-            na = normal(a, mc.cas_seen, c, "mc")
-            nb = normal(b, px.cas_seen, c, "px")
+            na = normal(a, mc.cas_seen)
+            nb = normal(b, px.cas_seen)
             if not same(na, nb, c):
                 return i + j, a, b
         i += len(part)
