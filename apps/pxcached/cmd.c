@@ -623,6 +623,24 @@ cmd_md(struct pxc_conn *c, const struct mc_req *req)
 		meta_status(c, req, "HD");
 }
 
+/*
+ * The TTL a key created by ma's N gets: memcached applies T and N in the
+ * order they stand, N only to a created key, so the later of the two wins.
+ */
+static int64_t
+ma_created_ttl(const struct mc_meta *m)
+{
+	int64_t ttl = m->vivify_ttl;
+
+	for (uint8_t i = 0; i < m->norder; i++) {
+		if (m->order[i] == 'T')
+			ttl = m->ttl;
+		else if (m->order[i] == 'N')
+			ttl = m->vivify_ttl;
+	}
+	return ttl;
+}
+
 /* ma's arithmetic, creating the key first when N asks for it. */
 static int
 ma_apply(struct pxc_conn *c, const struct mc_req *req, uint64_t *val,
@@ -639,8 +657,8 @@ ma_apply(struct pxc_conn *c, const struct mc_req *req, uint64_t *val,
 			return rc;
 		n = snprintf(num, sizeof(num), "%" PRIu64, m->initial);
 		rc = px_cache_store(cache_of(c), PX_CACHE_ADD, req->key,
-				    req->nkey, num, (size_t)n, 0, m->vivify_ttl,
-				    0, cas);
+				    req->nkey, num, (size_t)n, 0,
+				    ma_created_ttl(m), 0, cas);
 		if (rc != -EEXIST) {
 			*val = m->initial;
 			*created = rc == 0;
@@ -649,6 +667,46 @@ ma_apply(struct pxc_conn *c, const struct mc_req *req, uint64_t *val,
 		/* Someone created it meanwhile: apply to theirs. */
 	}
 	return rc;
+}
+
+/*
+ * A memcached TTL as a Unix time (0: none), for t.  A TTL in the past
+ * gives a time in the past, whose t is 0.
+ */
+static int64_t
+mc_expiry(int64_t ttl)
+{
+	int64_t now = (int64_t)time(NULL);
+
+	if (ttl == 0)
+		return 0;
+	if (ttl < 0)
+		return now - 1;
+	return ttl <= PX_CACHE_TTL_RELATIVE_MAX ? now + ttl : ttl;
+}
+
+/*
+ * The expiry time ma's t reports: memcached walks the flags in order, T
+ * setting the TTL and N setting it on a created key, and t says the TTL
+ * as it stands at its place (0 on a key N has just created, before N).
+ */
+static int64_t
+ma_t_expiry(struct pxc_conn *c, const struct mc_req *req, bool created)
+{
+	const struct mc_meta *m = &req->meta;
+	int64_t cur = created ? 0 : exptime_now(c, req);
+
+	for (uint8_t i = 0; i < m->norder; i++) {
+		char f = m->order[i];
+
+		if (f == 't')
+			return cur;
+		if (f == 'T')
+			cur = mc_expiry(m->ttl);
+		else if (f == 'N' && created)
+			cur = mc_expiry(m->vivify_ttl);
+	}
+	return cur;
 }
 
 /* ma's return flags: c, t (at @t_exptime), k, O. */
@@ -695,12 +753,11 @@ cmd_ma(struct pxc_conn *c, const struct mc_req *req)
 		return;
 	}
 	count(c, incr ? PXC_ST_incr_hits : PXC_ST_decr_hits);
-	if (t_before_touch(m))
-		t_exptime = exptime_now(c, req);
-	if (mc_meta_has(m, 'T'))
+	if (mc_meta_has(m, 't'))
+		t_exptime = ma_t_expiry(c, req, created);
+	/* A created key already has its TTL (ma_created_ttl). */
+	if (mc_meta_has(m, 'T') && !created)
 		px_cache_touch(cache_of(c), req->key, req->nkey, m->ttl);
-	if (mc_meta_has(m, 't') && !t_before_touch(m))
-		t_exptime = exptime_now(c, req);
 	/*
 	 * As in memcached, q silences a change to an existing number, its
 	 * value included, but not a number that N has just created.

@@ -61,6 +61,8 @@ static const char ERR_DUP[] = "CLIENT_ERROR duplicate flag";
 static const char ERR_FLAG_OR_DUP[] = "CLIENT_ERROR invalid or duplicate flag";
 static const char ERR_OPAQUE[] = "CLIENT_ERROR opaque token too long";
 static const char ERR_M_LEN[] = "CLIENT_ERROR incorrect length for M token";
+static const char ERR_MODE_MA[] = "CLIENT_ERROR invalid mode for ma M token";
+static const char ERR_MODE_MS[] = "CLIENT_ERROR invalid mode for ms M token";
 static const char ERR_DELETE[] =
     "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]";
 
@@ -105,6 +107,31 @@ mc_parse_i64(const char *s, size_t n, int64_t *out)
 	return 0;
 }
 
+static bool
+c_space(char ch)
+{
+	return ch == ' ' || (ch >= '\t' && ch <= '\r');
+}
+
+/*
+ * The number in a word as strtoul sees it: words are split at spaces
+ * only, so a word may hold a tab, CR, LF, VT or FF.  strtoul skips them
+ * in front, and memcached takes a number that one of them ends
+ * ("100<TAB>noreply" is 100).
+ */
+static void
+num_span(const char **s, size_t *n)
+{
+	const char *p = *s, *end = *s + *n, *e;
+
+	while (p < end && c_space(*p))
+		p++;
+	for (e = p; e < end && !c_space(*e); e++)
+		;
+	*s = p;
+	*n = (size_t)(e - p);
+}
+
 /*
  * A number word as memcached reads it with strtoul/strtoull: an optional
  * leading '+' or '-', then digits; a '-' is refused unless the value is 0
@@ -113,7 +140,10 @@ mc_parse_i64(const char *s, size_t n, int64_t *out)
 static int
 parse_word_u64(const char *s, size_t n, uint64_t *out)
 {
-	bool sign = n > 0 && (s[0] == '+' || s[0] == '-');
+	bool sign;
+
+	num_span(&s, &n);
+	sign = n > 0 && (s[0] == '+' || s[0] == '-');
 
 	if (mc_parse_u64(s + sign, n - sign, out) < 0)
 		return -1;
@@ -135,9 +165,12 @@ parse_u32(const struct mc_tok *t, uint32_t *out)
 static int
 parse_i32(const struct mc_tok *t, int64_t *out)
 {
+	const char *s = t->p;
+	size_t n = t->n;
 	int64_t v;
 
-	if (mc_parse_i64(t->p, t->n, &v) < 0 || v > INT32_MAX || v < INT32_MIN)
+	num_span(&s, &n);
+	if (mc_parse_i64(s, n, &v) < 0 || v > INT32_MAX || v < INT32_MIN)
 		return -1;
 	*out = v;
 	return 0;
@@ -560,9 +593,7 @@ meta_token(enum mc_cmd cmd, struct mc_meta *m, char f, const struct mc_tok *t)
 		if (n != 1)
 			return ERR_M_LEN;
 		if (meta_mode(cmd, *s, &m->mode) < 0)
-			return cmd == MC_CMD_MA
-				   ? "CLIENT_ERROR invalid mode for ma M token"
-				   : "CLIENT_ERROR invalid mode for ms M token";
+			return cmd == MC_CMD_MA ? ERR_MODE_MA : ERR_MODE_MS;
 		return NULL;
 	default:
 		return NULL;
@@ -588,35 +619,67 @@ meta_flag_error(enum mc_cmd cmd, const char *err)
 	if (cmd != MC_CMD_MA && cmd != MC_CMD_MD)
 		return err;
 	if (err == ERR_NOT_LETTER || err == ERR_DUP || err == ERR_TOKEN ||
-	    err == ERR_M_LEN)
+	    err == ERR_M_LEN || err == ERR_FORMAT)
 		return ERR_FLAG_OR_DUP;
 	return err;
 }
 
-/* Parses the flag words of a meta command from word @first on. */
+/*
+ * One flag word's letter, checked in memcached's order: a repeated letter
+ * (or a byte of 127 and above) and an unknown letter stop the parse at
+ * once; then pxcached's own refusals.  Returns an error or NULL.
+ */
+static const char *
+meta_letter(enum mc_cmd cmd, const struct mc_meta *m, char f)
+{
+	if ((unsigned char)f >= 127 ||
+	    (is_flag_letter(f) && (m->present & MC_META_BIT(f))))
+		return ERR_DUP;
+	if (!is_flag_letter(f) || !strchr(MC_META_KNOWN, f))
+		return ERR_NOT_LETTER;
+	if (!strchr(meta_allowed[cmd], f))
+		return ERR_FLAG;
+	return NULL;
+}
+
+/*
+ * Parses the flag words of a meta command from word @first on, as
+ * memcached's flag pass does: a bad number does not stop it (a duplicate
+ * further on is the error said), and when several numbers are bad the
+ * last one's error is said; a bad F leaves the error as it was, "bad
+ * command line format" when none came before.  Then the mode letter, and
+ * last the opaque's length.
+ */
 static const char *
 parse_meta_flags(enum mc_cmd cmd, struct mc_line *l, size_t first,
 		 struct mc_meta *m)
 {
+	const char *errstr = ERR_FORMAT, *mode = NULL, *opaque = NULL;
+	bool bad = false;
+
 	m->delta = 1;
 	m->mode = cmd == MC_CMD_MA ? MC_MODE_INCR : MC_MODE_SET;
 	for (size_t i = first; i < l->ntok; i++) {
 		char f = l->tok[i].p[0];
-		const char *err;
+		const char *err = meta_letter(cmd, m, f);
 
-		if (!is_flag_letter(f) || !strchr(MC_META_KNOWN, f))
-			return ERR_NOT_LETTER;
-		if (!strchr(meta_allowed[cmd], f))
-			return ERR_FLAG;
-		if (m->present & MC_META_BIT(f))
-			return ERR_DUP;
+		if (err)
+			return err;
 		m->present |= MC_META_BIT(f);
 		m->order[m->norder++] = f;
 		err = meta_token(cmd, m, f, &l->tok[i]);
-		if (err)
-			return err;
+		if (err == ERR_MODE_MA || err == ERR_MODE_MS) {
+			mode = err;
+		} else if (err == ERR_OPAQUE) {
+			opaque = err;
+		} else if (err) {
+			bad = true;
+			errstr = err == ERR_FORMAT ? errstr : err;
+		}
 	}
-	return NULL;
+	if (bad)
+		return errstr;
+	return mode ? mode : opaque;
 }
 
 /* mg|md|ma <key> <flag>* */

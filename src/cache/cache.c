@@ -181,7 +181,7 @@ index_block_units(size_t buckets, size_t ghost_buckets)
 {
 	size_t bytes = PXC_IX_OFF + sizeof(struct pxc_index) +
 		       buckets * sizeof(uint32_t) +
-		       ghost_buckets * PXC_GHOST_WAYS * sizeof(uint64_t);
+		       ghost_buckets * PXC_GHOST_WAYS * sizeof(uint32_t);
 
 	return (bytes + PXC_UNIT - 1) / PXC_UNIT;
 }
@@ -239,13 +239,13 @@ index_block(const struct px_cache *c, const struct pxc_index *ix)
 void
 pxc_index_use(struct px_cache *c, struct pxc_index *ix)
 {
-	pxc_ghost_move(c, (uint64_t *)(ix->b + ix->mask + 1),
+	pxc_ghost_move(c, (uint32_t *)(ix->b + ix->mask + 1),
 		       ix->ghost_buckets);
 	c->buckets = ix->b;
 	c->bucket_mask = ix->mask;
 	c->index_bytes = ((size_t)ix->mask + 1) * sizeof(uint32_t);
 	c->ghost_bytes =
-	    (size_t)ix->ghost_buckets * PXC_GHOST_WAYS * sizeof(uint64_t);
+	    (size_t)ix->ghost_buckets * PXC_GHOST_WAYS * sizeof(uint32_t);
 	atomic_store_explicit(&c->table_units, pxc_units(index_block(c, ix)),
 			      memory_order_relaxed);
 	atomic_store_explicit(&c->index, ix, memory_order_release);

@@ -136,8 +136,9 @@ struct pxc_policy {
 	size_t capacity;      /* items or units */
 	size_t small_cap;     /* S3-FIFO small queue share */
 	unsigned move_threshold;
-	uint64_t *ghost;      /* fingerprint << 32 | insertion seq */
+	uint32_t *ghost;      /* fingerprint << 12 | coarse insertion seq */
 	size_t ghost_buckets; /* power of two */
+	unsigned ghost_shift; /* insertion seq >> this is stored */
 	size_t ghost_fixed;   /* count mode: entries the ghost remembers */
 	uint32_t ghost_seq;
 };
@@ -454,7 +455,7 @@ size_t pxc_arena_fit_units(size_t units);
 /* ---- Policy (policy.c), writer lock held ---------------------------- */
 
 void pxc_policy_init(struct px_cache *c, enum px_cache_policy kind);
-void pxc_ghost_move(struct px_cache *c, uint64_t *ghost, size_t buckets);
+void pxc_ghost_move(struct px_cache *c, uint32_t *ghost, size_t buckets);
 void pxc_policy_insert(struct px_cache *c, struct pxc_item *it, uint64_t h);
 void pxc_policy_remove(struct px_cache *c, struct pxc_item *it);
 void pxc_policy_replace(struct px_cache *c, struct pxc_item *old,

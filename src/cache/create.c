@@ -135,7 +135,7 @@ ghost_buckets(const struct px_cache_opts *o, size_t nbuckets, size_t size)
 		want =
 		    o->max_items > SIZE_MAX / 2 ? SIZE_MAX : 2 * o->max_items;
 	n = pow2_at_least(want / PXC_GHOST_WAYS + !!(want % PXC_GHOST_WAYS));
-	while (n > 1 && n > size / 8 / sizeof(uint64_t) / PXC_GHOST_WAYS)
+	while (n > 1 && n > size / 8 / sizeof(uint32_t) / PXC_GHOST_WAYS)
 		n >>= 1;
 	return n;
 }

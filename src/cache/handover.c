@@ -23,7 +23,7 @@
 #include "cache_int.h"
 
 /* Bump when the meaning of the region changes without its sizes. */
-#define PXC_LAYOUT_VERSION 1u
+#define PXC_LAYOUT_VERSION 2u /* 2: 32-bit ghost entries */
 
 uint64_t
 px_cache_layout_id(void)
@@ -78,10 +78,8 @@ px_cache_handover(struct px_cache *c, int *fd)
 
 	if (rfd < 0)
 		return -EINVAL;
-	if (loads_pending(c))
-		return -EBUSY;
 	pxc_lock(c);
-	if (c->snap.active)
+	if (c->snap.active || loads_pending(c)) /* lock, then load_lock */
 		goto out_busy;
 	while (c->limbo && pxc_reclaim(c))
 		;
@@ -148,6 +146,7 @@ take_ownership(struct px_cache *c, struct px_region *r,
 	       const struct px_cache_opts *o)
 {
 	extern const struct px_cache_hooks pxc_real_clock;
+	unsigned gen;
 
 	c->region = r;
 	c->listener = o ? o->listener : NULL;
@@ -157,9 +156,12 @@ take_ownership(struct px_cache *c, struct px_region *r,
 	pthread_mutex_init(&c->load_lock, NULL);
 	pthread_cond_init(&c->load_cond, NULL);
 	c->loads = NULL;
-	/* Items keep the claim bit of the last snapshot taken before the
-	 * handover: the next one must claim with the other (its gen). */
-	c->snap = (struct pxc_snap){.gen = c->snap.gen};
+	/* No snapshot runs, but the items carry the claim bit of the last
+	 * one's parity: the count goes on, or the next snapshot could reuse
+	 * that parity and skip every item as claimed already. */
+	gen = c->snap.gen;
+	memset(&c->snap, 0, sizeof(c->snap));
+	c->snap.gen = gen;
 	memset(c->stripes, 0, (size_t)c->nstripes * sizeof(*c->stripes));
 }
 

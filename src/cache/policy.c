@@ -13,9 +13,9 @@
  * empty), moving items hit at least move_threshold times to main and
  * remembering the others' keys in the ghost; main reinserts items with a
  * non-zero frequency, decrementing it.  The ghost remembers as many keys
- * as main holds items: a bucketed table of (32-bit fingerprint, insertion
- * number) pairs, where an entry counts only while fewer than that many
- * keys were inserted after it.
+ * as main holds items: a bucketed table of 32-bit entries (a fingerprint
+ * and a coarse insertion number), where an entry counts only while fewer
+ * than that many keys were inserted after it.
  */
 #include <string.h>
 
@@ -123,38 +123,70 @@ ghost_limit(const struct px_cache *c)
 	return c->pol.q[1].count;
 }
 
+/*
+ * A ghost entry is 32 bits: a 20-bit fingerprint of the key and the low
+ * 12 bits of its insertion number divided by 2^shift (0: empty).  The
+ * bucket comes from the high half of the hash, the fingerprint from the
+ * low half, so all 20 bits tell keys of one bucket apart (a false match
+ * is one in 2^17 per lookup of 8 ways).  shift keeps the ghost's whole
+ * capacity under a quarter of the 4096 steps the number wraps at, so an
+ * entry's age is exact to a 1024th of the window that matters.
+ */
+#define GHOST_SEQ_BITS 12u
+#define GHOST_SEQ_MASK ((1u << GHOST_SEQ_BITS) - 1)
+
 static uint32_t
 ghost_fp(uint64_t h)
 {
-	uint32_t fp = (uint32_t)(h >> 32);
+	uint32_t fp = (uint32_t)h >> GHOST_SEQ_BITS;
 
 	return fp ? fp : 1;
 }
 
-static uint64_t *
+static uint32_t *
 ghost_bucket(const struct px_cache *c, uint64_t h)
 {
-	/* From the fingerprint, so that a larger table can rehash it. */
-	size_t b = ghost_fp(h) & (c->pol.ghost_buckets - 1);
+	size_t b = (size_t)(h >> 32) & (c->pol.ghost_buckets - 1);
 
 	return c->pol.ghost + b * PXC_GHOST_WAYS;
 }
 
-static uint32_t
-ghost_age(const struct px_cache *c, uint64_t e)
+/* The shift for a ghost of @buckets buckets (see above). */
+static unsigned
+ghost_shift(size_t buckets)
 {
-	return c->pol.ghost_seq - (uint32_t)e;
+	size_t cap = buckets * PXC_GHOST_WAYS;
+	unsigned s = 0;
+
+	while (cap >> s > (GHOST_SEQ_MASK + 1) / 4)
+		s++;
+	return s;
+}
+
+static uint32_t
+ghost_now(const struct px_cache *c)
+{
+	return (c->pol.ghost_seq >> c->pol.ghost_shift) & GHOST_SEQ_MASK;
+}
+
+/* Insertions since @e was inserted, to 2^shift. */
+static size_t
+ghost_age(const struct px_cache *c, uint32_t e)
+{
+	return (size_t)((ghost_now(c) - e) & GHOST_SEQ_MASK)
+	       << c->pol.ghost_shift;
 }
 
 static void
 ghost_insert(struct px_cache *c, uint64_t h)
 {
-	uint64_t *b = ghost_bucket(c, h);
-	uint32_t fp = ghost_fp(h), oldest = 0;
+	uint32_t *b = ghost_bucket(c, h);
+	uint32_t fp = ghost_fp(h);
+	size_t oldest = 0;
 	unsigned i, victim = 0;
 
 	for (i = 0; i < PXC_GHOST_WAYS; i++) {
-		if (!b[i] || (uint32_t)(b[i] >> 32) == fp) {
+		if (!b[i] || b[i] >> GHOST_SEQ_BITS == fp) {
 			victim = i;
 			break;
 		}
@@ -164,7 +196,7 @@ ghost_insert(struct px_cache *c, uint64_t h)
 		}
 	}
 	c->pol.ghost_seq++;
-	b[victim] = (uint64_t)fp << 32 | c->pol.ghost_seq;
+	b[victim] = fp << GHOST_SEQ_BITS | ghost_now(c);
 }
 
 /* Start loading the ghost slot an insert of @h will read (a hint). */
@@ -179,14 +211,14 @@ pxc_policy_prefetch(const struct px_cache *c, uint64_t h)
 static bool
 ghost_take(struct px_cache *c, uint64_t h)
 {
-	uint64_t *b = ghost_bucket(c, h);
+	uint32_t *b = ghost_bucket(c, h);
 	uint32_t fp = ghost_fp(h);
 	unsigned i;
 
 	for (i = 0; i < PXC_GHOST_WAYS; i++) {
-		uint64_t e = b[i];
+		uint32_t e = b[i];
 
-		if ((uint32_t)(e >> 32) != fp)
+		if (e >> GHOST_SEQ_BITS != fp)
 			continue;
 		b[i] = 0;
 		return ghost_age(c, e) < ghost_limit(c);
@@ -198,29 +230,38 @@ ghost_take(struct px_cache *c, uint64_t h)
 
 /*
  * pxc_ghost_move - switch to a ghost of @buckets buckets (zeroed, a power
- * of two no smaller than the current one), moving every entry: the bucket
- * of an entry is a function of its fingerprint, and each new bucket takes
- * the entries of one old bucket at most.
+ * of two no smaller than the current one), moving every entry.  Entries
+ * keep no bucket bits, so an entry of old bucket b goes to every new
+ * bucket whose low bits are b: the one its key maps to, and copies that
+ * only a key of the same 20-bit fingerprint could ever match, which age
+ * out like any entry.  Each new bucket takes one old bucket's entries.
+ * The ages are converted to the new shift.
  */
 void
-pxc_ghost_move(struct px_cache *c, uint64_t *ghost, size_t buckets)
+pxc_ghost_move(struct px_cache *c, uint32_t *ghost, size_t buckets)
 {
 	struct pxc_policy *p = &c->pol;
-	size_t i, w;
+	unsigned shift = ghost_shift(buckets);
+	uint32_t now = (p->ghost_seq >> shift) & GHOST_SEQ_MASK;
+	size_t i, j, w;
 
-	for (i = 0; i < p->ghost_buckets * PXC_GHOST_WAYS; i++) {
-		uint64_t e = p->ghost[i];
-		uint64_t *b;
+	for (i = 0; i < p->ghost_buckets; i++) {
+		for (w = 0; w < PXC_GHOST_WAYS; w++) {
+			uint32_t e = p->ghost[i * PXC_GHOST_WAYS + w];
+			size_t age;
 
-		if (!e)
-			continue;
-		b = ghost + ((e >> 32) & (buckets - 1)) * PXC_GHOST_WAYS;
-		for (w = 0; b[w]; w++)
-			;
-		b[w] = e;
+			if (!e)
+				continue;
+			age = ghost_age(c, e) >> shift;
+			e = (e & ~GHOST_SEQ_MASK) |
+			    ((now - (uint32_t)age) & GHOST_SEQ_MASK);
+			for (j = i; j < buckets; j += p->ghost_buckets)
+				ghost[j * PXC_GHOST_WAYS + w] = e;
+		}
 	}
 	p->ghost = ghost;
 	p->ghost_buckets = buckets;
+	p->ghost_shift = shift;
 }
 
 void

@@ -241,6 +241,35 @@ def cases(mem_mb):
         ("shutdown is not enabled, whatever follows",
          b"shutdown\r\nshutdown graceful\r\nshutdown noreply\r\n",
          b"ERROR: shutdown not enabled\r\n" * 3, SAME),
+        # Found by pxcached_difftest.py.  memcached reads every flag word
+        # before it says a bad number: a duplicate further on wins.
+        ("meta: a duplicate after a bad number is the error said",
+         b"mg dk T T\r\nmg dk Tx v v\r\nms dk 1 MX Tx\r\na\r\n"
+         b"mg dk \x80\r\nms dk 1 MXX Tx\r\na\r\nms dk 1 Tx MXX\r\na\r\n"
+         b"ms dk 1 Tx Fx\r\na\r\nms dk 1 Fx\r\na\r\n",
+         b"CLIENT_ERROR duplicate flag\r\n" * 2 +
+         b"CLIENT_ERROR bad token in command line format\r\n"
+         b"CLIENT_ERROR duplicate flag\r\n"
+         b"CLIENT_ERROR bad token in command line format\r\n"
+         b"CLIENT_ERROR incorrect length for M token\r\n"
+         b"CLIENT_ERROR bad token in command line format\r\n"
+         b"CLIENT_ERROR bad command line format\r\n", SAME),
+        ("a tab or VT in a number word ends the number (strtoul)",
+         b"set tb 0 0 1\r\n5\r\nincr tb 100\tnoreply\r\nincr tb \t7\r\n"
+         b"set tb2 1\t2 0 1\x0b\r\nx\r\nmg tb2 f\r\nma tb D3\tz v\r\n",
+         b"STORED\r\n105\r\n112\r\nSTORED\r\nHD f1\r\nVA 3\r\n115\r\n",
+         SAME),
+        ("meta: the mode is checked before the opaque's length",
+         b"ma dk O" + b"a" * 32 + b" MX\r\nms dk 1 O" + b"a" * 32 +
+         b" MX\r\na\r\nmg dk\r\n",
+         b"CLIENT_ERROR invalid mode for ma M token\r\n"
+         b"CLIENT_ERROR invalid mode for ms M token\r\nEN\r\n", SAME),
+        ("ma: T and N apply in order, t says the TTL at its place",
+         b"ma dn1 t N100\r\nma dn2 T-100 N0\r\nmg dn2 s\r\n"
+         b"ma dn3 N-1 T0\r\nmg dn3 s t\r\nma dn4 N50 t T60\r\n"
+         b"mg dn4 t\r\n",
+         b"HD t-1\r\nHD\r\nHD s1\r\nHD\r\nHD s1 t-1\r\nHD t50\r\n"
+         b"HD t60\r\n", SAME),
         # ms with C: replace is a compare-and-swap; append and prepend
         # compare a nonzero cas; a failed store echoes c as c0.
         ("ms C with a wrong cas changes nothing, in every mode",
@@ -322,6 +351,33 @@ def cases(mem_mb):
          unfetched_run, unfetched_delta, OURS),
         ("stats detail is not offered", b"stats detail on\r\n",
          b"ERROR\r\n", OURS),
+        # Documented differences found by pxcached_difftest.py.
+        ("a gat refused for a long key touches none of its keys",
+         b"set gk 0 0 1\r\nx\r\ngat -1 gk " + b"x" * 251 +
+         b"\r\nget gk\r\n",
+         b"STORED\r\nCLIENT_ERROR bad command line format\r\n"
+         b"VALUE gk 0 1\r\nx\r\nEND\r\n", OURS),
+        ("a get refused for a long key keeps the reply before it",
+         b"set gp 0 0 1\r\nx\r\nget gp " + b"x" * 251 + b"\r\n",
+         b"STORED\r\nCLIENT_ERROR bad command line format\r\n", OURS),
+        ("ma with a long opaque changes nothing",
+         b"set mo 0 0 1\r\n5\r\nma mo O" + b"a" * 32 +
+         b"\r\nmg mo v\r\n",
+         b"STORED\r\nCLIENT_ERROR opaque token too long\r\n"
+         b"VA 1\r\n5\r\n", OURS),
+        ("ma's T holds when the number grows a digit",
+         b"set tg 0 0 1\r\n9\r\nma tg T-1\r\nmg tg v\r\n",
+         b"STORED\r\nHD\r\nEN\r\n", OURS),
+        ("incr of white space only is refused",
+         b"set ws 0 0 1\r\n\n\r\nincr ws 1\r\nma ws\r\n",
+         b"STORED\r\n" + b"CLIENT_ERROR cannot increment or decrement "
+         b"non-numeric value\r\n" * 2, OURS),
+        ("ma: t of a TTL set in the past is t0",
+         b"ma tp N0 T-1 t\r\n", b"HD t0\r\n", OURS),
+        ("a delayed flush_all does not undo an earlier flush_all",
+         b"set fu 0 0 1\r\nx\r\nflush_all\r\nflush_all 100\r\n"
+         b"get fu\r\nflush_all\r\n",
+         b"STORED\r\nOK\r\nOK\r\nEND\r\nOK\r\n", OURS),
         # An append that would grow the value over -I is not stored.
         # Last: its big item gives memcached more slab classes.
         ("append and prepend over -I: NOT_STORED, NS, old value kept",

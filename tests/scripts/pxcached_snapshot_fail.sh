@@ -26,17 +26,10 @@ SNAP=$PXC_TMP/cache.snap
 # client fill N SIZE | saves: the requests the cases need.
 cat >"$PXC_TMP/client.py" <<'PYEOF'
 import sys
-from pxtap import ask_strict, conn, stat
+from pxtap import ask_strict, conn, fill, stat
 
 if sys.argv[1] == "fill":  # N items of SIZE bytes, pipelined
-    s = conn()
-    n, size = int(sys.argv[2]), int(sys.argv[3])
-    v = b"v" * size
-    for i in range(0, n, 100):
-        batch = b"".join(b"set k%d 0 0 %d noreply\r\n%s\r\n" % (j, size, v)
-                         for j in range(i, min(n, i + 100)))
-        s.sendall(batch)
-    assert ask_strict(s, b"mn\r\n", b"\r\n") == b"MN\r\n"
+    fill(conn(), int(sys.argv[2]), int(sys.argv[3]))
 elif sys.argv[1] == "big":  # N values of 1 MB
     s = conn()
     v = b"b" * 1000000

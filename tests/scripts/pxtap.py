@@ -122,3 +122,13 @@ def memory(pid=None):
         if w[0] in ("Rss:", "Shared_Hugetlb:", "Private_Hugetlb:"):
             kib += int(w[1])
     return kib
+
+
+def fill(s, n, size):
+    """Store keys k0..k(N-1) of SIZE bytes, pipelined with noreply, then
+    wait for the server to answer an mn: every set was processed."""
+    v = b"v" * size
+    for i in range(0, n, 100):
+        s.sendall(b"".join(b"set k%d 0 0 %d noreply\r\n%s\r\n"
+                           % (j, size, v) for j in range(i, min(n, i + 100))))
+    assert ask_strict(s, b"mn\r\n", b"\r\n") == b"MN\r\n"

@@ -161,7 +161,7 @@ TEST(cache_grow_to_a_million_items_under_readers)
 	EXPECT_EQ(GROW_ITEMS, m.items);
 	EXPECT_EQ(14, metric(g.c, PX_CACHE_M_index_resizes)); /* 64 -> 1M */
 	EXPECT_EQ(1u << 20, m.index_bytes / sizeof(uint32_t));
-	EXPECT_EQ(1u << 20, m.ghost_bytes / sizeof(uint64_t));
+	EXPECT_EQ(1u << 20, m.ghost_bytes / sizeof(uint32_t));
 	EXPECT_TRUE(budget_holds(g.c, GROW_BUDGET));
 	px_cache_destroy(g.c);
 }

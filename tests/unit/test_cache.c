@@ -1516,6 +1516,64 @@ test_cache_sieve_keeps_visited(void **state)
 	px_cache_destroy(c);
 }
 
+/*
+ * The ghost keeps its entries when the index (and the ghost with it)
+ * doubles: entries keep no bucket bits, so each is copied to every new
+ * bucket it may belong to, with its age.  Evictions fill the ghost; then
+ * deletes of small's items make room (main keeps its items, so the
+ * ghost's window stays wide) and small items make the index grow; a key
+ * evicted before the growth and stored again after it is still a ghost
+ * hit, which only a moved entry can give.
+ */
+static void
+test_cache_s3fifo_ghost_survives_index_growth(void **state)
+{
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_S3FIFO, 0);
+	static char big[4000];
+	uint64_t resizes, hits;
+	uint32_t seq;
+	char key[32];
+	int i, evicted = -1;
+
+	memset(big, 'b', sizeof(big));
+	for (i = 0; i < 3000; i++) {
+		snprintf(key, sizeof(key), "big%d", i);
+		assert_int_equal(
+		    px_cache_set(c, key, strlen(key), big, sizeof(big), 0, 0),
+		    0);
+		/* Every other item is hit: main fills, so the ghost's
+		 * window (main's item count) is wide. */
+		if (i % 2 == 0)
+			get_s(c, key);
+	}
+	for (i = 0; i < 3000; i++) {
+		snprintf(key, sizeof(key), "big%d", i);
+		if (i % 2 && get_s(c, key)) /* main (hit ones) stays */
+			assert_int_equal(px_cache_delete(c, key, strlen(key)),
+					 0);
+		else if (i % 2)
+			evicted = i; /* the last one-hit wonder evicted: the
+				      * youngest entry of the ghost */
+	}
+	assert_true(evicted >= 0);
+	resizes = metric(c, PX_CACHE_M_index_resizes);
+	seq = c->pol.ghost_seq;
+	for (i = 0; i < 20000; i++) {
+		snprintf(key, sizeof(key), "t%d", i);
+		assert_int_equal(set_s(c, key, "x", 0), 0);
+	}
+	assert_true(metric(c, PX_CACHE_M_index_resizes) > resizes);
+	/* Growth may evict a few items for its block, but big%d cannot be
+	 * among them (it is not in the cache): its entry dates from before
+	 * the growth and was moved. */
+	assert_true(c->pol.ghost_seq - seq < 100);
+	hits = metric(c, PX_CACHE_M_s3fifo_ghost_hits);
+	snprintf(key, sizeof(key), "big%d", evicted);
+	assert_int_equal(set_s(c, key, "back", 0), 0);
+	assert_int_equal(metric(c, PX_CACHE_M_s3fifo_ghost_hits), hits + 1);
+	px_cache_destroy(c);
+}
+
 static void
 test_cache_s3fifo_ghost_readmits_to_main(void **state)
 {
@@ -2091,6 +2149,7 @@ main(void)
 	    cmocka_unit_test(test_cache_lru_evicts_least_recent),
 	    cmocka_unit_test(test_cache_sieve_keeps_visited),
 	    cmocka_unit_test(test_cache_s3fifo_ghost_readmits_to_main),
+	    cmocka_unit_test(test_cache_s3fifo_ghost_survives_index_growth),
 	    cmocka_unit_test(
 		test_cache_s3fifo_hot_counter_keeps_racing_updates),
 	    cmocka_unit_test(test_cache_get_or_load),

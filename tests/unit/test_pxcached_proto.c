@@ -489,6 +489,25 @@ test_pxcached_proto_meta_errors(void **state)
 	/* ... but the letters only pxcached refuses keep their own words. */
 	expect("md k C1\r\nma k b\r\n",
 	       "[CLIENT_ERROR invalid flag][CLIENT_ERROR invalid flag]");
+	/*
+	 * memcached reads every flag word before it says a bad number: a
+	 * duplicate further on wins, the last bad number is said, then a
+	 * bad mode, and a too long opaque last.
+	 */
+	expect("mg k T T\r\nmg k Tx v v\r\nmg k \x80\r\n"
+	       "ms k 1 MXX Tx\r\na\r\nms k 1 Tx MXX\r\na\r\n"
+	       "ms k 1 Tx Fx\r\na\r\nms k 1 Fx\r\na\r\n"
+	       "ms k 1 MX Tx\r\na\r\nma k O123456789012345678901234567890123 "
+	       "MX\r\nms k 1 O123456789012345678901234567890123 MX\r\na\r\n",
+	       "[CLIENT_ERROR duplicate flag][CLIENT_ERROR duplicate flag]"
+	       "[CLIENT_ERROR duplicate flag]"
+	       "[CLIENT_ERROR bad token in command line format]"
+	       "[CLIENT_ERROR incorrect length for M token]"
+	       "[CLIENT_ERROR bad token in command line format]"
+	       "[CLIENT_ERROR bad command line format]"
+	       "[CLIENT_ERROR bad token in command line format]"
+	       "[CLIENT_ERROR invalid mode for ma M token]"
+	       "[CLIENT_ERROR invalid mode for ms M token]");
 	/* The opaque word is 32 bytes at most, its O included. */
 	expect("mg k O1234567890123456789012345678901\r\n"
 	       "mg k O12345678901234567890123456789012\r\n",
