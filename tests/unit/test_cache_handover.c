@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -458,6 +459,30 @@ test_cache_handover_snapshot_after_snapshots_saves_every_item(void **state)
 	px_cache_destroy(c);
 }
 
+/*
+ * A memfd whose size changed after the handover (an operator's or a
+ * tool's ftruncate): it cannot shrink (the region seals it against
+ * that), and grown it is refused rather than mapped with a wrong size.
+ */
+static void
+test_cache_handover_resized_memfd_is_corrupt(void **state)
+{
+	struct px_cache *c = make(PX_CACHE_POLICY_DEFAULT), *d;
+	struct stat st;
+	int fd;
+
+	(void)state;
+	assert_int_equal(px_cache_set(c, "k", 1, "v", 1, 0, 0), 0);
+	assert_int_equal(px_cache_handover(c, &fd), 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(ftruncate(fd, st.st_size - 4096), -1);
+	assert_int_equal(errno, EPERM);
+	assert_int_equal(ftruncate(fd, st.st_size + 2 * MIB), 0);
+	assert_int_equal(adopt(&d, fd), -PX_ECORRUPT);
+	assert_int_equal(adopt(&d, fd), -PX_ECORRUPT); /* refused twice */
+	close(fd);
+}
+
 int
 main(void)
 {
@@ -471,6 +496,7 @@ main(void)
 	    cmocka_unit_test(
 		test_cache_handover_snapshot_after_snapshots_saves_every_item),
 	    cmocka_unit_test(test_cache_handover_snapshots_before_and_after),
+	    cmocka_unit_test(test_cache_handover_resized_memfd_is_corrupt),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
