@@ -7,7 +7,8 @@
  * exchange, one line each way and the memfd:
  *
  *   new -> old  "PXCACHED-HANDOVER <layout id, hex>\n"
- *   old -> new  "REFUSED <reason>\n"  (layout differs: the old serves on)
+ *   old -> new  "REFUSED <reason>\n"  (layout differs: the old serves on;
+ *               so does it when the new one hung up before it stopped)
  *               or, once it stopped like on SIGTERM (listeners closed,
  *               requests in flight answered, connections closed),
  *               "CACHE <backing>\n" with the memfd (SCM_RIGHTS)
@@ -210,7 +211,8 @@ pxc_ho_takeover(struct pxc_server *s)
 	char hello[HO_LINE_MAX];
 	int sock, rc;
 
-	s->ho.listen_fd = s->ho.peer_fd = -1;
+	s->ho.listen_fd = s->ho.peer_fd = s->ho.checking = -1;
+	pthread_mutex_init(&s->ho.lock, NULL);
 	if (!s->opts.handover)
 		return 0;
 	/* Refuse now what would make the server fail with the cache in
@@ -285,20 +287,40 @@ check_peer(struct pxc_server *s, int fd)
 	return 0;
 }
 
+/*
+ * Records the peer being checked (-1: none) so that pxc_ho_close() can
+ * cut its wait short; false, with @fd closed, once closing.
+ */
+static bool
+ho_checking(struct pxc_server *s, int fd)
+{
+	bool ok;
+
+	pthread_mutex_lock(&s->ho.lock);
+	ok = !s->ho.closing || fd < 0;
+	s->ho.checking = ok ? fd : -1;
+	pthread_mutex_unlock(&s->ho.lock);
+	if (!ok)
+		close(fd);
+	return ok;
+}
+
 /* Waits for a successor; when one asks, stops the server (SIGUSR1). */
 static void *
 ho_main(void *arg)
 {
 	struct pxc_server *s = arg;
-	int fd;
+	int fd, rc;
 
 	for (;;) {
 		fd = accept4(s->ho.listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0 && (errno == EINTR || errno == ECONNABORTED))
 			continue;
-		if (fd < 0)
+		if (fd < 0 || !ho_checking(s, fd))
 			return NULL; /* shut down by pxc_ho_close() */
-		if (check_peer(s, fd) == 0)
+		rc = check_peer(s, fd);
+		ho_checking(s, -1);
+		if (rc == 0)
 			break;
 		close(fd);
 	}
@@ -306,6 +328,18 @@ ho_main(void *arg)
 	atomic_store(&s->ho.requested, true);
 	kill(getpid(), SIGUSR1);
 	return NULL;
+}
+
+static int
+ho_start(struct pxc_server *s)
+{
+	if (pthread_create(&s->ho.thread, NULL, ho_main, s) != 0) {
+		LOG_ERROR("handover %s: cannot start its thread",
+			  s->opts.handover);
+		return -EAGAIN;
+	}
+	s->ho.running = true;
+	return 0;
 }
 
 int
@@ -342,13 +376,32 @@ pxc_ho_listen(struct pxc_server *s)
 		return rc;
 	}
 	s->ho.listen_fd = fd;
-	if (pthread_create(&s->ho.thread, NULL, ho_main, s) != 0) {
-		LOG_ERROR("handover %s: cannot start its thread",
-			  s->opts.handover);
-		return -EAGAIN;
-	}
-	s->ho.running = true;
-	return 0;
+	return ho_start(s);
+}
+
+/*
+ * A successor that asked and hung up before the server stopped (it
+ * crashed, was killed, or was a probe) can take nothing: stopping for it
+ * would only end the service.  Its peer may still be in the accept
+ * queue behind; this catches the common case, a later hang-up is the
+ * "silence" of pxc_ho_give().
+ */
+bool
+pxc_ho_still_asking(struct pxc_server *s)
+{
+	struct pollfd p = {.fd = s->ho.peer_fd, .events = POLLRDHUP};
+
+	if (poll(&p, 1, 0) == 0)
+		return true;
+	LOG_WARN("handover %s: pid %ld asked for the cache and hung up; "
+		 "serving on",
+		 s->opts.handover, s->ho.peer_pid);
+	pthread_join(s->ho.thread, NULL);
+	s->ho.running = false;
+	close(s->ho.peer_fd);
+	s->ho.peer_fd = -1;
+	atomic_store(&s->ho.requested, false);
+	return ho_start(s) < 0; /* no thread: stop rather than not listen */
 }
 
 /* The successor failed: the cache comes back to this process. */
@@ -402,6 +455,12 @@ void
 pxc_ho_close(struct pxc_server *s)
 {
 	if (s->ho.running) {
+		/* A peer that has not asked yet is cut off, not waited for. */
+		pthread_mutex_lock(&s->ho.lock);
+		s->ho.closing = true;
+		if (s->ho.checking >= 0)
+			shutdown(s->ho.checking, SHUT_RDWR);
+		pthread_mutex_unlock(&s->ho.lock);
 		shutdown(s->ho.listen_fd, SHUT_RDWR);
 		pthread_join(s->ho.thread, NULL);
 		s->ho.running = false;

@@ -185,6 +185,9 @@ struct pxc_ho {
 	pthread_t thread;       /* waits for a successor on listen_fd */
 	bool running;           /* thread was started */
 	int peer_fd;            /* the successor's connection, or -1 */
+	pthread_mutex_t lock;   /* checking and closing */
+	int checking;           /* a peer the thread reads its hello from */
+	bool closing;           /* pxc_ho_close() runs: accept no more */
 	long peer_pid;          /* its pid, from SO_PEERCRED */
 	_Atomic bool requested; /* a successor asked: stop and hand over */
 	bool adopted;           /* this server took its cache over */
@@ -260,10 +263,14 @@ void pxc_snap_unlock(struct pxc_server *s);
  * pxc_ho_listen: once serving, serves SOCKET for a successor.
  * pxc_ho_give: after the workers stopped, when s->ho.requested; hands
  * the cache over (s->cache NULL after), or keeps it and returns <0.
+ * pxc_ho_still_asking: when s->ho.requested, before stopping: true while
+ * the successor is still connected; false after it hung up, and then
+ * SOCKET is served again for the next one (s->ho.requested false).
  * pxc_ho_close: stops serving SOCKET.
  */
 int pxc_ho_takeover(struct pxc_server *s);
 int pxc_ho_listen(struct pxc_server *s);
+bool pxc_ho_still_asking(struct pxc_server *s);
 int pxc_ho_give(struct pxc_server *s);
 void pxc_ho_close(struct pxc_server *s);
 

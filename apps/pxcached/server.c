@@ -669,7 +669,10 @@ serve(struct pxc_server *s)
 		rc = pxc_ho_listen(s);
 	if (rc == 0) {
 		s->ho.served = true;
-		sig = wait_signal();
+		do
+			sig = wait_signal();
+		while (sig == SIGUSR1 && atomic_load(&s->ho.requested) &&
+		       !pxc_ho_still_asking(s));
 		if (atomic_load(&s->ho.requested))
 			LOG_NOTICE("handover: pid %ld takes the cache over; "
 				   "stopping, finishing requests in flight",

@@ -161,7 +161,11 @@ PX_API void px_cache_destroy(struct px_cache *c);
  * new file descriptor (close-on-exec) of the region's memfd in @fd, for
  * the caller to pass on (SCM_RIGHTS) and close.  From then on @c is gone:
  * no call may use it, px_cache_destroy() included; a reader of another
- * thread still using it would fault.
+ * thread still using it would fault.  So the caller first stops every
+ * other thread's use of @c, lock-free gets included (join or park them):
+ * the call waits for no caller, only for the grace period of removed
+ * items.  The snapshot generation carries over (items keep the claim bit
+ * of the last snapshot), so the adopter's snapshots hand over every item.
  *
  * Returns 0, -EINVAL (not shareable), -EBUSY (a reference is held, a
  * snapshot or a get-or-load runs: the cache stays usable), -errno.

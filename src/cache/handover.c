@@ -9,7 +9,8 @@
  * checks that the same build made it, and moves those pointers to the new
  * address.  Locks, the counter stripes, loader bookkeeping, the listener
  * and the clock are the new owner's; items, cas ids, expiry times, the
- * index, the policy's queues and the hash seed carry over.
+ * index, the policy's queues, the hash seed and the snapshot generation
+ * (items carry its claim bit) carry over.
  */
 #include <errno.h>
 #include <fcntl.h>

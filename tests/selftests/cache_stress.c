@@ -90,6 +90,21 @@ do_get(struct stress *s, unsigned k, char *buf)
 		s->bad++;
 }
 
+/* A get that sets a TTL: moves an item stored without one (the values,
+ * 16 to 2000 bytes, put items either side of the 127-unit block). */
+static void
+do_gat(struct stress *s, unsigned k, char *buf)
+{
+	struct px_cache_info info;
+	char key[16];
+
+	key_of(key, k);
+	if (px_cache_gat(s->c, key, strlen(key), 100, buf, VAL_BIG, &info) ==
+		0 &&
+	    !value_ok(buf, info.vlen, k))
+		s->bad++;
+}
+
 static void
 do_ref(struct stress *s, unsigned k, struct px_cache_ref *held)
 {
@@ -147,8 +162,10 @@ mixed_worker(void *arg)
 		unsigned r = (unsigned)rand_r(&seed);
 		unsigned k = (unsigned)rand_r(&seed) % NKEYS;
 
-		if (r % 100 < 60)
+		if (r % 100 < 55)
 			do_get(s, k, buf);
+		else if (r % 100 < 60)
+			do_gat(s, k, buf);
 		else if (r % 100 < 70)
 			do_ref(s, k, &held);
 		else if (r % 100 < 99)

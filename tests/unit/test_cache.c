@@ -1417,6 +1417,65 @@ test_cache_block_sizes_across_the_meta_limit(void **state)
 	px_cache_destroy(c);
 }
 
+/*
+ * A request of 127 units (the largest size kept in meta) served from a
+ * free hole of 129: the 2 units left are too few to split off, so the
+ * block is a big one (size in the data) although the item was sized as a
+ * small one.  Its value, flags, expiry and later moves (touch, append,
+ * prepend) and frees must be right, and all memory must come back.
+ */
+static void
+test_cache_small_request_in_a_big_hole(void **state)
+{
+	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_LRU, 0);
+	static char val[1100], buf[1200];
+	struct px_cache_memory before, m;
+	struct px_cache_info info;
+	size_t used;
+
+	(void)state;
+	memset(val, 'h', sizeof(val));
+	px_cache_memory(c, &before);
+	/* X, then A of 129 units (24 + 4 + 1 + 1003 bytes), then Y. */
+	assert_int_equal(px_cache_set(c, "X", 1, "x", 1, 0, 0), 0);
+	assert_int_equal(px_cache_set(c, "A", 1, val, 1003, 0, 0), 0);
+	assert_int_equal(px_cache_set(c, "Y", 1, "y", 1, 0, 0), 0);
+	assert_int_equal(px_cache_delete(c, "A", 1), 0);
+	px_cache_maintain(c, 0);
+	px_cache_memory(c, &m);
+	used = m.used_bytes;
+	/* B: 24 + 1 + 991 = 1016 bytes, 127 units, lands in A's hole. */
+	assert_int_equal(px_cache_set(c, "B", 1, val, 991, 5, 0), 0);
+	px_cache_memory(c, &m);
+	assert_int_equal(m.used_bytes - used, 129 * 8);
+	assert_int_equal(px_cache_get(c, "B", 1, buf, sizeof(buf), &info), 0);
+	assert_int_equal(info.vlen, 991);
+	assert_int_equal(info.flags, 5);
+	assert_memory_equal(buf, val, 991);
+	/* Moves to a block with room for the expiry time, grows, shrinks. */
+	assert_int_equal(px_cache_touch(c, "B", 1, 100), 0);
+	assert_int_equal(
+	    px_cache_store(c, PX_CACHE_APPEND, "B", 1, "t", 1, 0, 0, 0, NULL),
+	    0);
+	assert_int_equal(
+	    px_cache_store(c, PX_CACHE_PREPEND, "B", 1, "p", 1, 0, 0, 0, NULL),
+	    0);
+	assert_int_equal(px_cache_get(c, "B", 1, buf, sizeof(buf), &info), 0);
+	assert_int_equal(info.vlen, 993);
+	assert_int_equal(info.flags, 5);
+	assert_int_equal(info.exptime, START_TIME + 100);
+	assert_true(buf[0] == 'p' && buf[992] == 't');
+	assert_memory_equal(buf + 1, val, 991);
+	assert_int_equal(px_cache_delete(c, "B", 1), 0);
+	assert_int_equal(px_cache_delete(c, "X", 1), 0);
+	assert_int_equal(px_cache_delete(c, "Y", 1), 0);
+	px_cache_maintain(c, 0);
+	px_cache_memory(c, &m);
+	assert_int_equal(m.used_bytes, before.used_bytes);
+	assert_int_equal(m.free_bytes, before.free_bytes);
+	px_cache_destroy(c);
+}
+
 /* ---- Policies ----------------------------------------------------------- */
 
 static void
@@ -1737,12 +1796,17 @@ rnd(unsigned n)
 	return (unsigned)random() % n;
 }
 
+/* Values of 930..1069 bytes: items either side of the 127-unit block. */
+static bool model_near_limit;
+
 static void
 random_value(char *buf, size_t *len)
 {
 	size_t i;
 
 	*len = rnd(3) == 0 ? rnd(MVAL) : rnd(300);
+	if (model_near_limit) /* some large ones fill the budget */
+		*len = rnd(4) ? 930 + rnd(140) : rnd(2) ? rnd(24) : rnd(MVAL);
 	if (rnd(4) == 0) {
 		*len = (size_t)snprintf(buf, 24, "%u", (unsigned)random());
 		return;
@@ -1897,6 +1961,29 @@ model_check_memory(struct px_cache *c, size_t limit)
 	assert_int_equal(m.key_value_bytes, kv);
 }
 
+/* gat with a TTL (moves an item stored without one), or without. */
+static void
+model_gat(struct px_cache *c, const char *key, struct model_entry *e)
+{
+	static char buf[MVAL + 64];
+	struct px_cache_info info;
+	int64_t ttl = rnd(3) ? 7 : 0;
+	int err =
+	    px_cache_gat(c, key, strlen(key), ttl, buf, sizeof(buf), &info);
+
+	if (!model_live(e)) {
+		assert_int_equal(err, -ENOENT);
+		return;
+	}
+	assert_int_equal(err, 0);
+	assert_int_equal(info.vlen, e->vlen);
+	assert_memory_equal(buf, e->val, e->vlen);
+	assert_int_equal(info.flags, e->flags);
+	assert_int_equal(info.cas, e->cas);
+	e->exptime = ttl ? (uint32_t)(fake_now + ttl) : 0;
+	assert_int_equal(info.exptime, e->exptime);
+}
+
 static void
 model_step(struct px_cache *c, size_t limit)
 {
@@ -1923,6 +2010,8 @@ model_step(struct px_cache *c, size_t limit)
 		assert_int_equal(err, model_live(e) ? 0 : -ENOENT);
 		if (!err)
 			e->exptime = (uint32_t)(fake_now + 5);
+	} else if (op < 97) {
+		model_gat(c, key, e);
 	} else if (op < 99) {
 		fake_now += rnd(4);
 	} else if (rnd(200) == 0) {
@@ -1967,6 +2056,19 @@ test_cache_model_random_ops(void **state)
 	model_run(PX_CACHE_POLICY_S3FIFO, 0, 3);
 	model_run(PX_CACHE_POLICY_S3FIFO, 100, 4);
 	model_run(PX_CACHE_POLICY_LRU, 50, 5);
+}
+
+/* The same with values whose items cross the 127-unit block size of the
+ * 24-byte header through sets, appends, prepends, touches and gats. */
+static void
+test_cache_model_random_ops_near_the_meta_limit(void **state)
+{
+	model_near_limit = true;
+	model_run(PX_CACHE_POLICY_LRU, 0, 11);
+	model_run(PX_CACHE_POLICY_SIEVE, 0, 12);
+	model_run(PX_CACHE_POLICY_S3FIFO, 0, 13);
+	model_run(PX_CACHE_POLICY_S3FIFO, 300, 14);
+	model_near_limit = false;
 }
 
 /*
@@ -2043,6 +2145,7 @@ main(void)
 	    cmocka_unit_test(test_cache_metadata_per_item),
 	    cmocka_unit_test(test_cache_block_sizes_across_the_meta_limit),
 	    cmocka_unit_test(test_cache_equal_sizes_reuse_holes),
+	    cmocka_unit_test(test_cache_small_request_in_a_big_hole),
 	    cmocka_unit_test(test_cache_lru_evicts_least_recent),
 	    cmocka_unit_test(test_cache_sieve_keeps_visited),
 	    cmocka_unit_test(test_cache_s3fifo_ghost_readmits_to_main),
@@ -2055,6 +2158,7 @@ main(void)
 	    cmocka_unit_test(test_cache_loaded_item_counts_as_fetched),
 	    cmocka_unit_test(test_cache_metrics_table),
 	    cmocka_unit_test(test_cache_model_random_ops),
+	    cmocka_unit_test(test_cache_model_random_ops_near_the_meta_limit),
 	    cmocka_unit_test(
 		test_cache_reader_in_a_late_thread_destructor_is_waited_for),
 	};

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -426,6 +427,62 @@ test_cache_handover_foreign_regions_are_corrupt(void **state)
 	px_cache_destroy(d);
 }
 
+/*
+ * Snapshots taken before a roll leave their claim bit on every item;
+ * the adopter's first snapshot must still hand every item over (a
+ * server's periodic saves before the roll, its final save after it).
+ * Rolled after one, two and three snapshots: either parity of claim.
+ */
+static void
+test_cache_handover_snapshot_after_snapshots_saves_every_item(void **state)
+{
+	struct px_cache *c = make(PX_CACHE_POLICY_DEFAULT);
+	char key[16];
+	unsigned i, before, roll;
+	int fd;
+
+	(void)state;
+	for (i = 0; i < 500; i++) {
+		snprintf(key, sizeof(key), "s%u", i);
+		assert_int_equal(
+		    px_cache_set(c, key, strlen(key), "v", 1, 0, 0), 0);
+	}
+	for (roll = 0; roll < 3; roll++) {
+		for (before = 0; before <= roll; before++)
+			assert_int_equal(snapshot_items(c), 500);
+		assert_int_equal(px_cache_handover(c, &fd), 0);
+		assert_int_equal(adopt(&c, fd), 0);
+		close(fd);
+		assert_int_equal(snapshot_items(c), 500);
+		assert_int_equal(snapshot_items(c), 500);
+	}
+	px_cache_destroy(c);
+}
+
+/*
+ * A memfd whose size changed after the handover (an operator's or a
+ * tool's ftruncate): it cannot shrink (the region seals it against
+ * that), and grown it is refused rather than mapped with a wrong size.
+ */
+static void
+test_cache_handover_resized_memfd_is_corrupt(void **state)
+{
+	struct px_cache *c = make(PX_CACHE_POLICY_DEFAULT), *d;
+	struct stat st;
+	int fd;
+
+	(void)state;
+	assert_int_equal(px_cache_set(c, "k", 1, "v", 1, 0, 0), 0);
+	assert_int_equal(px_cache_handover(c, &fd), 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(ftruncate(fd, st.st_size - 4096), -1);
+	assert_int_equal(errno, EPERM);
+	assert_int_equal(ftruncate(fd, st.st_size + 2 * MIB), 0);
+	assert_int_equal(adopt(&d, fd), -PX_ECORRUPT);
+	assert_int_equal(adopt(&d, fd), -PX_ECORRUPT); /* refused twice */
+	close(fd);
+}
+
 int
 main(void)
 {
@@ -436,7 +493,10 @@ main(void)
 		test_cache_handover_adopted_cache_evicts_within_budget),
 	    cmocka_unit_test(test_cache_handover_refusals_keep_the_cache),
 	    cmocka_unit_test(test_cache_handover_foreign_regions_are_corrupt),
+	    cmocka_unit_test(
+		test_cache_handover_snapshot_after_snapshots_saves_every_item),
 	    cmocka_unit_test(test_cache_handover_snapshots_before_and_after),
+	    cmocka_unit_test(test_cache_handover_resized_memfd_is_corrupt),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
