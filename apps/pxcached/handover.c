@@ -24,6 +24,7 @@
  * milliseconds, whatever the size of the cache.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
@@ -43,6 +44,7 @@
 #define HO_LINE_MAX 128
 #define HO_ASK_MS   5000   /* a connected peer must ask within this */
 #define HO_REPLY_MS 120000 /* the old server's stop, or the adoption */
+#define HO_DEATH_MS 5000   /* a successor that hung up: until it is gone */
 
 static const char *const backings[] = {"hugetlb-2M", "thp", "4K"};
 
@@ -404,12 +406,52 @@ pxc_ho_still_asking(struct pxc_server *s)
 	return ho_start(s) < 0; /* no thread: stop rather than not listen */
 }
 
-/* The successor failed: the cache comes back to this process. */
+/* Whether process @pid is gone (or a zombie, whose memory is gone). */
+static bool
+pid_gone(long pid)
+{
+	char path[64], buf[256], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	p = strrchr(buf, ')'); /* the name may hold anything */
+	return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+}
+
+/* Waits up to HO_DEATH_MS for the successor to be gone. */
+static bool
+successor_gone(const struct pxc_server *s)
+{
+	for (int ms = 0; ms < HO_DEATH_MS; ms += 10) {
+		if (pid_gone(s->ho.peer_pid))
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+/*
+ * The successor failed: the cache comes back to this process.  One that
+ * died after its adopt (killed before it answered) left the cache marked
+ * as adopted: once it is gone for sure, nobody else maps it and
+ * px_cache_reclaim() takes it back.
+ */
 static int
 take_back(struct pxc_server *s, int fd, const char *why)
 {
 	int rc = px_cache_adopt(&s->cache, fd, NULL);
 
+	if (rc == -EBUSY && successor_gone(s))
+		rc = px_cache_reclaim(&s->cache, fd, NULL);
 	LOG_ERROR("handover %s: pid %ld did not take the cache (%s); %s",
 		  s->opts.handover, s->ho.peer_pid, why,
 		  rc ? "and it cannot be taken back" : "keeping it");

@@ -189,6 +189,18 @@ PX_API int
 px_cache_adopt(struct px_cache **out, int fd, const struct px_cache_opts *opts);
 
 /*
+ * px_cache_reclaim - px_cache_adopt() that takes the cache whatever its
+ * state: for the process that handed a cache over, once the process that
+ * adopted it has died before it could say so (killed between its adopt
+ * and its answer).  Adoption rebuilds every pointer from offsets, so it
+ * is safe over an adoption cut short.  Only when no live process uses
+ * the region: two owners would corrupt it.  Returns as px_cache_adopt(),
+ * without -EBUSY.
+ */
+PX_API int px_cache_reclaim(struct px_cache **out, int fd,
+			    const struct px_cache_opts *opts);
+
+/*
  * px_cache_layout_id - a fingerprint of this build's cache layout: two
  * processes can hand a cache from one to the other only when theirs are
  * equal.  Compare it before px_cache_handover() to refuse early.

@@ -248,6 +248,7 @@ pxc_index_use(struct px_cache *c, struct pxc_index *ix)
 	    (size_t)ix->ghost_buckets * PXC_GHOST_WAYS * sizeof(uint32_t);
 	atomic_store_explicit(&c->table_units, pxc_units(index_block(c, ix)),
 			      memory_order_relaxed);
+	c->index_off = pxc_off(c, index_block(c, ix));
 	atomic_store_explicit(&c->index, ix, memory_order_release);
 }
 

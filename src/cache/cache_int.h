@@ -207,6 +207,8 @@ struct px_cache {
 	 * odd while a resize relinks chains; buckets and bucket_mask mirror
 	 * it for writers and the snapshot walker. */
 	_Atomic(struct pxc_index *) index;
+	uint32_t index_off; /* its block, in units: what adoption rebuilds
+			     * every pointer into the region from */
 	_Atomic uint32_t resize_seq;
 	_Atomic size_t table_units; /* arena units of the index block */
 	_Atomic uint32_t *buckets;
@@ -243,6 +245,20 @@ struct px_cache {
 };
 
 /* ---- Offsets and fields -------------------------------------------- */
+
+/* Where the counter stripes and the pin table sit in the region. */
+static inline size_t
+pxc_stripes_off(void)
+{
+	return (sizeof(struct px_cache) + 63) / 64 * 64;
+}
+
+static inline size_t
+pxc_pins_off(void)
+{
+	return pxc_stripes_off() +
+	       (size_t)CONFIG_PX_CACHE_STAT_STRIPES * sizeof(struct pxc_stripe);
+}
 
 static inline struct pxc_item *
 pxc_item(const struct px_cache *c, uint32_t off)

@@ -144,7 +144,7 @@ static int
 plan(struct layout *l, const struct px_cache_opts *o, enum px_cache_policy pol,
      size_t size)
 {
-	size_t off = round_up(sizeof(struct px_cache), 64);
+	size_t off = pxc_stripes_off();
 
 	l->stripes = off;
 	off += (size_t)CONFIG_PX_CACHE_STAT_STRIPES * sizeof(struct pxc_stripe);

@@ -103,42 +103,41 @@ out_busy:
 	return -EBUSY;
 }
 
-static void *
-rebase(const void *p, const char *from, char *to)
-{
-	return p ? to + ((const char *)p - from) : NULL;
-}
-
-/* Move every pointer into the region from the old mapping to @c's. */
+/*
+ * Point every pointer into the region at @c's mapping.  Each is rebuilt
+ * from offsets that no adoption changes (the layout's constants and
+ * index_off), never from the pointer itself, so this can be done again
+ * over a control block whose adopter died half way through it
+ * (px_cache_reclaim()).
+ */
 static void
 rebase_all(struct px_cache *c)
 {
-	char *from = c->base, *to = (char *)c;
-	struct pxc_index *ix =
-	    atomic_load_explicit(&c->index, memory_order_relaxed);
+	char *to = (char *)c;
+	struct pxc_index *ix;
 
-	atomic_store_explicit(&c->index, rebase(ix, from, to),
-			      memory_order_relaxed);
-	c->buckets = rebase((void *)c->buckets, from, to);
-	c->pins = rebase((void *)c->pins, from, to);
-	c->stripes = rebase(c->stripes, from, to);
-	c->pol.ghost = rebase(c->pol.ghost, from, to);
-	c->arena.base = to;
 	c->base = to;
+	c->arena.base = to;
+	c->stripes = (struct pxc_stripe *)(to + pxc_stripes_off());
+	c->pins = (_Atomic uint32_t *)(to + pxc_pins_off());
+	ix = (struct pxc_index *)((char *)pxc_item(c, c->index_off) +
+				  PXC_IX_OFF);
+	c->buckets = ix->b;
+	c->pol.ghost = (uint32_t *)(ix->b + ix->mask + 1);
+	atomic_store_explicit(&c->index, ix, memory_order_relaxed);
 }
 
 /* Whether the offsets adoption relies on stay inside @size bytes. */
 static bool
 plausible(const struct px_cache *c, size_t size)
 {
-	const char *ix =
-	    (const char *)atomic_load_explicit(&c->index, memory_order_relaxed);
+	size_t ix = (size_t)c->index_off * PXC_UNIT;
 
 	return c->region_bytes == size && c->limit >= size &&
 	       (size_t)c->arena.end * PXC_UNIT + PXC_UNIT <= size &&
-	       c->arena.start < c->arena.end && ix > c->base &&
-	       (size_t)(ix - c->base) < size && !c->snap.active && !c->limbo &&
-	       !c->pinned;
+	       c->arena.start < c->arena.end && ix >= pxc_pins_off() &&
+	       ix + PXC_IX_OFF + sizeof(struct pxc_index) < size &&
+	       !c->snap.active && !c->limbo && !c->pinned;
 }
 
 static void
@@ -165,8 +164,10 @@ take_ownership(struct px_cache *c, struct px_region *r,
 	memset(c->stripes, 0, (size_t)c->nstripes * sizeof(*c->stripes));
 }
 
-int
-px_cache_adopt(struct px_cache **out, int fd, const struct px_cache_opts *opts)
+/* Adopt, taking the claim from HANDED, or from any state if @force. */
+static int
+adopt(struct px_cache **out, int fd, const struct px_cache_opts *opts,
+      bool force)
 {
 	uint32_t handed = PXC_HANDED;
 	struct px_region *r;
@@ -185,9 +186,12 @@ px_cache_adopt(struct px_cache **out, int fd, const struct px_cache_opts *opts)
 	if (c->magic != PXC_MAGIC || c->layout != px_cache_layout_id())
 		goto out_region;
 	err = -EBUSY; /* still in use, or another process adopts it */
-	if (!atomic_compare_exchange_strong_explicit(
-		&c->handover, &handed, PXC_ADOPTING, memory_order_acquire,
-		memory_order_relaxed))
+	if (force)
+		atomic_store_explicit(&c->handover, PXC_ADOPTING,
+				      memory_order_relaxed);
+	else if (!atomic_compare_exchange_strong_explicit(
+		     &c->handover, &handed, PXC_ADOPTING, memory_order_acquire,
+		     memory_order_relaxed))
 		goto out_region;
 	if (!plausible(c, size)) {
 		err = -PX_ECORRUPT;
@@ -204,4 +208,17 @@ px_cache_adopt(struct px_cache **out, int fd, const struct px_cache_opts *opts)
 out_region:
 	px_region_destroy(r);
 	return err;
+}
+
+int
+px_cache_adopt(struct px_cache **out, int fd, const struct px_cache_opts *opts)
+{
+	return adopt(out, fd, opts, false);
+}
+
+int
+px_cache_reclaim(struct px_cache **out, int fd,
+		 const struct px_cache_opts *opts)
+{
+	return adopt(out, fd, opts, true);
 }

@@ -174,7 +174,15 @@ s.sendall(b"PXCACHED-HANDOVER %s\n" % sys.argv[3].encode())
 msg, anc, _, _ = s.recvmsg(128, socket.CMSG_SPACE(4))
 print(msg.decode().split()[0], len(anc))
 if sys.argv[1] == "vanish":
-    s.close()   # took the memfd, never says ADOPTED
+    # Took the memfd and adopted it (the control block's handover word,
+    # after magic, layout and seed, says in use), then died before
+    # saying ADOPTED: as a successor killed at the worst moment.
+    import mmap, struct
+    fd = struct.unpack("i", anc[0][2][:4])[0]
+    m = mmap.mmap(fd, 4096)
+    struct.pack_into("<I", m, 24, 0)
+    m.close()
+    s.close()
 PYEOF
 fake() { pxc_py "$@" <"$PXC_TMP/fake.py"; }
 got=$(fake other "$SOCK" 0123456789abcdef)
@@ -204,14 +212,15 @@ else
 	pxc_ok "# SKIP needs root and a user nobody to connect as another user"
 fi
 
-# A successor that takes the memfd and vanishes: the server takes the
-# cache back, saves it and exits 1.
+# A successor that adopts the memfd and dies before it answers: once it
+# is gone, the server takes the cache back (px_cache_reclaim), saves it
+# and exits 1.
 layout=$("$PXC_BIN" --features | sed -n 's/^cache_layout: //p')
 rm -f "$SNAP"
 got=$(fake vanish "$SOCK" "$layout")
 ended "$D"
 rc=$?
-pxc_check "a successor that vanishes: the server keeps the cache, saves it, exits 1 ($got, $rc)" \
+pxc_check "a successor that adopts and dies: the server takes the cache back, saves it, exits 1 ($got, $rc)" \
 	bash -c "[ '$got' = 'CACHE 1' ] && [ $rc -eq 1 ] && [ -s '$SNAP' ] &&
 	grep -q 'keeping it' '$PXC_TMP/d.log' &&
 	grep -q 'final snapshot' '$PXC_TMP/d.log'"

@@ -398,6 +398,51 @@ test_cache_handover_snapshots_before_and_after(void **state)
 	px_cache_destroy(c);
 }
 
+/*
+ * The adopter dies after its adopt (kill -9 before it answers): the cache
+ * is marked as in use, so px_cache_adopt() refuses it, and
+ * px_cache_reclaim() takes it back whole.  Also when the adopter died in
+ * the middle of the adoption, its pointers half rebased: the reclaim
+ * rebuilds them all from offsets.
+ */
+static void
+test_cache_handover_reclaim_after_the_adopter_died(void **state)
+{
+	static uint64_t cas[NKEYS];
+	struct px_cache *c = make(PX_CACHE_POLICY_S3FIFO), *d;
+	struct px_cache_opts o;
+	struct px_cache *cb;
+	int fd, status;
+	pid_t pid;
+
+	(void)state;
+	fill(c, cas);
+	assert_int_equal(px_cache_handover(c, &fd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(adopt(&d, fd) == 0 ? 0 : 1); /* adopts, then dies */
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(adopt(&d, fd), -EBUSY);
+
+	/* Cut short half way: some pointers moved, the claim held. */
+	cb = mmap(NULL, sizeof(*cb), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	assert_true(cb != MAP_FAILED);
+	cb->stripes = (void *)0x1000;
+	cb->buckets = (void *)0x2000;
+	atomic_store(&cb->index, (struct pxc_index *)0x3000);
+	atomic_store(&cb->handover, PXC_ADOPTING);
+	munmap(cb, sizeof(*cb));
+
+	opts(&o, PX_CACHE_POLICY_DEFAULT, false); /* the test's clock */
+	assert_int_equal(px_cache_reclaim(&d, fd, &o), 0);
+	close(fd);
+	assert_int_equal(check(d, cas), NKEYS);
+	assert_int_equal(px_cache_set(d, "after", 5, "x", 1, 0, 0), 0);
+	px_cache_destroy(d);
+}
+
 /* A memfd that is no cache, and a cache from a build of another layout. */
 static void
 test_cache_handover_foreign_regions_are_corrupt(void **state)
@@ -493,6 +538,8 @@ main(void)
 		test_cache_handover_adopted_cache_evicts_within_budget),
 	    cmocka_unit_test(test_cache_handover_refusals_keep_the_cache),
 	    cmocka_unit_test(test_cache_handover_foreign_regions_are_corrupt),
+	    cmocka_unit_test(
+		test_cache_handover_reclaim_after_the_adopter_died),
 	    cmocka_unit_test(
 		test_cache_handover_snapshot_after_snapshots_saves_every_item),
 	    cmocka_unit_test(test_cache_handover_snapshots_before_and_after),
