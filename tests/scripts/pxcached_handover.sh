@@ -247,7 +247,7 @@ SOCK2=$PXC_TMP/ho2.sock
 srv g -t 2 -m 32 --handover "$SOCK2"
 G=$SRV
 items fill "$PXC_TMP/rec2.json" >/dev/null
-"$PXC_BIN" -p 0 --handover "$SOCK2" --snapshot "$PXC_TMP/no/such/dir/s" \
+timeout -k 5 60 "$PXC_BIN" -p 0 --handover "$SOCK2" --snapshot "$PXC_TMP/no/such/dir/s" \
 	>"$PXC_TMP/j.log" 2>&1
 jrc=$?
 got=$(items compare "$PXC_TMP/rec2.json")
@@ -274,7 +274,7 @@ for _ in $(seq 1 100); do
 	sleep 0.1
 done
 busy_port=$(cat "$PXC_TMP/busy")
-"$PXC_BIN" -p "$busy_port" --handover "$SOCK2" --snapshot "$PXC_TMP/s2" \
+timeout -k 5 150 "$PXC_BIN" -p "$busy_port" --handover "$SOCK2" --snapshot "$PXC_TMP/s2" \
 	>"$PXC_TMP/h.log" 2>&1
 hrc=$?
 ended "$G"
