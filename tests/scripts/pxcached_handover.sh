@@ -18,45 +18,7 @@ echo "TAP version 13"
 echo "1..$NT"
 SOCK=$PXC_TMP/ho.sock
 SNAP=$PXC_TMP/cache.snap
-PIDS=()
 
-ho_cleanup() {
-	for p in "${PIDS[@]}"; do
-		kill -KILL "$p" 2>/dev/null && wait "$p" 2>/dev/null
-	done
-	pxc_cleanup
-}
-trap ho_cleanup EXIT
-
-# srv NAME [options...]: starts a server logging to $PXC_TMP/NAME.log;
-# sets SRV to its pid and PXC_PORT to its port; 1 if it did not listen.
-srv() {
-	local name=$1
-	shift
-	rm -f "$PXC_TMP/port"
-	"$PXC_BIN" -p 0 --port-file "$PXC_TMP/port" "$@" \
-		>"$PXC_TMP/$name.log" 2>&1 &
-	SRV=$!
-	PIDS+=("$SRV")
-	for _ in $(seq 1 300); do
-		if [ -s "$PXC_TMP/port" ]; then
-			PXC_PORT=$(cat "$PXC_TMP/port")
-			return 0
-		fi
-		kill -0 "$SRV" 2>/dev/null || return 1
-		sleep 0.1
-	done
-	return 1
-}
-
-# ended PID: waits up to 30 s for our server PID to exit; its status.
-ended() {
-	for _ in $(seq 1 300); do
-		kill -0 "$1" 2>/dev/null || break
-		sleep 0.1
-	done
-	wait "$1"
-}
 
 # The items: fill writes them and records what gets and mg say;
 # compare reads them back and prints "N same" or the first difference.
@@ -108,7 +70,7 @@ else:
 PYEOF
 items() { pxc_py "$@" <"$PXC_TMP/items.py"; }
 
-if ! srv a -m 64 -t 2 --handover "$SOCK"; then
+if ! pxc_srv a -m 64 -t 2 --handover "$SOCK"; then
 	why=$(grep -i io_uring "$PXC_TMP/a.log" | head -1)
 	[ -n "$why" ] && pxc_skip_all "$NT" "io_uring unavailable: $why"
 	pxc_not_ok "pxcached starts with --handover"
@@ -123,9 +85,9 @@ ok=no
 pxc_check "the first server serves its handover socket, mode 0600 ($got, $mode)" \
 	[ $ok = yes ]
 
-srv b -p "$PORT" -m 16 -t 2 --handover "$SOCK"
+pxc_srv b -p "$PORT" -m 16 -t 2 --handover "$SOCK"
 B=$SRV
-ended "$A"
+pxc_ended "$A"
 rc=$?
 pxc_check "a second server takes the cache over; the first exits 0 ($rc)" \
 	bash -c "[ $rc -eq 0 ] && [ $PXC_PORT = $PORT ] &&
@@ -146,19 +108,19 @@ pxc_check "the new server stores and reads ($got)" \
 
 # A third server, with --snapshot: the roll leaves FILE to it, and its
 # own SIGTERM saves the whole cache.
-srv c -p "$PORT" -t 2 --handover "$SOCK" --snapshot "$SNAP"
+pxc_srv c -p "$PORT" -t 2 --handover "$SOCK" --snapshot "$SNAP"
 C=$SRV
-ended "$B"
+pxc_ended "$B"
 rc=$?
 got=$(items compare "$PXC_TMP/rec.json")
 kill -TERM "$C"
-ended "$C"
+pxc_ended "$C"
 crc=$?
 ok=no
 [ $rc -eq 0 ] && [ "$got" = "3000 same" ] && [ $crc -eq 0 ] && ok=yes
 pxc_check "rolls again, to a server with --snapshot ($rc, $got, $crc)" \
 	[ $ok = yes ]
-srv d -t 2 --snapshot "$SNAP" --handover "$SOCK"
+pxc_srv d -t 2 --snapshot "$SNAP" --handover "$SOCK"
 D=$SRV
 got=$(items compare "$PXC_TMP/rec.json")
 pxc_check "its final snapshot holds every item ($got)" \
@@ -218,13 +180,13 @@ fi
 layout=$("$PXC_BIN" --features | sed -n 's/^cache_layout: //p')
 rm -f "$SNAP"
 got=$(fake vanish "$SOCK" "$layout")
-ended "$D"
+pxc_ended "$D"
 rc=$?
 pxc_check "a successor that adopts and dies: the server takes the cache back, saves it, exits 1 ($got, $rc)" \
 	bash -c "[ '$got' = 'CACHE 1' ] && [ $rc -eq 1 ] && [ -s '$SNAP' ] &&
 	grep -q 'keeping it' '$PXC_TMP/d.log' &&
 	grep -q 'final snapshot' '$PXC_TMP/d.log'"
-srv e -t 2 --snapshot "$SNAP" --handover "$SOCK"
+pxc_srv e -t 2 --snapshot "$SNAP" --handover "$SOCK"
 E=$SRV
 got=$(items compare "$PXC_TMP/rec.json")
 pxc_check "the saved cache loads back ($got)" [ "$got" = "3000 same" ]
@@ -232,11 +194,11 @@ kill -KILL "$E"
 wait "$E" 2>/dev/null
 
 # kill -9 leaves the socket file; the next server starts anew.
-srv f -t 2 --handover "$SOCK"
+pxc_srv f -t 2 --handover "$SOCK"
 F=$SRV
 got=$(items compare "$PXC_TMP/rec.json")
 kill -TERM "$F"
-ended "$F"
+pxc_ended "$F"
 rc=$?
 pxc_check "a stale socket file: the next server starts anew ($got, $rc)" \
 	bash -c "[ $rc -eq 0 ] && [ '${got%% *}' = k0 ] &&
@@ -244,7 +206,7 @@ pxc_check "a stale socket file: the next server starts anew ($got, $rc)" \
 # A successor that cannot save to its --snapshot asks for nothing; one
 # that cannot open its port after taking the cache over saves it there.
 SOCK2=$PXC_TMP/ho2.sock
-srv g -t 2 -m 32 --handover "$SOCK2"
+pxc_srv g -t 2 -m 32 --handover "$SOCK2"
 G=$SRV
 items fill "$PXC_TMP/rec2.json" >/dev/null
 timeout -k 5 60 "$PXC_BIN" -p 0 --handover "$SOCK2" --snapshot "$PXC_TMP/no/such/dir/s" \
@@ -268,7 +230,7 @@ os.rename(sys.argv[1] + ".tmp", sys.argv[1])
 time.sleep(60)
 PYEOF
 BUSY=$!
-PIDS+=("$BUSY")
+PXC_PIDS+=("$BUSY")
 for _ in $(seq 1 100); do
 	[ -s "$PXC_TMP/busy" ] && break
 	sleep 0.1
@@ -277,10 +239,10 @@ busy_port=$(cat "$PXC_TMP/busy")
 timeout -k 5 150 "$PXC_BIN" -p "$busy_port" --handover "$SOCK2" --snapshot "$PXC_TMP/s2" \
 	>"$PXC_TMP/h.log" 2>&1
 hrc=$?
-ended "$G"
+pxc_ended "$G"
 grc=$?
 kill "$BUSY" 2>/dev/null
-srv i -t 2 --snapshot "$PXC_TMP/s2"
+pxc_srv i -t 2 --snapshot "$PXC_TMP/s2"
 got=$(items compare "$PXC_TMP/rec2.json")
 ok=no
 [ $hrc -eq 1 ] && [ $grc -eq 0 ] && [ "$got" = "3000 same" ] &&

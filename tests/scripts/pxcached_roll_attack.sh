@@ -16,46 +16,8 @@ NT=7
 echo "TAP version 13"
 echo "1..$NT"
 SOCK=$PXC_TMP/ho.sock
-PIDS=()
 
-ra_cleanup() {
-	for p in "${PIDS[@]}"; do
-		kill -KILL "$p" 2>/dev/null && wait "$p" 2>/dev/null
-	done
-	pxc_cleanup
-}
-trap ra_cleanup EXIT
-[ -n "${RA_KEEP:-}" ] && trap "cat $PXC_TMP/*.log >&2; ra_cleanup" EXIT
-
-# srv NAME [options...]: a server logging to $PXC_TMP/NAME.log; SRV is
-# its pid, PXC_PORT its port; 1 if it did not listen.
-srv() {
-	local name=$1
-	shift
-	rm -f "$PXC_TMP/port"
-	"$PXC_BIN" -p 0 --port-file "$PXC_TMP/port" "$@" \
-		>"$PXC_TMP/$name.log" 2>&1 &
-	SRV=$!
-	PIDS+=("$SRV")
-	for _ in $(seq 1 300); do
-		if [ -s "$PXC_TMP/port" ]; then
-			PXC_PORT=$(cat "$PXC_TMP/port")
-			return 0
-		fi
-		kill -0 "$SRV" 2>/dev/null || return 1
-		sleep 0.1
-	done
-	return 1
-}
-
-# ended PID: waits up to 30 s for our server PID to exit; its status.
-ended() {
-	for _ in $(seq 1 300); do
-		kill -0 "$1" 2>/dev/null || break
-		sleep 0.1
-	done
-	wait "$1"
-}
+[ -n "${RA_KEEP:-}" ] && trap "cat $PXC_TMP/*.log >&2; pxc_cleanup" EXIT
 
 # A peer on the handover socket: peer MODE [LAYOUT].
 cat >"$PXC_TMP/peer.py" <<'PYEOF'
@@ -101,7 +63,7 @@ print("%d same" % n)
 PYEOF
 kv() { pxc_py "$@" <"$PXC_TMP/kv.py"; }
 
-if ! srv a -m 64 -t 2 --handover "$SOCK"; then
+if ! pxc_srv a -m 64 -t 2 --handover "$SOCK"; then
 	why=$(grep -i io_uring "$PXC_TMP/a.log" | head -1)
 	[ -n "$why" ] && pxc_skip_all "$NT" "io_uring unavailable: $why"
 	pxc_not_ok "pxcached starts with --handover"
@@ -130,7 +92,7 @@ import socket, sys, time
 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); time.sleep(30)
 " "$SOCK" &
 HOLD=$!
-PIDS+=("$HOLD")
+PXC_PIDS+=("$HOLD")
 sleep 0.3
 peer hangup "$SOCK" "$layout"
 kill "$HOLD"
@@ -149,11 +111,11 @@ import socket, sys, time
 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); time.sleep(8)
 " "$SOCK" &
 SILENT=$!
-PIDS+=("$SILENT")
+PXC_PIDS+=("$SILENT")
 sleep 0.2
-srv b -p "$PORT" -m 64 -t 2 --handover "$SOCK"
+pxc_srv b -p "$PORT" -m 64 -t 2 --handover "$SOCK"
 B=$SRV
-ended "$A"
+pxc_ended "$A"
 rc=$?
 got=$(kv check 500)
 ok=no
@@ -236,11 +198,11 @@ print("%d of %d lost or wrong" % (len(bad), len(acked)), *bad[:2])
 PYEOF
 pxc_py 4 "$PXC_TMP/acked.json" <"$PXC_TMP/load.py" >"$PXC_TMP/load.out" &
 LOAD=$!
-PIDS+=("$LOAD")
+PXC_PIDS+=("$LOAD")
 sleep 1.5
-srv c -p "$PORT" -m 64 -t 2 --handover "$SOCK"
+pxc_srv c -p "$PORT" -m 64 -t 2 --handover "$SOCK"
 C=$SRV
-ended "$B"
+pxc_ended "$B"
 rc=$?
 wait "$LOAD"
 load=$(cat "$PXC_TMP/load.out")
@@ -252,7 +214,7 @@ pxc_check "a roll under pipelined load loses no acknowledged write ($load; $got)
 	[ $ok = yes ]
 got=$(kv check 500)
 kill -TERM "$C"
-ended "$C"
+pxc_ended "$C"
 crc=$?
 pxc_check "the items of before both rolls read back; the last server exits 0 ($got, $crc)" \
 	bash -c "[ '$got' = '500 same' ] && [ $crc -eq 0 ]"
@@ -262,7 +224,7 @@ pxc_check "the items of before both rolls read back; the last server exits 0 ($g
 # leaves its claim bit on the items it wrote).
 SNAP=$PXC_TMP/roll.snap
 SOCK3=$PXC_TMP/ho3.sock
-srv d -m 32 -t 2 --handover "$SOCK3" --snapshot "$SNAP" \
+pxc_srv d -m 32 -t 2 --handover "$SOCK3" --snapshot "$SNAP" \
 	--snapshot-interval 1
 D=$SRV
 kv fill 500 >/dev/null
@@ -270,36 +232,36 @@ for _ in $(seq 1 100); do
 	[ -s "$SNAP" ] && break # the first periodic save
 	sleep 0.1
 done
-srv e -p "$PXC_PORT" -m 32 -t 2 --handover "$SOCK3" --snapshot "$SNAP"
+pxc_srv e -p "$PXC_PORT" -m 32 -t 2 --handover "$SOCK3" --snapshot "$SNAP"
 E=$SRV
-ended "$D"
+pxc_ended "$D"
 drc=$?
 kill -TERM "$E"
-ended "$E"
+pxc_ended "$E"
 erc=$?
-srv f -m 32 -t 2 --snapshot "$SNAP"
+pxc_srv f -m 32 -t 2 --snapshot "$SNAP"
 F=$SRV
 got=$(kv check 500)
 kill -TERM "$F"
-ended "$F"
+pxc_ended "$F"
 pxc_check "a roll after periodic saves: the new server's final snapshot holds every item ($drc, $erc, $got)" \
 	bash -c "[ $drc -eq 0 ] && [ $erc -eq 0 ] && [ '$got' = '500 same' ]"
 
 # SIGTERM while a peer is connected to SOCKET and has not asked yet (a
 # successor mid-handshake, or a stuck one): the server stops at once
 # rather than waiting out the peer's 5 s to ask.
-srv g -m 16 -t 2 --handover "$SOCK3"
+pxc_srv g -m 16 -t 2 --handover "$SOCK3"
 G=$SRV
 "$PYTHON" -c "
 import socket, sys, time
 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); time.sleep(30)
 " "$SOCK3" &
 QUIET=$!
-PIDS+=("$QUIET")
+PXC_PIDS+=("$QUIET")
 sleep 0.3
 t0=$(date +%s%N)
 kill -TERM "$G"
-ended "$G"
+pxc_ended "$G"
 grc=$?
 ms=$((($(date +%s%N) - t0) / 1000000))
 kill "$QUIET" 2>/dev/null

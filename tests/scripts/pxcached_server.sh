@@ -20,11 +20,16 @@ PXC_PORT=
 PXC_N=0
 PXC_FAILED=0
 
+PXC_PIDS=() # servers started with pxc_srv
+
 pxc_cleanup() {
 	if [ -n "$PXC_PID" ] && kill -0 "$PXC_PID" 2>/dev/null; then
 		kill -KILL "$PXC_PID" 2>/dev/null
 		wait "$PXC_PID" 2>/dev/null
 	fi
+	for p in "${PXC_PIDS[@]}"; do
+		kill -KILL "$p" 2>/dev/null && wait "$p" 2>/dev/null
+	done
 	rm -rf "$PXC_TMP"
 }
 trap pxc_cleanup EXIT
@@ -50,6 +55,37 @@ pxc_start() {
 		sleep 0.1
 	done
 	return 1
+}
+
+# pxc_srv NAME [options...]: one of several servers at once, logging to
+# $PXC_TMP/NAME.log; SRV is its pid (killed at exit if still running),
+# PXC_PORT its port; 1 if it did not listen within 30 s.
+pxc_srv() {
+	local name=$1
+	shift
+	rm -f "$PXC_TMP/port"
+	"$PXC_BIN" -p 0 --port-file "$PXC_TMP/port" "$@" \
+		>"$PXC_TMP/$name.log" 2>&1 &
+	SRV=$!
+	PXC_PIDS+=("$SRV")
+	for _ in $(seq 1 300); do
+		if [ -s "$PXC_TMP/port" ]; then
+			PXC_PORT=$(cat "$PXC_TMP/port")
+			return 0
+		fi
+		kill -0 "$SRV" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# pxc_ended PID: waits up to 30 s for our server PID to exit; its status.
+pxc_ended() {
+	for _ in $(seq 1 300); do
+		kill -0 "$1" 2>/dev/null || break
+		sleep 0.1
+	done
+	wait "$1"
 }
 
 # pxc_stop [SIGNAL]: stops the server by pid and returns its exit status.
