@@ -78,20 +78,11 @@ trap mc_cleanup EXIT
 # to bind and exited, the port still accepted): the cases, flush_all and
 # stats reset included, went to someone else's server.
 mc_answers() {
-	PORT=$1 PID=$2 "$PYTHON" -c '
-import os, re, socket, sys
-s = socket.create_connection(("127.0.0.1", int(os.environ["PORT"])), 1)
-s.settimeout(2)
-s.sendall(b"stats\r\n")
-got = b""
-while not got.endswith(b"END\r\n"):
-    d = s.recv(65536)
-    if not d:
-        break
-    got += d
-m = re.search(rb"STAT pid (\d+)\r\n", got)
-sys.exit(0 if m and m.group(1) == os.environ["PID"].encode() else 1)' \
-		2>/dev/null
+	PXC_PORT=$1 pxc_py "$2" 2>/dev/null <<'PYEOF'
+import sys
+from pxtap import PORT, owns
+sys.exit(0 if owns(PORT, sys.argv[1]) else 1)
+PYEOF
 }
 # mc_port_open PORT: something listens on PORT (no byte is sent to it).
 mc_port_open() {

@@ -32,6 +32,8 @@ import socket
 import sys
 import time
 
+from pxtap import owns
+
 KEYS = [b"k0", b"k1", b"k2", b"n0", b"n1", b"noreply", b"k\x01\xc3\xa9"]
 NUMKEYS = [b"n0", b"n1"]
 LONG_KEY = b"x" * 251
@@ -743,21 +745,6 @@ def minimize(mc, px, cmds, at, pipelined):
     return head + [last]
 
 
-def check_owner(port, pid):
-    s = socket.create_connection(("127.0.0.1", port), 2)
-    s.settimeout(5)
-    s.sendall(b"stats\r\n")
-    got = b""
-    while not got.endswith(b"END\r\n"):
-        d = s.recv(65536)
-        if not d:
-            break
-        got += d
-    s.close()
-    m = re.search(rb"STAT pid (\d+)\r\n", got)
-    return m is not None and m.group(1) == pid.encode()
-
-
 def seeds(words):
     for w in words:
         if "-" in w:
@@ -830,7 +817,7 @@ def main():
     mc_port, mc_pid, px_port, px_pid = sys.argv[1:5]
     ncmds = int(os.environ.get("PX_DIFFTEST_CMDS", "200"))
     for port, pid in ((mc_port, mc_pid), (px_port, px_pid)):
-        if not check_owner(int(port), pid):
+        if not owns(int(port), pid, 5):
             print("FAIL port %s is not served by pid %s" % (port, pid))
             sys.exit(2)
     mc, px = Server("mc", int(mc_port)), Server("px", int(px_port))

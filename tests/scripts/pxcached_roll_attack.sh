@@ -63,12 +63,7 @@ print("%d same" % n)
 PYEOF
 kv() { pxc_py "$@" <"$PXC_TMP/kv.py"; }
 
-if ! pxc_srv a -m 64 -t 2 --handover "$SOCK"; then
-	why=$(grep -i io_uring "$PXC_TMP/a.log" | head -1)
-	[ -n "$why" ] && pxc_skip_all "$NT" "io_uring unavailable: $why"
-	pxc_not_ok "pxcached starts with --handover"
-	pxc_skip_all "$NT" "pxcached did not start"
-fi
+pxc_require_srv "$NT" a -m 64 -t 2 --handover "$SOCK"
 A=$SRV
 PORT=$PXC_PORT
 kv fill 500 >/dev/null

@@ -79,6 +79,19 @@ pxc_srv() {
 	return 1
 }
 
+# pxc_require_srv N NAME [options...]: pxc_srv for a script's first
+# server; when it does not come up, the script's N tests are skipped
+# (io_uring blocked) or it fails once and skips the rest.
+pxc_require_srv() {
+	local n=$1 name=$2 why
+	shift
+	pxc_srv "$@" && return 0
+	why=$(grep -i io_uring "$PXC_TMP/$name.log" | head -1)
+	[ -n "$why" ] && pxc_skip_all "$n" "io_uring unavailable: $why"
+	pxc_not_ok "pxcached starts ($*)"
+	pxc_skip_all "$n" "pxcached did not start"
+}
+
 # pxc_ended PID: waits up to 30 s for our server PID to exit; its status.
 pxc_ended() {
 	for _ in $(seq 1 300); do

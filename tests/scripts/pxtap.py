@@ -8,6 +8,7 @@
 # print details as bytes set DETAIL = "# got %r" (and DETAIL_MAX to
 # shorten them); CONN_TIMEOUT is conn()'s socket timeout in seconds.
 import os
+import re
 import socket
 import sys
 
@@ -132,3 +133,20 @@ def fill(s, n, size):
         s.sendall(b"".join(b"set k%d 0 0 %d noreply\r\n%s\r\n"
                            % (j, size, v) for j in range(i, min(n, i + 100))))
     assert ask_strict(s, b"mn\r\n", b"\r\n") == b"MN\r\n"
+
+
+def owns(port, pid, timeout=2):
+    """Whether 127.0.0.1:PORT answers and its stats say pid PID: the
+    server there is the one we started, not whoever held the port."""
+    s = socket.create_connection(("127.0.0.1", port), timeout)
+    s.settimeout(timeout)
+    s.sendall(b"stats\r\n")
+    got = b""
+    while not got.endswith(b"END\r\n"):
+        d = s.recv(65536)
+        if not d:
+            break
+        got += d
+    s.close()
+    m = re.search(rb"STAT pid (\d+)\r\n", got)
+    return m is not None and m.group(1) == str(pid).encode()

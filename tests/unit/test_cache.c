@@ -120,6 +120,18 @@ metric(struct px_cache *c, enum px_cache_metric m)
 	return v[m];
 }
 
+/* Once removed items are reclaimed, the arena is as it was @before. */
+static void
+assert_memory_back(struct px_cache *c, const struct px_cache_memory *before)
+{
+	struct px_cache_memory m;
+
+	px_cache_maintain(c, 0);
+	px_cache_memory(c, &m);
+	assert_int_equal(m.used_bytes, before->used_bytes);
+	assert_int_equal(m.free_bytes, before->free_bytes);
+}
+
 /* ---- Basic operations ------------------------------------------------ */
 
 static void
@@ -1383,7 +1395,7 @@ test_cache_block_sizes_across_the_meta_limit(void **state)
 {
 	struct px_cache *c = make(4 * MIB, PX_CACHE_POLICY_LRU, 0);
 	static char val[1100], buf[1100];
-	struct px_cache_memory before, after;
+	struct px_cache_memory before;
 	struct px_cache_info info;
 	char key[16];
 	size_t vlen;
@@ -1410,10 +1422,7 @@ test_cache_block_sizes_across_the_meta_limit(void **state)
 		assert_memory_equal(buf, val, vlen);
 		assert_int_equal(px_cache_delete(c, key, strlen(key)), 0);
 	}
-	px_cache_maintain(c, 0);
-	px_cache_memory(c, &after);
-	assert_int_equal(after.used_bytes, before.used_bytes);
-	assert_int_equal(after.free_bytes, before.free_bytes);
+	assert_memory_back(c, &before);
 	px_cache_destroy(c);
 }
 
@@ -1469,10 +1478,7 @@ test_cache_small_request_in_a_big_hole(void **state)
 	assert_int_equal(px_cache_delete(c, "B", 1), 0);
 	assert_int_equal(px_cache_delete(c, "X", 1), 0);
 	assert_int_equal(px_cache_delete(c, "Y", 1), 0);
-	px_cache_maintain(c, 0);
-	px_cache_memory(c, &m);
-	assert_int_equal(m.used_bytes, before.used_bytes);
-	assert_int_equal(m.free_bytes, before.free_bytes);
+	assert_memory_back(c, &before);
 	px_cache_destroy(c);
 }
 
